@@ -1,0 +1,57 @@
+"""genlatent: latent-variable generative models (VAEs and VQ-VAEs) for PyTorch.
+
+The layers, each importing only those before it:
+
+- `genlatent.functional`: pure maths (reparameterization, KL, likelihoods, quantization)
+- `genlatent.nn`: encoders, decoders and the `VectorQuantizer`
+- `genlatent.losses`: the ELBO and the VQ-VAE objective
+- `genlatent.models`: `VAE`, `VQVAE` and the reference presets
+"""
+
+from genlatent._version import __version__
+from genlatent.functional import (
+    bernoulli_log_likelihood,
+    gaussian_kl,
+    gaussian_log_likelihood,
+    reparameterize,
+)
+from genlatent.losses import VAELoss, VQVAELoss, vae_loss, vqvae_loss
+from genlatent.models import (
+    VAE,
+    VQVAE,
+    VAEOutput,
+    VQVAEOutput,
+)
+from genlatent.nn import (
+    ConvDecoder,
+    ConvEncoder,
+    GaussianParams,
+    MLPDecoder,
+    MLPEncoder,
+    ResidualBlock,
+)
+
+__all__ = [
+    "VAE",
+    "VQVAE",
+    "ConvDecoder",
+    "ConvEncoder",
+    "GaussianParams",
+    "MLPDecoder",
+    "MLPEncoder",
+    "ResidualBlock",
+    "VAELoss",
+    "VAEOutput",
+    "VQVAELoss",
+    "VQVAEOutput",
+    "__version__",
+    "bernoulli_log_likelihood",
+    "cifar10_vqvae",
+    "gaussian_kl",
+    "gaussian_log_likelihood",
+    "mnist_vae",
+    "mnist_vqvae",
+    "reparameterize",
+    "vae_loss",
+    "vqvae_loss",
+]

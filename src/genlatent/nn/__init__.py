@@ -1,0 +1,13 @@
+"""Building blocks: MLP and convolutional encoders and decoders, the vector quantizer."""
+
+from genlatent.nn.conv import ConvDecoder, ConvEncoder, ResidualBlock
+from genlatent.nn.mlp import GaussianParams, MLPDecoder, MLPEncoder
+
+__all__ = [
+    "ConvDecoder",
+    "ConvEncoder",
+    "GaussianParams",
+    "MLPDecoder",
+    "MLPEncoder",
+    "ResidualBlock",
+]
