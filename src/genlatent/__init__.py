@@ -21,6 +21,9 @@ from genlatent.models import (
     VQVAE,
     VAEOutput,
     VQVAEOutput,
+    cifar10_vqvae,
+    mnist_vae,
+    mnist_vqvae,
 )
 from genlatent.nn import (
     ConvDecoder,
@@ -28,7 +31,9 @@ from genlatent.nn import (
     GaussianParams,
     MLPDecoder,
     MLPEncoder,
+    QuantizerOutput,
     ResidualBlock,
+    VectorQuantizer,
 )
 
 __all__ = [
@@ -39,11 +44,13 @@ __all__ = [
     "GaussianParams",
     "MLPDecoder",
     "MLPEncoder",
+    "QuantizerOutput",
     "ResidualBlock",
     "VAELoss",
     "VAEOutput",
     "VQVAELoss",
     "VQVAEOutput",
+    "VectorQuantizer",
     "__version__",
     "bernoulli_log_likelihood",
     "cifar10_vqvae",

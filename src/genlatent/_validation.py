@@ -62,7 +62,7 @@ def check_reduction(reduction: object) -> str:
     """Require one of ``"none"``, ``"sum"``, ``"mean"``."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction  # type: ignore[return-value]
+    return reduction
 
 
 def check_positive_int(name: str, value: object) -> int:

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.distributions import ContinuousBernoulli, Bernoulli
+from torch.distributions import Bernoulli, ContinuousBernoulli
 
 from genlatent.functional import bernoulli_log_likelihood
 
@@ -18,9 +18,7 @@ def test_matches_torch_bernoulli_on_binary_data(seed, batch, features):
     x = torch.randint(0, 2, logits.shape, generator=g).double()
     expected = Bernoulli(logits=logits).log_prob(x).sum(dim=(1, 2))
     torch.testing.assert_close(bernoulli_log_likelihood(x, logits), expected)
-    torch.testing.assert_close(
-        bernoulli_log_likelihood(x, logits, reduction="sum"), expected.sum()
-    )
+    torch.testing.assert_close(bernoulli_log_likelihood(x, logits, reduction="sum"), expected.sum())
 
 
 def test_matches_probability_form_on_grey_levels():

@@ -35,7 +35,7 @@ def test_encoder_decoder_shapes_and_gradients(seed, batch, hidden, latent):
 
 def test_flat_input_with_leading_dims():
     encoder = MLPEncoder(6, 4, 2)
-    mean, log_var = encoder(torch.rand(2, 3, 6))
+    mean, _ = encoder(torch.rand(2, 3, 6))
     assert mean.shape == (2, 3, 2)
     assert MLPDecoder(2, 4, 6)(mean).shape == (2, 3, 6)
 
@@ -69,7 +69,11 @@ def test_dtype_follows_constructor():
         (lambda: MLPEncoder(4, 3, 2.0), TypeError, "latent_dim must be an int, got float"),
         (lambda: MLPEncoder(4, "3", 2), TypeError, "hidden_features must be an int or a seq"),
         (lambda: MLPEncoder(4, (3, -1), 2), ValueError, "hidden_features must be >= 1, got -1"),
-        (lambda: MLPDecoder(2, 3, 10, out_shape=(3, 3)), ValueError, r"out_shape must .* out_features=10"),
+        (
+            lambda: MLPDecoder(2, 3, 10, out_shape=(3, 3)),
+            ValueError,
+            r"out_shape must .* out_features=10",
+        ),
         (lambda: MLPEncoder(4, 3, 2, activation=3), TypeError, "activation must be an nn.M"),
         (
             lambda: MLPEncoder(4, 3, 2, activation=lambda: 3),
@@ -87,7 +91,7 @@ def test_bad_forward_inputs():
     encoder, decoder = MLPEncoder(6, 4, 2), MLPDecoder(2, 4, 6)
     with pytest.raises(ValueError, match=r"x must have shape \(\*, 6\) .* got \(2, 5\)"):
         encoder(torch.rand(2, 5))
-    with pytest.raises(TypeError, match="x must have a floating-point dtype, got torch.uint8"):
+    with pytest.raises(TypeError, match=r"x must have a floating-point dtype, got torch\.uint8"):
         encoder(torch.zeros(2, 6, dtype=torch.uint8))
     with pytest.raises(ValueError, match=r"z must have shape \(\*, 2\), got \(2, 3\)"):
         decoder(torch.rand(2, 3))

@@ -6,10 +6,32 @@ The modules in `genlatent.nn` and the losses in `genlatent.losses` call these.
 
 from genlatent.functional.bernoulli import bernoulli_log_likelihood
 from genlatent.functional.gaussian import gaussian_kl, gaussian_log_likelihood, reparameterize
+from genlatent.functional.quantize import (
+    EMAUpdate,
+    VQLosses,
+    code_counts,
+    code_sums,
+    codebook_perplexity,
+    counts_perplexity,
+    ema_codebook_update,
+    nearest_code,
+    straight_through,
+    vq_losses,
+)
 
 __all__ = [
+    "EMAUpdate",
+    "VQLosses",
     "bernoulli_log_likelihood",
+    "code_counts",
+    "code_sums",
+    "codebook_perplexity",
+    "counts_perplexity",
+    "ema_codebook_update",
     "gaussian_kl",
     "gaussian_log_likelihood",
+    "nearest_code",
     "reparameterize",
+    "straight_through",
+    "vq_losses",
 ]

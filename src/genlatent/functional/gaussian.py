@@ -62,9 +62,7 @@ def reparameterize(
         torch.Size([4, 2])
     """
     _check_mean_log_var(mean, log_var)
-    eps = torch.randn(
-        mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
-    )
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
     return mean + torch.exp(0.5 * log_var) * eps
 
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from genlatent.losses.vq import VQVAELoss, vqvae_loss
+from genlatent.nn.quantize import VectorQuantizer
 
 __all__ = ["VQVAE", "VQVAEOutput"]
 
@@ -53,7 +54,7 @@ class VQVAE(nn.Module):
         torch.Size([2, 3, 32, 32])
     """
 
-    def __init__(self, encoder: nn.Module, quantizer: nn.Module, decoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, quantizer: VectorQuantizer, decoder: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
         self.quantizer = quantizer
@@ -77,8 +78,8 @@ class VQVAE(nn.Module):
         return vqvae_loss(x, out.reconstruction, out.loss, reduction=reduction)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the code indices of ``x``, shape $(B, h, w)$."""
-        return self.quantizer(self.encoder(x)).indices
+        """Return the code indices of ``x``, shape $(B, h, w)$; no quantizer state changes."""
+        return self.quantizer.encode(self.encoder(x))
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """Decode a grid of code indices $(B, h, w)$ to images."""

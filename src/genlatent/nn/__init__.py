@@ -2,6 +2,7 @@
 
 from genlatent.nn.conv import ConvDecoder, ConvEncoder, ResidualBlock
 from genlatent.nn.mlp import GaussianParams, MLPDecoder, MLPEncoder
+from genlatent.nn.quantize import QuantizerOutput, VectorQuantizer
 
 __all__ = [
     "ConvDecoder",
@@ -9,5 +10,7 @@ __all__ = [
     "GaussianParams",
     "MLPDecoder",
     "MLPEncoder",
+    "QuantizerOutput",
     "ResidualBlock",
+    "VectorQuantizer",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -109,7 +111,7 @@ class ConvEncoder(nn.Module):
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.hidden_channels = check_positive_int("hidden_channels", hidden_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
-        factory = {"device": device, "dtype": dtype}
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.layers = nn.Sequential(
             nn.Conv2d(in_channels, hidden_channels, 4, stride=2, padding=1, **factory),
             nn.Conv2d(hidden_channels, hidden_channels, 4, stride=2, padding=1, **factory),
@@ -167,7 +169,7 @@ class ConvDecoder(nn.Module):
         self.in_channels = check_positive_int("in_channels", in_channels)
         self.hidden_channels = check_positive_int("hidden_channels", hidden_channels)
         self.out_channels = check_positive_int("out_channels", out_channels)
-        factory = {"device": device, "dtype": dtype}
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.layers = nn.Sequential(
             nn.Conv2d(in_channels, hidden_channels, 1, **factory),
             ResidualBlock(hidden_channels, 1, transposed=True, **factory),

@@ -170,9 +170,7 @@ class MLPDecoder(nn.Module):
         """Return the logits (or mean) of $p(x \\mid z)$ for latents ``z``."""
         check_floating("z", z)
         if z.ndim == 0 or z.shape[-1] != self.latent_dim:
-            raise ValueError(
-                f"z must have shape (*, {self.latent_dim}), got {tuple(z.shape)}"
-            )
+            raise ValueError(f"z must have shape (*, {self.latent_dim}), got {tuple(z.shape)}")
         logits = self.out(self.body(z))
         if self.out_shape is None:
             return logits

@@ -1,0 +1,510 @@
+r"""The VQ-VAE vector quantizer, with a learnable or an EMA codebook."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from einops import pack, rearrange, unpack
+from torch import nn
+
+from genlatent._validation import (
+    check_floating,
+    check_in_open_interval,
+    check_ndim,
+    check_positive_int,
+)
+from genlatent.functional.quantize import (
+    code_counts,
+    code_sums,
+    counts_perplexity,
+    ema_codebook_update,
+    nearest_code,
+    straight_through,
+    vq_losses,
+)
+
+__all__ = ["QuantizerOutput", "VectorQuantizer"]
+
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+_PackedShapes = list[tuple[int, ...] | list[int]]  # einops.pack's record of the packed dims
+_CHANNEL_FIRST = "(B, D), (B, D, L), (B, D, H, W) or (B, D, T, H, W)"
+_CHANNEL_LAST = "(B, D), (B, N, D), (B, H, W, D) or (B, T, H, W, D)"
+
+
+class QuantizerOutput(NamedTuple):
+    """What `VectorQuantizer.forward` returns.
+
+    Attributes:
+        quantized: the quantized inputs, shaped and typed like the inputs, with the
+            straight-through gradient to the inputs.
+        indices: the chosen codes, int64, the input shape without the channel dim.
+        loss: the term to add to the reconstruction loss: ``codebook_loss +
+            commitment_weight * commitment_loss``, or with an EMA codebook only
+            ``commitment_weight * commitment_loss``. Float32 scalar.
+        perplexity: perplexity of this batch's code usage (this process's batch), in
+            $[1, K]$, float32 scalar; 1 for an empty batch.
+        codebook_loss: the codebook term of VQ-VAE eq. 3 (reported in EMA mode, not
+            added to ``loss``), float32 scalar.
+        commitment_loss: the unweighted commitment term, float32 scalar.
+    """
+
+    quantized: torch.Tensor
+    indices: torch.Tensor
+    loss: torch.Tensor
+    perplexity: torch.Tensor
+    codebook_loss: torch.Tensor
+    commitment_loss: torch.Tensor
+
+
+class _Quantized(NamedTuple):
+    quantized: torch.Tensor
+    indices: torch.Tensor
+    loss: torch.Tensor
+    codebook_loss: torch.Tensor
+    commitment_loss: torch.Tensor
+    counts: torch.Tensor
+    perplexity: torch.Tensor
+
+
+def _quantize_rows(
+    rows: torch.Tensor,
+    codebook: torch.Tensor,
+    *,
+    commitment_weight: float,
+    ema: bool,
+    chunk_size: int | None,
+) -> _Quantized:
+    """The hot path: a pure function of tensors with no data-dependent Python branches."""
+    indices = nearest_code(rows, codebook, chunk_size=chunk_size)
+    selected = F.embedding(indices, codebook)
+    losses = vq_losses(rows, selected)
+    weighted = commitment_weight * losses.commitment
+    loss = weighted if ema else losses.codebook + weighted
+    counts = code_counts(indices, codebook.shape[0])
+    return _Quantized(
+        quantized=straight_through(rows, selected),
+        indices=indices,
+        loss=loss,
+        codebook_loss=losses.codebook,
+        commitment_loss=losses.commitment,
+        counts=counts,
+        perplexity=counts_perplexity(counts),
+    )
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _check_non_negative_float(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value}")
+    return float(value)
+
+
+def _check_optional_positive_int(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1 or None, got {value}")
+    return value
+
+
+class VectorQuantizer(nn.Module):
+    r"""Replace each $D$-dim vector by its nearest codebook row (VQ-VAE, van den Oord et al. 2017).
+
+    $$k_j = \operatorname*{arg\,min}_i \lVert z_j - e_i \rVert_2^2, \qquad z_q = e_{k},$$
+
+    with the straight-through gradient $\partial z_q / \partial z = I$ and the loss of
+    eq. 3 without its reconstruction term:
+
+    $$L = \lVert \operatorname{sg}[z] - e \rVert^2
+        + \beta \lVert z - \operatorname{sg}[e] \rVert^2,$$
+
+    each term a mean over all elements, $\beta$ = ``commitment_weight``. With ``ema=True``
+    the codebook is not learned by gradient but is an exponential moving average of the
+    vectors assigned to each code (appendix A.1, `ema_codebook_update`), and $L$ keeps only
+    the commitment term.
+
+    **Shapes, worked through.** Channel-first input $(B, D, H, W) = (2, 16, 8, 8)$ is
+    rearranged to $(2, 8, 8, 16)$ and packed to $N = 2 \cdot 8 \cdot 8 = 128$ rows of
+    $D = 16$: $(128, 16)$. Each row is compared with the $K$ codes $(K, 16)$, giving
+    indices $(128,)$ and quantized rows $(128, 16)$, which are unpacked back to indices
+    $(2, 8, 8)$ and quantized $(2, 16, 8, 8)$. With ``channel_last=True`` the input is
+    $(2, 8, 8, 16)$ and the quantized output too. $(B, D)$, $(B, D, L)$ and
+    $(B, D, T, H, W)$ (channel-last: $(B, D)$, $(B, N, D)$, $(B, T, H, W, D)$) work the
+    same way. No reshape assumes a batch size: $B = 0$ works (loss ``nan``, the mean of
+    nothing; perplexity 1).
+
+    **Codebook.** Initialised uniform in $(-1/K, 1/K)$ (as the PyTorch VQ-VAE tutorials).
+    Learnable mode: ``codebook`` is an ``nn.Parameter``. EMA mode: ``codebook`` is a buffer,
+    never in ``parameters()``, with buffers ``cluster_size`` $(K,)$ and ``embed_sum``
+    $(K, D)$. Without bias correction they start at 1 and at the codebook (as if each code
+    had been assigned its own value once), so unused codes neither explode nor collapse;
+    with ``bias_correction=True`` they start at 0 with a step counter ``ema_step`` and the
+    averages are divided by $1 - \gamma^t$ (sonnet's ``ExponentialMovingAverage``).
+
+    **When state changes.** The EMA update, the dead-code restart and their counters run
+    only in a *training step*: ``self.training`` and ``torch.is_grad_enabled()`` (so a
+    reentrant-checkpoint recomputation or a ``no_grad`` pass in train mode does not count
+    twice), under ``no_grad``, after the batch is quantized with the old codebook. Under
+    ``torch.distributed`` the counts and sums are all-reduced (sum) first, so replicas keep
+    identical codebooks. ``usage_counts`` (int64, per process, never all-reduced) grows in
+    every forward, training or eval, until `reset_usage`.
+
+    **Dead codes.** With ``restart_dead_codes=n``, a code that no vector chose (on any
+    replica) for ``n`` consecutive training steps is re-seeded to a random row of the
+    current batch's inputs (drawn with ``self.generator``, default the global RNG on the
+    inputs' device; under ``torch.distributed`` rank 0 draws and broadcasts). Its EMA
+    statistics are reset as if it had been assigned that vector once. In learnable mode
+    the optimiser's state for the row is left as it is.
+
+    Args:
+        codebook_size: number of codes $K$ (512 in the reference experiment).
+        embedding_dim: code dimension $D$, the encoder's output channels (16).
+        commitment_weight: $\beta \ge 0$ (0.25 in the paper).
+        ema: learn the codebook by EMA (appendix A.1) instead of by gradient.
+        decay: EMA decay $\gamma \in (0, 1)$.
+        eps: Laplace smoothing $\epsilon > 0$ of the EMA cluster sizes.
+        bias_correction: divide the EMA statistics by $1 - \gamma^t$ (needs ``ema``).
+        channel_last: inputs are $(B, \ldots, D)$ rather than $(B, D, \ldots)$.
+        restart_dead_codes: re-seed codes unused for this many consecutive training
+            steps; ``None`` (default) never does.
+        chunk_size: codes per distance block in the nearest-code search (bounded memory
+            for huge codebooks); ``None`` for all at once.
+        device: where to create the codebook and buffers.
+        dtype: the codebook's dtype; EMA statistics are at least float32.
+
+    Raises:
+        TypeError: on an argument of the wrong type.
+        ValueError: on ``codebook_size``/``embedding_dim`` < 1, ``decay`` outside (0, 1),
+            ``eps`` <= 0, a negative or non-finite ``commitment_weight``, or
+            ``bias_correction`` without ``ema``.
+
+    Shape:
+        - inputs: $(B, D, *)$ with up to three trailing dims, or $(B, *, D)$ if ``channel_last``
+        - quantized: same as inputs
+        - indices: $(B, *)$
+
+    Example:
+        >>> import torch
+        >>> quantizer = VectorQuantizer(512, 16)
+        >>> out = quantizer(torch.randn(2, 16, 8, 8))
+        >>> out.quantized.shape, out.indices.shape, out.loss.shape
+        (torch.Size([2, 16, 8, 8]), torch.Size([2, 8, 8]), torch.Size([]))
+        >>> quantizer.lookup(out.indices).shape
+        torch.Size([2, 16, 8, 8])
+    """
+
+    cluster_size: torch.Tensor
+    embed_sum: torch.Tensor
+    ema_step: torch.Tensor
+    usage_counts: torch.Tensor
+    steps_since_used: torch.Tensor
+
+    def __init__(
+        self,
+        codebook_size: int,
+        embedding_dim: int,
+        *,
+        commitment_weight: float = 0.25,
+        ema: bool = False,
+        decay: float = 0.99,
+        eps: float = 1e-5,
+        bias_correction: bool = False,
+        channel_last: bool = False,
+        restart_dead_codes: int | None = None,
+        chunk_size: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.codebook_size = check_positive_int("codebook_size", codebook_size)
+        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        self.commitment_weight = _check_non_negative_float("commitment_weight", commitment_weight)
+        self.decay = check_in_open_interval("decay", decay, 0.0, 1.0)
+        self.eps = check_in_open_interval("eps", eps, 0.0, math.inf)
+        if bias_correction and not ema:
+            raise ValueError("bias_correction=True needs ema=True, got ema=False")
+        self.ema = bool(ema)
+        self.bias_correction = bool(bias_correction)
+        self.channel_last = bool(channel_last)
+        self.restart_dead_codes = _check_optional_positive_int(
+            "restart_dead_codes", restart_dead_codes
+        )
+        self.chunk_size = _check_optional_positive_int("chunk_size", chunk_size)
+        self.generator: torch.Generator | None = None
+
+        codebook = torch.empty(codebook_size, embedding_dim, device=device, dtype=dtype)
+        if self.ema:
+            self.codebook: torch.Tensor
+            self.register_buffer("codebook", codebook)
+            stats_dtype = torch.promote_types(codebook.dtype, torch.float32)
+            self.register_buffer(
+                "cluster_size", torch.empty(codebook_size, device=device, dtype=stats_dtype)
+            )
+            self.register_buffer(
+                "embed_sum",
+                torch.empty(codebook_size, embedding_dim, device=device, dtype=stats_dtype),
+            )
+            if self.bias_correction:
+                self.register_buffer("ema_step", torch.zeros((), dtype=torch.int64, device=device))
+        else:
+            self.codebook = nn.Parameter(codebook)
+        self.register_buffer(
+            "usage_counts", torch.zeros(codebook_size, dtype=torch.int64, device=device)
+        )
+        if self.restart_dead_codes is not None:
+            self.register_buffer(
+                "steps_since_used", torch.zeros(codebook_size, dtype=torch.int64, device=device)
+            )
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Draw the codebook uniform in (-1/K, 1/K) and reset the EMA state and counters."""
+        bound = 1.0 / self.codebook_size
+        self.codebook.uniform_(-bound, bound)
+        if self.ema:
+            if self.bias_correction:
+                self.cluster_size.zero_()
+                self.embed_sum.zero_()
+                self.ema_step.zero_()
+            else:
+                self.cluster_size.fill_(1.0)
+                self.embed_sum.copy_(self.codebook)
+        if self.restart_dead_codes is not None:
+            self.steps_since_used.zero_()
+        self.usage_counts.zero_()
+
+    def extra_repr(self) -> str:
+        parts = [
+            f"codebook_size={self.codebook_size}",
+            f"embedding_dim={self.embedding_dim}",
+            f"commitment_weight={self.commitment_weight}",
+        ]
+        if self.ema:
+            parts += [f"ema=True, decay={self.decay}", f"eps={self.eps}"]
+            if self.bias_correction:
+                parts.append("bias_correction=True")
+        if self.channel_last:
+            parts.append("channel_last=True")
+        if self.restart_dead_codes is not None:
+            parts.append(f"restart_dead_codes={self.restart_dead_codes}")
+        if self.chunk_size is not None:
+            parts.append(f"chunk_size={self.chunk_size}")
+        return ", ".join(parts)
+
+    # ----------------------------------------------------------------------------- shapes
+
+    def _check_inputs(self, inputs: torch.Tensor) -> None:
+        check_floating("inputs", inputs)
+        d = self.embedding_dim
+        layout = _CHANNEL_LAST if self.channel_last else _CHANNEL_FIRST
+        layout = layout.replace("D", str(d))
+        check_ndim("inputs", inputs, (2, 3, 4, 5), layout)
+        channel_dim = -1 if self.channel_last else 1
+        if inputs.shape[channel_dim] != d:
+            where = "last" if self.channel_last else "second"
+            raise ValueError(
+                f"inputs must have embedding_dim={d} channels in the {where} dim, "
+                f"shape {layout}, got shape {tuple(inputs.shape)}"
+            )
+
+    def _to_rows(self, inputs: torch.Tensor) -> tuple[torch.Tensor, _PackedShapes]:
+        if not self.channel_last:
+            inputs = rearrange(inputs, "b d ... -> b ... d")
+        rows, packed_shapes = pack([inputs], "* d")
+        return rows, packed_shapes
+
+    def _from_rows(self, rows: torch.Tensor, packed_shapes: _PackedShapes) -> torch.Tensor:
+        [outputs] = unpack(rows, packed_shapes, "* d")
+        if not self.channel_last:
+            outputs = rearrange(outputs, "b ... d -> b d ...")
+        return outputs
+
+    # ---------------------------------------------------------------------------- forward
+
+    def forward(self, inputs: torch.Tensor) -> QuantizerOutput:
+        """Quantize ``inputs``; in a training step, then update the EMA codebook and counters.
+
+        Args:
+            inputs: encoder output, $(B, D, *)$ or, with ``channel_last``, $(B, *, D)$.
+
+        Returns:
+            `QuantizerOutput` ``(quantized, indices, loss, perplexity, codebook_loss,
+            commitment_loss)``.
+
+        Raises:
+            TypeError: if ``inputs`` is not a floating-point tensor.
+            ValueError: if ``inputs`` has the wrong rank or channel count.
+        """
+        self._check_inputs(inputs)
+        rows, packed_shapes = self._to_rows(inputs)
+        result = _quantize_rows(
+            rows,
+            self.codebook,
+            commitment_weight=self.commitment_weight,
+            ema=self.ema,
+            chunk_size=self.chunk_size,
+        )
+        training_step = self.training and torch.is_grad_enabled()
+        self._update_state(rows, result.indices, result.counts, training_step=training_step)
+        [indices] = unpack(result.indices, packed_shapes, "*")
+        return QuantizerOutput(
+            quantized=self._from_rows(result.quantized, packed_shapes),
+            indices=indices,
+            loss=result.loss,
+            perplexity=result.perplexity,
+            codebook_loss=result.codebook_loss,
+            commitment_loss=result.commitment_loss,
+        )
+
+    # ----------------------------------------------------------------------- housekeeping
+
+    @torch.no_grad()
+    def _update_state(
+        self,
+        rows: torch.Tensor,
+        indices: torch.Tensor,
+        counts: torch.Tensor,
+        *,
+        training_step: bool,
+    ) -> None:
+        """Usage counters, EMA update and dead-code restart: everything that mutates state."""
+        self.usage_counts.add_(counts.to(torch.int64))
+        if not training_step:
+            return
+        if self.ema:
+            stats = torch.cat(
+                [counts.unsqueeze(1), code_sums(rows, indices, self.codebook_size)], 1
+            )
+            if _distributed():
+                dist.all_reduce(stats, op=dist.ReduceOp.SUM)
+            global_counts = stats[:, 0]
+            self._ema_update(global_counts, stats[:, 1:])
+        else:
+            global_counts = counts
+            if self.restart_dead_codes is not None and _distributed():
+                global_counts = counts.clone()
+                dist.all_reduce(global_counts, op=dist.ReduceOp.SUM)
+        if self.restart_dead_codes is not None:
+            self._restart_dead_codes(rows, global_counts, self.restart_dead_codes)
+
+    def _ema_update(self, counts: torch.Tensor, sums: torch.Tensor) -> None:
+        step = None
+        if self.bias_correction:
+            self.ema_step.add_(1)
+            step = self.ema_step
+        update = ema_codebook_update(
+            self.cluster_size,
+            self.embed_sum,
+            counts,
+            sums,
+            decay=self.decay,
+            eps=self.eps,
+            step=step,
+            codebook=self.codebook,
+        )
+        self.cluster_size.copy_(update.cluster_size)
+        self.embed_sum.copy_(update.embed_sum)
+        self.codebook.copy_(update.codebook)
+
+    def _restart_dead_codes(self, rows: torch.Tensor, counts: torch.Tensor, after: int) -> None:
+        self.steps_since_used.add_(1).masked_fill_(counts > 0, 0)
+        dead = torch.nonzero(self.steps_since_used >= after).squeeze(1)
+        if dead.numel() == 0:  # the same on every replica: counts are all-reduced
+            return
+        if rows.shape[0] > 0:
+            pick = torch.randint(
+                rows.shape[0], (dead.numel(),), device=rows.device, generator=self.generator
+            )
+            seeds = rows[pick].to(self.codebook.dtype)
+        else:
+            seeds = self.codebook[dead].clone()
+        if _distributed():
+            dist.broadcast(seeds, src=0)
+        self.codebook[dead] = seeds
+        self.steps_since_used[dead] = 0
+        if self.ema:
+            # as if each re-seeded code had been assigned its new value once
+            scale = 1.0
+            if self.bias_correction:
+                scale = 1.0 - self.decay ** int(self.ema_step)
+            self.cluster_size[dead] = scale
+            self.embed_sum[dead] = scale * seeds.to(self.embed_sum.dtype)
+
+    # ------------------------------------------------------------------------ public API
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Return the nearest code of each vector, touching no state (no EMA, no counters).
+
+        Args:
+            inputs: $(B, D, *)$ or, with ``channel_last``, $(B, *, D)$.
+
+        Returns:
+            int64 indices $(B, *)$, the same as ``self(inputs).indices``.
+
+        Raises:
+            TypeError: if ``inputs`` is not a floating-point tensor.
+            ValueError: if ``inputs`` has the wrong rank or channel count.
+        """
+        self._check_inputs(inputs)
+        rows, packed_shapes = self._to_rows(inputs)
+        indices = nearest_code(rows, self.codebook, chunk_size=self.chunk_size)
+        [indices] = unpack(indices, packed_shapes, "*")
+        return indices
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Map code indices back to codebook vectors, e.g. to decode samples from a prior.
+
+        Args:
+            indices: int tensor $(B,)$ or $(B, *)$ (up to three trailing dims), values in
+                $[0, K)$ (checked: this reads the values).
+
+        Returns:
+            The vectors, channel-first $(B, D, *)$ (or $(B, *, D)$ with ``channel_last``);
+            $(B, D)$ for $(B,)$ indices. In learnable mode it is differentiable with
+            respect to the codebook.
+
+        Raises:
+            TypeError: if ``indices`` is not an integer tensor.
+            ValueError: on a rank outside 1..4 or an index outside $[0, K)$.
+        """
+        if not isinstance(indices, torch.Tensor):
+            raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
+        if indices.dtype not in _INTEGER_DTYPES:
+            raise TypeError(f"indices must have an integer dtype, got {indices.dtype}")
+        check_ndim("indices", indices, (1, 2, 3, 4), "(B,), (B, L), (B, H, W) or (B, T, H, W)")
+        if indices.numel() > 0:
+            low, high = int(indices.min()), int(indices.max())
+            if low < 0 or high >= self.codebook_size:
+                raise ValueError(
+                    f"indices must be in [0, {self.codebook_size - 1}] "
+                    f"(codebook_size={self.codebook_size}), got values from {low} to {high}"
+                )
+        vectors = F.embedding(indices.long(), self.codebook)
+        if self.channel_last:
+            return vectors
+        return rearrange(vectors, "b ... d -> b d ...")
+
+    @torch.no_grad()
+    def reset_usage(self) -> None:
+        """Zero ``usage_counts`` (e.g. at the start of an epoch)."""
+        self.usage_counts.zero_()
+
+    def usage_perplexity(self) -> torch.Tensor:
+        """Perplexity of the code usage since the last `reset_usage`: a float32 scalar in [1, K]."""
+        return counts_perplexity(self.usage_counts.to(torch.float64)).float()
+
+    def fraction_used(self) -> torch.Tensor:
+        """Fraction of codes chosen at least once since the last `reset_usage` (float32 scalar)."""
+        return (self.usage_counts > 0).float().mean()
