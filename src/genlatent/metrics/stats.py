@@ -1,0 +1,94 @@
+"""Small conversions used when reporting results: bits per dimension, perplexity of counts."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from genlatent._validation import check_positive_int, check_tensor
+from genlatent.functional.quantize import counts_perplexity
+
+__all__ = ["bits_per_dim", "perplexity_from_counts"]
+
+_LN_2 = math.log(2.0)
+
+
+def bits_per_dim(nats: float | torch.Tensor, num_values: int) -> float | torch.Tensor:
+    r"""Convert a negative log-likelihood per example from nats to bits per data value.
+
+    $$\text{bits/dim} = \frac{\text{nats}}{D \ln 2},$$
+
+    where $D$ is the number of values in one example ($784$ for MNIST,
+    $3 \cdot 32 \cdot 32 = 3072$ for CIFAR-10). The figure is the usual one in the
+    literature only when ``nats`` is a negative log-likelihood of *discrete* data
+    (binarized pixels, or 8-bit pixels after dequantization); a Bernoulli likelihood of
+    grey levels or a Gaussian density gives a number on a different scale.
+
+    Args:
+        nats: negative log-likelihood per example in nats, a number or a floating tensor
+            of any shape.
+        num_values: $D$, the number of data values per example.
+
+    Returns:
+        The bits per dimension, a ``float`` for a number, else a tensor shaped like ``nats``.
+
+    Raises:
+        TypeError: if ``nats`` is neither a real number nor a floating-point tensor, or
+            ``num_values`` is not an int.
+        ValueError: if ``num_values < 1``.
+
+    Shape:
+        - nats: $(*)$
+        - output: $(*)$
+
+    Example:
+        >>> import math
+        >>> bits_per_dim(784 * math.log(2), 784)
+        1.0
+    """
+    check_positive_int("num_values", num_values)
+    if isinstance(nats, torch.Tensor):
+        if not nats.is_floating_point():
+            raise TypeError(f"nats must have a floating-point dtype, got {nats.dtype}")
+        return nats / (num_values * _LN_2)
+    if isinstance(nats, bool) or not isinstance(nats, (int, float)):
+        raise TypeError(f"nats must be a float or a tensor, got {type(nats).__name__}")
+    return float(nats) / (num_values * _LN_2)
+
+
+def perplexity_from_counts(counts: torch.Tensor) -> torch.Tensor:
+    r"""Perplexity of a code-usage histogram of integer or floating counts.
+
+    The same quantity as `counts_perplexity`,
+    $\exp\big(-\sum_i p_i \log p_i\big)$ with $p_i = n_i / \sum_k n_k$, for reporting:
+    integer counts (such as `VectorQuantizer.usage_counts`) are accepted and converted
+    to float64, so counts beyond $2^{24}$ stay exact. The counts are not checked for
+    negative values (that would read them, a device synchronisation).
+
+    Args:
+        counts: non-negative counts $n_i$ per code, integer or floating.
+
+    Returns:
+        The perplexity in $[1, K]$, a 0-dim tensor in float64 for integer or float64
+        counts, else float32, on the device of ``counts``.
+
+    Raises:
+        TypeError: if ``counts`` is not a real tensor.
+        ValueError: if ``counts`` is not 1-D or is empty.
+
+    Shape:
+        - counts: $(K,)$
+        - output: $()$
+
+    Example:
+        >>> import torch
+        >>> round(float(perplexity_from_counts(torch.tensor([3, 3, 3, 0]))), 6)
+        3.0
+    """
+    check_tensor("counts", counts)
+    if counts.dtype.is_complex or counts.dtype == torch.bool:
+        raise TypeError(f"counts must have a real dtype, got {counts.dtype}")
+    if not counts.is_floating_point():
+        counts = counts.to(torch.float64)
+    return counts_perplexity(counts)
