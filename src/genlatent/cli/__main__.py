@@ -1,0 +1,5 @@
+"""``python -m genlatent.cli``."""
+
+from genlatent.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Atomic checkpoint files, loaded without unpickling arbitrary code."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CheckpointError", "atomic_save", "load_checkpoint", "load_latest_checkpoint"]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, truncated, corrupt or unsafe."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_save(
+    state: Mapping[str, Any], path: str | os.PathLike[str], *, keep_previous: bool = False
+) -> None:
+    """Write ``state`` with ``torch.save`` so that ``path`` is always a complete file.
+
+    The bytes go to a temporary file in the same folder, are flushed and fsynced, and the
+    file is renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows). A crash at
+    any moment leaves either the old or the new checkpoint, never a partial one. With
+    ``keep_previous``, the old file is first kept as ``<name>.prev<suffix>``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes 0600; give it a normal file's mode
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(dict(state), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if keep_previous and path.exists():
+            os.replace(path, previous_path(path))
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def previous_path(path: Path) -> Path:
+    """Where `atomic_save` keeps the previous checkpoint: ``last.pt`` -> ``last.prev.pt``."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by `atomic_save`, refusing anything but plain data.
+
+    Uses ``torch.load(weights_only=True)``: tensors, numbers, strings and containers load;
+    a pickle that would import or call anything else is refused without being run.
+
+    Raises:
+        CheckpointError: naming the file, if it is missing, truncated, corrupt or unsafe.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"checkpoint {path} holds objects other than tensors and plain data and was "
+            f"refused (it may be malicious or from another program): {error}"
+        ) from error
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt and cannot be read: {error}"
+        ) from error
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} must hold a dict, got {type(state).__name__}")
+    return state
+
+
+def load_latest_checkpoint(
+    path: str | os.PathLike[str], *, map_location: Any = "cpu"
+) -> tuple[dict[str, Any], Path]:
+    """Load ``path``, or fall back to the previous checkpoint kept beside it.
+
+    Returns:
+        The state and the file it came from.
+
+    Raises:
+        CheckpointError: if neither file can be loaded; the message names both.
+    """
+    path = Path(path)
+    errors = []
+    for candidate in (path, previous_path(path)):
+        try:
+            return load_checkpoint(candidate, map_location=map_location), candidate
+        except CheckpointError as error:
+            errors.append(str(error))
+    raise CheckpointError("no usable checkpoint: " + "; ".join(errors))

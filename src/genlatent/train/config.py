@@ -1,0 +1,134 @@
+"""The training configuration: a frozen, self-validating dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MODELS", "MODEL_DEFAULTS", "PRECISIONS", "TrainConfig"]
+
+MODELS = ("vae", "vqvae")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits")
+
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    # The tutorial's MNIST VAE: Adam 1e-3, batch 100, 30 epochs.
+    "vae": {"lr": 1e-3, "batch_size": 100, "epochs": 30},
+    # The tutorial's CIFAR-10 VQ-VAE: Adam 2e-4, batch 128, 50 epochs.
+    "vqvae": {"lr": 2e-4, "batch_size": 128, "epochs": 50},
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; written to ``config.json`` in the run directory.
+
+    ``lr``, ``batch_size`` and ``epochs`` left as ``None`` take the reference experiment's
+    value for ``model`` (see ``MODEL_DEFAULTS``).
+
+    Example:
+        >>> TrainConfig(model="vae", dataset="mnist").lr
+        0.001
+        >>> TrainConfig(model="vqvae", dataset="cifar10").batch_size
+        128
+    """
+
+    model: str = "vae"
+    """``"vae"`` (the MNIST MLP VAE) or ``"vqvae"`` (the conv VQ-VAE)."""
+    dataset: str = "digits"
+    """``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` or ``"digits"`` (from scikit-learn)."""
+    data_dir: str | None = None
+    """Folder of the dataset's official files; ``None``: ``$GENLATENT_DATA`` or the cache."""
+    epochs: int | None = None
+    """Passes over the training set."""
+    batch_size: int | None = None
+    """Examples per optimizer step."""
+    lr: float | None = None
+    """Adam learning rate."""
+    seed: int = 0
+    """Seeds the weights, the batch order and the model's noise."""
+    device: str = "auto"
+    """``"auto"`` (cuda, then mps, then cpu), or any torch device string."""
+    precision: str = "fp32"
+    """``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast with a gradient scaler)."""
+    grad_clip: float | None = None
+    """Clip the gradient norm to this value; ``None`` disables clipping."""
+    skip_nonfinite: bool = False
+    """Skip (and count) steps whose loss or gradient is not finite instead of stopping."""
+    compile: bool = False
+    """Compile the model with ``torch.compile``."""
+    latent_dim: int = 200
+    """VAE latent size."""
+    hidden_channels: int | None = None
+    """VQ-VAE width; ``None`` gives 512 for CIFAR-10 and 64 for the small greyscale sets."""
+    codebook_size: int = 512
+    """VQ-VAE codebook size $K$."""
+    embedding_dim: int = 16
+    """VQ-VAE code dimension $D$."""
+    commitment_weight: float = 0.25
+    """VQ-VAE $\\beta$ (eq. 3)."""
+    ema: bool = False
+    """Update the codebook by exponential moving averages instead of gradients."""
+    restart_dead_codes: int | None = None
+    """Re-seed codes unused for this many steps; ``None`` disables it."""
+    train_limit: int | None = None
+    """Use only the first N training examples (quick runs and tests)."""
+    test_limit: int | None = None
+    """Use only the first N test examples."""
+
+    def __post_init__(self) -> None:
+        _choice("model", self.model, MODELS)
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("precision", self.precision, PRECISIONS)
+        for name, value in MODEL_DEFAULTS[self.model].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        for name in ("epochs", "batch_size", "latent_dim", "codebook_size", "embedding_dim"):
+            _positive_int(name, getattr(self, name))
+        for name in ("hidden_channels", "restart_dead_codes", "train_limit", "test_limit"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        _positive_float("lr", self.lr)
+        if self.grad_clip is not None:
+            _positive_float("grad_clip", self.grad_clip)
+        if not (isinstance(self.commitment_weight, (int, float)) and self.commitment_weight >= 0):
+            raise ValueError(f"commitment_weight must be >= 0, got {self.commitment_weight!r}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be a device string such as 'cpu', got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-ready primitives."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config from `to_dict` output; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _positive_float(name: str, value: object) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type,operator]
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")

@@ -1,0 +1,93 @@
+"""The run directory: config, metrics log, checkpoints and pictures of one training run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from genlatent.train.config import TrainConfig
+
+__all__ = ["RunDirectory", "RunDirectoryError"]
+
+
+class RunDirectoryError(ValueError):
+    """A run directory is missing, belongs to another run, or is malformed."""
+
+
+class RunDirectory:
+    """Paths and files of one run::
+
+    RUN_DIR/
+      config.json          the TrainConfig
+      metrics.jsonl        one JSON object per epoch
+      checkpoints/last.pt  the latest epoch (last.prev.pt: the one before)
+      checkpoints/best.pt  the epoch with the lowest test loss
+      reconstructions.png  test inputs (odd rows) above their reconstructions
+      samples.png          decoded from the prior (VAE) or random codes (VQ-VAE)
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    last_checkpoint = property(lambda self: self.path / "checkpoints" / "last.pt")
+    best_checkpoint = property(lambda self: self.path / "checkpoints" / "best.pt")
+    reconstructions_path = property(lambda self: self.path / "reconstructions.png")
+    samples_path = property(lambda self: self.path / "samples.png")
+
+    def create(self, config: TrainConfig) -> None:
+        """Start a new run here; refuses a folder that already holds a run."""
+        if self.config_path.exists():
+            raise RunDirectoryError(
+                f"run directory {self.path} already holds a run; pass --resume {self.path} to "
+                "continue it, or choose another --out"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(self.config_path, config.to_dict())
+
+    def read_config(self) -> TrainConfig:
+        """The config of the run stored here."""
+        if not self.config_path.is_file():
+            raise RunDirectoryError(f"{self.path} is not a run directory: no config.json in it")
+        try:
+            values = json.loads(self.config_path.read_text(encoding="utf-8"))
+            return TrainConfig.from_dict(values)
+        except (json.JSONDecodeError, TypeError, ValueError) as error:
+            raise RunDirectoryError(f"{self.config_path} is not a valid config: {error}") from error
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        """Append one epoch's record to ``metrics.jsonl`` (flushed and fsynced)."""
+        with self.metrics_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Every complete record of ``metrics.jsonl``; a torn last line is ignored."""
+        if not self.metrics_path.is_file():
+            return []
+        records = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+    def truncate_metrics(self, epochs: int) -> None:
+        """Keep the records of the first ``epochs`` epochs (on resume, drop later ones)."""
+        kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= epochs]
+        tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
+        tmp.write_text(
+            "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8"
+        )
+        os.replace(tmp, self.metrics_path)
+
+
+def _write_json_atomic(path: Path, value: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,49 @@
+"""Tests for TrainConfig."""
+
+import pytest
+
+from genlatent.train import TrainConfig
+
+
+def test_reference_defaults_per_model():
+    vae = TrainConfig(model="vae", dataset="mnist")
+    assert (vae.lr, vae.batch_size, vae.epochs) == (1e-3, 100, 30)
+    vq = TrainConfig(model="vqvae", dataset="cifar10")
+    assert (vq.lr, vq.batch_size, vq.epochs) == (2e-4, 128, 50)
+    assert TrainConfig(model="vae", epochs=2).epochs == 2
+
+
+def test_round_trip_and_replace():
+    config = TrainConfig(model="vqvae", ema=True, restart_dead_codes=10)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert config.replace(epochs=3).epochs == 3
+    with pytest.raises(ValueError, match=r"unknown config keys \['colour'\]"):
+        TrainConfig.from_dict({**config.to_dict(), "colour": "red"})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"model": "gan"}, r"model must be one of \('vae', 'vqvae'\), got 'gan'"),
+        ({"dataset": "imagenet"}, "dataset must be one of"),
+        ({"precision": "fp8"}, "precision must be one of"),
+        ({"epochs": 0}, "epochs must be a positive int, got 0"),
+        ({"batch_size": 2.5}, "batch_size must be a positive int, got 2.5"),
+        ({"lr": -1.0}, "lr must be a positive finite number, got -1.0"),
+        ({"lr": float("inf")}, "lr must be a positive finite number, got inf"),
+        ({"grad_clip": 0}, "grad_clip must be a positive finite number"),
+        ({"seed": -1}, "seed must be a non-negative int, got -1"),
+        ({"commitment_weight": -0.1}, "commitment_weight must be >= 0"),
+        ({"restart_dead_codes": 0}, "restart_dead_codes must be a positive int"),
+        ({"device": ""}, "device must be a device string"),
+    ],
+)
+def test_invalid_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_frozen():
+    config = TrainConfig()
+    with pytest.raises(AttributeError):
+        config.lr = 1.0
