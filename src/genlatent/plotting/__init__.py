@@ -1,0 +1,28 @@
+"""Plots of training runs and latent spaces (the ``plot`` extra: matplotlib).
+
+matplotlib is imported only when a plot is drawn, so this package imports without it;
+drawing without it raises ``ImportError`` with the install command. Figures are drawn by
+the non-interactive Agg canvas and never touch pyplot's global state.
+"""
+
+from __future__ import annotations
+
+from genlatent.plotting.codes import plot_code_usage
+from genlatent.plotting.curves import plot_loss_curves
+from genlatent.plotting.interpolation import latent_interpolation, plot_interpolation
+from genlatent.plotting.latent import METHODS, PCA2D, TSNE_MAX_POINTS, pca_2d, plot_latent_map
+from genlatent.plotting.run import RUN_PLOTS, plot_run
+
+__all__ = [
+    "METHODS",
+    "PCA2D",
+    "RUN_PLOTS",
+    "TSNE_MAX_POINTS",
+    "latent_interpolation",
+    "pca_2d",
+    "plot_code_usage",
+    "plot_interpolation",
+    "plot_latent_map",
+    "plot_loss_curves",
+    "plot_run",
+]

@@ -1,0 +1,77 @@
+"""How a VQ-VAE uses its codebook."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from genlatent._validation import check_ndim, check_tensor
+from genlatent.functional.quantize import counts_perplexity
+from genlatent.plotting._figure import new_figure, save_png
+
+__all__ = ["plot_code_usage"]
+
+
+def plot_code_usage(
+    counts: torch.Tensor,
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+) -> Path:
+    r"""Bar chart of each code's share of the assignments, most used first.
+
+    The title gives the fraction of the $K$ codes used at least once and the usage
+    perplexity $\exp H(p)$, $p_k = n_k / \sum_j n_j$ (1 for a single code, $K$ for uniform
+    use); a dashed line marks the uniform share $1/K$.
+
+    Args:
+        counts: how often each code was chosen, e.g.
+            ``torch.bincount(indices.flatten(), minlength=K)``; any non-negative numbers.
+        path: where the PNG goes.
+        title: a first title line, e.g. the run's name.
+
+    Returns:
+        ``path`` as a `Path`.
+
+    Raises:
+        TypeError: if ``counts`` is not a tensor.
+        ValueError: if ``counts`` is not 1-D, is empty, has a negative entry or sums to 0.
+        ImportError: if matplotlib is not installed.
+
+    Shape:
+        - counts: $(K,)$
+
+    Example:
+        >>> import tempfile, pathlib, torch
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     plot_code_usage(torch.tensor([5, 0, 3, 1]), pathlib.Path(folder) / "c.png").name
+        'c.png'
+    """
+    check_tensor("counts", counts)
+    check_ndim("counts", counts, (1,), "(K,)")
+    counts = counts.detach().cpu().to(torch.float64)
+    if counts.shape[0] == 0:
+        raise ValueError("counts must hold one count per code, got an empty tensor")
+    if bool((counts < 0).any()):
+        raise ValueError(f"counts must be non-negative, got a minimum of {counts.min().item()}")
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("counts must record at least one code assignment, got all zeros")
+    size = counts.shape[0]
+    shares = (counts / total).sort(descending=True).values
+    used = int((counts > 0).sum())
+    perplexity = float(counts_perplexity(counts))
+
+    figure = new_figure(7.0, 3.6)
+    ax = figure.subplots()
+    ax.bar(range(size), shares.numpy(), width=1.0, color="C0")
+    ax.axhline(1 / size, color="C3", linestyle="--", linewidth=1, label=f"uniform (1/{size})")
+    ax.set_xlim(-0.5, size - 0.5)
+    ax.set_xlabel("code rank (most used first)")
+    ax.set_ylabel("share of assignments")
+    ax.legend(fontsize="small")
+    summary = f"{used}/{size} codes used ({used / size:.0%}), perplexity {perplexity:.1f}"
+    ax.set_title(f"{title}\n{summary}" if title else f"Code usage: {summary}")
+    return save_png(figure, path)

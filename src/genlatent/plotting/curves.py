@@ -1,0 +1,116 @@
+"""Training curves from a run's ``metrics.jsonl`` records."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from genlatent.plotting._figure import new_figure, save_png
+
+__all__ = ["plot_loss_curves"]
+
+# (metric suffix, panel title, y label for a VAE, y label for a VQ-VAE)
+_PANELS = (
+    ("loss", "Loss", "negative ELBO (nats/image)", "MSE + VQ terms"),
+    ("reconstruction", "Reconstruction", "-log p(x|z) (nats/image)", "MSE (per pixel)"),
+    ("kl", "KL to the prior", "KL (nats/image)", "KL (nats/image)"),
+    ("codebook", "Codebook loss", "", "MSE (per latent element)"),
+    ("commitment", "Commitment loss", "", "MSE (per latent element, unweighted)"),
+    ("perplexity", "Batch code perplexity", "", "perplexity (codes)"),
+    ("codes_used", "Codes used in the epoch", "", "fraction of the codebook"),
+    ("usage_perplexity", "Epoch code-usage perplexity", "", "perplexity (codes)"),
+)
+_VQ_MARKERS = ("train_codebook", "train_commitment", "train_codes_used", "test_codebook")
+
+
+def _series(records: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    points = [
+        (float(r["epoch"]), float(r[key]))
+        for r in records
+        if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
+    ]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def plot_loss_curves(
+    records: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+) -> Path:
+    """Plot train and test loss per epoch, and one panel per loss part that was logged.
+
+    The records are the per-epoch objects of a run's ``metrics.jsonl`` (see
+    `genlatent.train.runner.train`). A VAE logs ``loss``, ``reconstruction`` and ``kl`` in
+    nats per image; a VQ-VAE logs ``loss``, ``reconstruction`` (per-pixel MSE),
+    ``codebook``, ``commitment`` and ``perplexity``, plus ``train_codes_used`` and
+    ``train_usage_perplexity``. Each is drawn with a ``train_`` and a ``test_`` line when
+    present; ``images_per_second`` gets a throughput panel. Keys that are absent are
+    skipped, so partial or older logs plot too.
+
+    Args:
+        records: one mapping per epoch with at least ``epoch`` and ``train_loss`` or
+            ``test_loss``.
+        path: where the PNG goes.
+        title: the figure title; defaults to "Training curves (VAE)" or "(VQ-VAE)".
+
+    Returns:
+        ``path`` as a `Path`.
+
+    Raises:
+        ValueError: if ``records`` is empty, a record has no ``epoch``, or no record holds
+            ``train_loss`` or ``test_loss``.
+        ImportError: if matplotlib is not installed.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> records = [{"epoch": 1, "train_loss": 3.0, "test_loss": 2.5},
+        ...            {"epoch": 2, "train_loss": 2.0, "test_loss": 2.1}]
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     plot_loss_curves(records, pathlib.Path(folder) / "loss.png").name
+        'loss.png'
+    """
+    records = list(records)
+    if not records:
+        raise ValueError("records must hold at least one epoch's metrics, got an empty list")
+    for i, record in enumerate(records):
+        if not isinstance(record, Mapping) or "epoch" not in record:
+            raise ValueError(f"records[{i}] must be a mapping with an 'epoch' key, got {record!r}")
+    keys = set().union(*(record.keys() for record in records))
+    if not keys & {"train_loss", "test_loss"}:
+        raise ValueError(f"records must hold 'train_loss' or 'test_loss', got keys {sorted(keys)}")
+    vq = bool(keys & set(_VQ_MARKERS))
+    panels = [
+        (suffix, name, vq_label if vq else vae_label)
+        for suffix, name, vae_label, vq_label in _PANELS
+        if keys & {f"train_{suffix}", f"test_{suffix}"}
+    ]
+    if "images_per_second" in keys:
+        panels.append(("images_per_second", "Training throughput", "images/s"))
+
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    figure = new_figure(4.2 * columns, 3.2 * rows)
+    from matplotlib.ticker import MaxNLocator  # importable: new_figure imported matplotlib
+
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (suffix, name, ylabel) in zip(axes, panels, strict=False):
+        names = [suffix] if suffix == "images_per_second" else [f"train_{suffix}", f"test_{suffix}"]
+        for key in names:
+            epochs, values = _series(records, key)
+            if epochs:
+                ax.plot(epochs, values, marker="o", markersize=3, label=key.split("_", 1)[0])
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if len(names) > 1:
+            ax.legend()
+    for ax in axes[len(panels) :]:
+        ax.remove()
+    figure.suptitle(title or f"Training curves ({'VQ-VAE' if vq else 'VAE'})")
+    return save_png(figure, path)

@@ -1,0 +1,416 @@
+"""Tests for genlatent.plotting: PNGs from synthetic inputs, PCA, interpolation, whole runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("matplotlib")
+Image = pytest.importorskip("PIL.Image")
+
+from genlatent import VAE, MLPDecoder, MLPEncoder  # noqa: E402
+from genlatent.plotting import (  # noqa: E402
+    latent_interpolation,
+    pca_2d,
+    plot_code_usage,
+    plot_interpolation,
+    plot_latent_map,
+    plot_loss_curves,
+    plot_run,
+)
+from genlatent.train.rundir import RunDirectoryError  # noqa: E402
+
+VAE_RECORDS = [
+    {
+        "epoch": e,
+        "train_loss": 200.0 / e,
+        "test_loss": 190.0 / e,
+        "train_reconstruction": 180.0 / e,
+        "test_reconstruction": 175.0 / e,
+        "train_kl": 20.0,
+        "test_kl": 15.0,
+        "images_per_second": 1000.0,
+    }
+    for e in (1, 2, 3)
+]
+VQ_RECORDS = [
+    {
+        "epoch": e,
+        "train_loss": 0.3 / e,
+        "test_loss": 0.28 / e,
+        "train_reconstruction": 0.2 / e,
+        "test_reconstruction": 0.19 / e,
+        "train_codebook": 0.05,
+        "train_commitment": 0.05,
+        "train_perplexity": 3.0 * e,
+        "train_codes_used": 0.1 * e,
+        "train_usage_perplexity": 3.5 * e,
+        "images_per_second": 500.0,
+    }
+    for e in (1, 2)
+]
+
+
+def assert_png(path) -> None:
+    assert path.is_file()
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.width > 0
+        assert image.height > 0
+        assert image.mode in ("RGB", "RGBA")
+
+
+def tiny_vae() -> VAE:
+    torch.manual_seed(0)
+    return VAE(MLPEncoder(16, 8, 3), MLPDecoder(3, 8, 16, out_shape=(1, 4, 4)))
+
+
+# ---------------------------------------------------------------- loss curves
+
+
+@pytest.mark.parametrize("records", [VAE_RECORDS, VQ_RECORDS, VAE_RECORDS[:1]])
+def test_plot_loss_curves_writes_png(tmp_path, records) -> None:
+    path = plot_loss_curves(records, tmp_path / "sub" / "loss.png")
+    assert path == tmp_path / "sub" / "loss.png"
+    assert_png(path)
+
+
+def test_plot_loss_curves_skips_missing_keys(tmp_path) -> None:
+    records = [{"epoch": 1, "train_loss": 1.0}, {"epoch": 2, "train_loss": 0.5, "test_loss": 0.6}]
+    assert_png(plot_loss_curves(records, tmp_path / "loss.png"))
+
+
+def test_plot_loss_curves_rejects_empty(tmp_path) -> None:
+    with pytest.raises(ValueError, match="at least one epoch's metrics, got an empty list"):
+        plot_loss_curves([], tmp_path / "loss.png")
+
+
+def test_plot_loss_curves_rejects_record_without_epoch(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"records\[1\] must be a mapping with an 'epoch' key"):
+        plot_loss_curves([{"epoch": 1, "train_loss": 1.0}, {"train_loss": 1.0}], tmp_path / "a.png")
+
+
+def test_plot_loss_curves_needs_a_loss(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"'train_loss' or 'test_loss', got keys \['epoch', 'x'\]"):
+        plot_loss_curves([{"epoch": 1, "x": 1.0}], tmp_path / "a.png")
+
+
+# ---------------------------------------------------------------- PCA
+
+
+@settings(deadline=None, max_examples=25)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(3, 40),
+    dim=st.integers(2, 12),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_pca_2d_recovers_points_on_a_plane(seed, n, dim, dtype) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    coords = torch.randn(n, 2, generator=generator, dtype=torch.float64)
+    basis = torch.linalg.qr(torch.randn(dim, 2, generator=generator, dtype=torch.float64)).Q.T
+    offset = torch.randn(dim, generator=generator, dtype=torch.float64)
+    x = (coords @ basis + offset).to(dtype)
+    pca = pca_2d(x)
+    assert pca.points.shape == (n, 2)
+    assert pca.components.shape == (2, dim)
+    assert pca.points.dtype == dtype
+    # the plane holds all the variance, so the rank-2 reconstruction is exact
+    torch.testing.assert_close(pca.points @ pca.components + pca.mean, x)
+    torch.testing.assert_close(pca.explained_variance_ratio.sum(), torch.tensor(1.0, dtype=dtype))
+    torch.testing.assert_close(pca.components @ pca.components.T, torch.eye(2, dtype=dtype))
+
+    # up to a rotation (or reflection): all pairwise distances are the inputs' distances
+    def distances(points):
+        points = points.double()
+        return torch.cdist(points, points, compute_mode="donot_use_mm_for_euclid_dist").to(dtype)
+
+    torch.testing.assert_close(distances(pca.points), distances(x))
+
+
+def test_pca_2d_orders_by_variance_and_is_deterministic() -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=generator) * torch.tensor([5.0, 0.1, 2.0, 0.1, 0.1])
+    pca = pca_2d(x)
+    assert pca.explained_variance_ratio[0] > pca.explained_variance_ratio[1]
+    assert pca.components[0].abs().argmax() == 0
+    assert pca.components[1].abs().argmax() == 2
+    torch.testing.assert_close(pca_2d(x).points, pca.points)
+    torch.testing.assert_close(pca_2d(-x).points, -pca.points)
+
+
+def test_pca_2d_one_dimensional_and_constant_data() -> None:
+    x = torch.tensor([[1.0], [2.0], [4.0]])
+    pca = pca_2d(x)
+    torch.testing.assert_close(pca.points[:, 1], torch.zeros(3))
+    torch.testing.assert_close(pca.points @ pca.components + pca.mean, x)
+    constant = pca_2d(torch.ones(4, 3))
+    torch.testing.assert_close(constant.explained_variance_ratio, torch.zeros(2))
+
+
+def test_pca_2d_errors() -> None:
+    with pytest.raises(TypeError, match="x must have a floating-point dtype"):
+        pca_2d(torch.ones(3, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"x must have shape \(N, D\)"):
+        pca_2d(torch.ones(3))
+    with pytest.raises(ValueError, match=r"x must hold at least 2 points, got shape \(1, 3\)"):
+        pca_2d(torch.ones(1, 3))
+
+
+# ---------------------------------------------------------------- latent map
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne", "auto"])
+def test_plot_latent_map_writes_png(tmp_path, method) -> None:
+    if method == "tsne":
+        pytest.importorskip("sklearn")
+    generator = torch.Generator().manual_seed(0)
+    means = torch.randn(60, 4, generator=generator)
+    labels = torch.arange(60) % 10
+    assert_png(plot_latent_map(means, labels, tmp_path / "map.png", method=method))
+
+
+def test_plot_latent_map_many_classes_subsample_and_names(tmp_path) -> None:
+    generator = torch.Generator().manual_seed(0)
+    means = torch.randn(300, 3, generator=generator)
+    assert_png(plot_latent_map(means, torch.arange(300) % 15, tmp_path / "a.png", max_points=100))
+    names = [f"class {i}" for i in range(3)]
+    assert_png(
+        plot_latent_map(
+            means, torch.arange(300) % 3, tmp_path / "b.png", method="pca", class_names=names
+        )
+    )
+
+
+def test_plot_latent_map_tsne_without_sklearn(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)
+    means, labels = torch.randn(20, 3), torch.arange(20) % 2
+    with pytest.raises(ImportError, match=r"needs scikit-learn.*genlatent\[demo\]"):
+        plot_latent_map(means, labels, tmp_path / "m.png", method="tsne")
+    # "auto" falls back to PCA
+    assert_png(plot_latent_map(means, labels, tmp_path / "m.png"))
+
+
+def test_plot_latent_map_errors(tmp_path) -> None:
+    path = tmp_path / "m.png"
+    means, labels = torch.randn(5, 2), torch.arange(5)
+    with pytest.raises(TypeError, match="means must have a floating-point dtype"):
+        plot_latent_map(labels.view(5, 1), labels, path)
+    with pytest.raises(ValueError, match=r"means must have shape \(N, D\)"):
+        plot_latent_map(means[0], labels, path)
+    with pytest.raises(TypeError, match=r"labels must be a torch\.Tensor, got list"):
+        plot_latent_map(means, [0, 1, 2, 3, 4], path)
+    with pytest.raises(TypeError, match=r"labels must have an integer dtype, got torch\.float32"):
+        plot_latent_map(means, labels.float(), path)
+    with pytest.raises(ValueError, match=r"labels must have shape \(N,\)"):
+        plot_latent_map(means, labels.view(5, 1), path)
+    with pytest.raises(ValueError, match="got 5 means and 4 labels"):
+        plot_latent_map(means, labels[:4], path)
+    with pytest.raises(ValueError, match=r"means must hold at least 2 points, got shape \(1, 2\)"):
+        plot_latent_map(means[:1], labels[:1], path)
+    with pytest.raises(ValueError, match=r"method must be one of \('auto', 'pca', 'tsne'\)"):
+        plot_latent_map(means, labels, path, method="umap")
+    with pytest.raises(ValueError, match="max_points must be >= 1, got 0"):
+        plot_latent_map(means, labels, path, max_points=0)
+
+
+# ---------------------------------------------------------------- interpolation
+
+
+def test_latent_interpolation_endpoints_are_reconstructions() -> None:
+    model = tiny_vae()
+    generator = torch.Generator().manual_seed(1)
+    x_a, x_b = torch.rand(2, 1, 4, 4, generator=generator)
+    path = latent_interpolation(model, x_a, x_b, steps=7)
+    assert path.shape == (7, 1, 4, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(path[0], model.reconstruct(x_a[None])[0])
+        torch.testing.assert_close(path[-1], model.reconstruct(x_b[None])[0])
+        # the middle point decodes the midpoint of the means
+        means = model.encode(torch.stack([x_a, x_b]))[0]
+        middle = torch.sigmoid(model.decode(means.mean(0, keepdim=True)))[0]
+    torch.testing.assert_close(path[3], middle)
+    assert float(path.min()) >= 0
+    assert float(path.max()) <= 1
+
+
+def test_latent_interpolation_batched_inputs_and_mode() -> None:
+    model = tiny_vae().train()
+    x_a, x_b = torch.rand(1, 1, 4, 4), torch.rand(1, 1, 4, 4)
+    out = latent_interpolation(model, x_a, x_b, steps=2)
+    assert out.shape == (2, 1, 4, 4)
+    assert model.training
+    assert not out.requires_grad
+
+
+def test_latent_interpolation_gaussian_and_duck_typed_models() -> None:
+    model = tiny_vae()
+    model.likelihood = "gaussian"
+    x_a, x_b = torch.rand(1, 4, 4), torch.rand(1, 4, 4)
+    with torch.no_grad():
+        expected = model.decode(model.encode(x_a[None])[0])[0]
+    torch.testing.assert_close(latent_interpolation(model, x_a, x_b)[0], expected)
+
+    class Bare(torch.nn.Module):  # no _mean_of_output: falls back on `likelihood`
+        likelihood = "bernoulli"
+
+        def __init__(self, inner: VAE) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def encode(self, x):
+            return self.inner.encode(x)
+
+        def decode(self, z):
+            return self.inner.decode(z)
+
+    inner = tiny_vae()
+    bare = latent_interpolation(Bare(inner), x_a, x_b, steps=3)
+    torch.testing.assert_close(bare, latent_interpolation(inner, x_a, x_b, steps=3))
+
+
+def test_latent_interpolation_errors() -> None:
+    model, x = tiny_vae(), torch.rand(1, 4, 4)
+    with pytest.raises(TypeError, match="x_a must have a floating-point dtype"):
+        latent_interpolation(model, x.long(), x)
+    with pytest.raises(ValueError, match=r"x_b must have shape \(C, H, W\) or \(1, C, H, W\)"):
+        latent_interpolation(model, x, x[0])
+    with pytest.raises(ValueError, match=r"x_a must be one image.*got shape \(2, 1, 4, 4\)"):
+        latent_interpolation(model, torch.rand(2, 1, 4, 4), x)
+    with pytest.raises(ValueError, match=r"same shape, got \(1, 4, 4\) and \(1, 4, 3\)"):
+        latent_interpolation(model, x, torch.rand(1, 4, 3))
+    with pytest.raises(TypeError, match="steps must be an int, got float"):
+        latent_interpolation(model, x, x, steps=3.0)
+    with pytest.raises(ValueError, match=r"steps must be >= 2 \(both ends are included\), got 1"):
+        latent_interpolation(model, x, x, steps=1)
+
+
+@pytest.mark.parametrize("shape", [(10, 1, 8, 8), (3, 3, 5, 7), (1, 1, 4, 4)])
+def test_plot_interpolation_writes_png(tmp_path, shape) -> None:
+    assert_png(plot_interpolation(torch.rand(shape), tmp_path / "i.png"))
+
+
+def test_plot_interpolation_errors(tmp_path) -> None:
+    path = tmp_path / "i.png"
+    with pytest.raises(TypeError, match="images must have a floating-point dtype"):
+        plot_interpolation(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), path)
+    with pytest.raises(ValueError, match=r"images must have shape \(S, C, H, W\)"):
+        plot_interpolation(torch.rand(1, 4, 4), path)
+    with pytest.raises(ValueError, match=r"1 or 3 channels, got shape \(2, 2, 4, 4\)"):
+        plot_interpolation(torch.rand(2, 2, 4, 4), path)
+
+
+# ---------------------------------------------------------------- code usage
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [torch.tensor([10, 0, 3, 3, 1]), torch.ones(64), torch.tensor([0.0, 2.5])],
+)
+def test_plot_code_usage_writes_png(tmp_path, counts) -> None:
+    assert_png(plot_code_usage(counts, tmp_path / "c.png"))
+    assert_png(plot_code_usage(counts, tmp_path / "d.png", title="run"))
+
+
+def test_plot_code_usage_errors(tmp_path) -> None:
+    path = tmp_path / "c.png"
+    with pytest.raises(TypeError, match=r"counts must be a torch\.Tensor, got list"):
+        plot_code_usage([1, 2], path)
+    with pytest.raises(ValueError, match=r"counts must have shape \(K,\)"):
+        plot_code_usage(torch.ones(2, 2), path)
+    with pytest.raises(ValueError, match="one count per code, got an empty tensor"):
+        plot_code_usage(torch.ones(0), path)
+    with pytest.raises(ValueError, match="counts must be non-negative, got a minimum of -1"):
+        plot_code_usage(torch.tensor([3, -1]), path)
+    with pytest.raises(ValueError, match="at least one code assignment, got all zeros"):
+        plot_code_usage(torch.zeros(4), path)
+
+
+# ---------------------------------------------------------------- missing matplotlib
+
+
+def test_missing_matplotlib_says_how_to_install(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    message = r"needs matplotlib.*pip install 'genlatent\[plot\]'"
+    with pytest.raises(ImportError, match=message):
+        plot_loss_curves(VAE_RECORDS, tmp_path / "loss.png")
+    with pytest.raises(ImportError, match=message):
+        plot_code_usage(torch.ones(3), tmp_path / "c.png")
+    assert not (tmp_path / "loss.png").exists()
+
+
+# ---------------------------------------------------------------- whole runs
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory):
+    from genlatent.train.config import TrainConfig
+    from genlatent.train.runner import train
+
+    pytest.importorskip("sklearn")  # the digits dataset ships with scikit-learn
+    root = tmp_path_factory.mktemp("runs")
+    common = {"dataset": "digits", "epochs": 1, "train_limit": 200, "test_limit": 100}
+    configs = {
+        "vae": TrainConfig(model="vae", device="cpu", latent_dim=8, **common),
+        "vqvae": TrainConfig(
+            model="vqvae", device="cpu", hidden_channels=8, codebook_size=16, **common
+        ),
+    }
+    for name, config in configs.items():
+        train(config, root / name, show_progress=False, log=lambda s: None)
+    return root
+
+
+def test_plot_run_vae(trained_runs) -> None:
+    run_dir = trained_runs / "vae"
+    written = plot_run(run_dir)
+    assert [p.name for p in written] == ["loss_curves.png", "latent_map.png", "interpolation.png"]
+    for path in written:
+        assert path.parent == run_dir
+        assert_png(path)
+
+
+def test_plot_run_vqvae(trained_runs) -> None:
+    run_dir = trained_runs / "vqvae"
+    written = plot_run(run_dir, method="pca")
+    assert [p.name for p in written] == ["loss_curves.png", "code_usage.png"]
+    for path in written:
+        assert_png(path)
+
+
+def test_plot_run_falls_back_to_last_checkpoint(trained_runs, tmp_path) -> None:
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(trained_runs / "vqvae", run_dir)
+    (run_dir / "checkpoints" / "best.pt").unlink()
+    (run_dir / "metrics.jsonl").unlink()
+    assert [p.name for p in plot_run(run_dir)] == ["code_usage.png"]
+
+
+def test_plot_run_errors(tmp_path) -> None:
+    with pytest.raises(RunDirectoryError, match=r"is not a run directory: no config\.json"):
+        plot_run(tmp_path)
+    from genlatent.train.config import TrainConfig
+
+    (tmp_path / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
+    with pytest.raises(RunDirectoryError, match="has no checkpoint yet"):
+        plot_run(tmp_path)
+
+
+def test_plotting_is_lazy_and_not_imported_by_the_core() -> None:
+    import subprocess
+
+    code = (
+        "import sys, genlatent, genlatent.data, genlatent.train.runner;"
+        "assert 'genlatent.plotting' not in sys.modules, 'the core imports plotting';"
+        "import genlatent.plotting;"
+        "assert 'matplotlib' not in sys.modules, 'plotting imports matplotlib eagerly'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
