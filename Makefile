@@ -1,6 +1,7 @@
 # One command sets everything up and runs the job: `make test`, `make demo`, `make docs`.
 # The virtual environment is created on first use; TORCH can point at another build.
 PYTHON ?= python3
+export NO_MKDOCS_2_WARNING := 1
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
@@ -21,8 +22,8 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/mypy
 
 docs: $(STAMP)

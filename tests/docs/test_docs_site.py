@@ -1,0 +1,161 @@
+"""The documentation site: an API page per public name, every page in the nav, a strict
+build, and the examples of the narrative pages run."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+API = DOCS / "api"
+MKDOCS_YML = ROOT / "mkdocs.yml"
+GEN_SCRIPT = ROOT / "scripts" / "gen_api_pages.py"
+
+# Namespaces whose every public name must have an API page.
+DOCUMENTED_NAMESPACES = ("genlatent", "genlatent.functional")
+# Pages whose ```python blocks are complete examples, run by test_example_runs.
+EXAMPLE_PAGES = (
+    "index.md",
+    *sorted(p.relative_to(DOCS).as_posix() for p in DOCS.glob("concepts/*.md")),
+)
+NO_TEST = "<!-- no-test -->"
+
+
+def _public_names(namespace: str) -> list[str]:
+    module = importlib.import_module(namespace)
+    return [name for name in module.__all__ if name != "__version__"]
+
+
+def _directives() -> set[str]:
+    """Every object path named by a ``::: path`` line in the API pages."""
+    found = set()
+    for page in API.glob("*.md"):
+        found.update(re.findall(r"^:::[ \t]+(\S+)", page.read_text(encoding="utf-8"), re.M))
+    return found
+
+
+@pytest.mark.parametrize("namespace", DOCUMENTED_NAMESPACES)
+def test_every_public_name_has_an_api_page(namespace: str) -> None:
+    directives = _directives()
+    missing = [
+        f"{namespace}.{name}"
+        for name in _public_names(namespace)
+        if not any(
+            path.startswith("genlatent.") and path.endswith(f".{name}") for path in directives
+        )
+    ]
+    assert not missing, (
+        f"no API page documents {missing}: run `python scripts/gen_api_pages.py` "
+        "(every page is docs/api/<name>.md holding `::: genlatent...<name>`)"
+    )
+
+
+def test_generated_api_pages_are_up_to_date() -> None:
+    spec = importlib.util.spec_from_file_location("gen_api_pages", GEN_SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script  # its dataclass looks its module up there
+    spec.loader.exec_module(script)
+    entries, missing = script.collect()
+    assert not missing, f"listed in __all__ but not importable: {missing}"
+    stale = [
+        str(path.relative_to(ROOT))
+        for path, content in script.expected_files(entries).items()
+        if not path.exists() or path.read_text(encoding="utf-8") != content
+    ]
+    stale += [str(path.relative_to(ROOT)) for path in script.stale_pages(entries)]
+    assert not stale, f"out of date: {stale}; run `python scripts/gen_api_pages.py --prune`"
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """A safe loader that reads mkdocs.yml's ``!!python/name:`` and ``!ENV`` tags as None."""
+
+
+_TolerantLoader.add_multi_constructor("tag:yaml.org,2002:python/", lambda *_: None)
+_TolerantLoader.add_multi_constructor("!", lambda *_: None)
+
+
+def _nav_pages(node: object) -> list[str]:
+    if isinstance(node, str):
+        return [node] if node.endswith(".md") else []
+    if isinstance(node, dict):
+        return [page for value in node.values() for page in _nav_pages(value)]
+    if isinstance(node, list):
+        return [page for item in node for page in _nav_pages(item)]
+    return []
+
+
+def test_every_page_is_in_the_nav() -> None:
+    config = yaml.load(MKDOCS_YML.read_text(encoding="utf-8"), Loader=_TolerantLoader)
+    in_nav = _nav_pages(config["nav"])
+    assert len(in_nav) == len(set(in_nav)), "a page is listed twice in the nav"
+    broken = sorted(page for page in in_nav if not (DOCS / page).is_file())
+    assert not broken, f"the nav of mkdocs.yml names missing pages: {broken}"
+    pages = {path.relative_to(DOCS).as_posix() for path in DOCS.rglob("*.md")}
+    unreachable = sorted(pages - set(in_nav))
+    assert not unreachable, (
+        f"pages in docs/ not reachable from the nav of mkdocs.yml: {unreachable}"
+    )
+
+
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    # mkdocs, mkdocs-material, mkdocstrings and its python handler (the [docs] extra).
+    needed = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers")
+    absent = [name for name in needed if importlib.util.find_spec(name) is None]
+    if absent:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but the docs tools are not installed: {absent}")
+        pytest.skip(f"docs tools not installed: {absent} (pip install -e '.[docs]')")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-6000:]}"
+    assert (tmp_path / "site" / "index.html").is_file()
+
+
+def _examples() -> list[tuple[str, str]]:
+    """``(id, code)`` for each ```python block of the example pages not marked no-test."""
+    examples = []
+    fence = re.compile(r"^```python[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
+    for name in EXAMPLE_PAGES:
+        text = (DOCS / name).read_text(encoding="utf-8")
+        for match in fence.finditer(text):
+            before = text[: match.start()].rstrip().splitlines()
+            if before and before[-1].strip() == NO_TEST:
+                continue
+            line = text.count("\n", 0, match.start()) + 1
+            examples.append((f"{name}:{line}", match.group(1)))
+    return examples
+
+
+_EXAMPLES = _examples()
+
+
+@pytest.mark.parametrize(("where", "code"), _EXAMPLES, ids=[where for where, _ in _EXAMPLES])
+def test_example_runs(where: str, code: str) -> None:
+    namespace: dict[str, object] = {"__name__": f"docs_example_{where}"}
+    exec(compile(code, where, "exec"), namespace)
+
+
+def test_examples_are_found() -> None:
+    ids = [where for where, _ in _EXAMPLES]
+    assert any(where.startswith("index.md") for where in ids)
+    assert any(where.startswith("concepts/vae.md") for where in ids)
+    assert any(where.startswith("concepts/vq.md") for where in ids)
