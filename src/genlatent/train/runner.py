@@ -14,8 +14,10 @@ from torch import nn
 
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
+from genlatent.functional.quantize import counts_perplexity
 from genlatent.models.vae import VAE
 from genlatent.models.vqvae import VQVAE
+from genlatent.nn.quantize import VectorQuantizer
 from genlatent.train.build import build_model, load_datasets, resolve_device
 from genlatent.train.checkpoint import atomic_save, load_latest_checkpoint
 from genlatent.train.config import TrainConfig
@@ -33,8 +35,13 @@ class RunSummary:
     """Where a run left its files and how it ended."""
 
     run_dir: Path
+    """The run directory."""
     epochs: int
+    """Epochs completed, counting those of a resumed run."""
     last_metrics: dict[str, Any]
+    """The last line of ``metrics.jsonl``."""
+    model: VAE | VQVAE
+    """The trained model, with the last epoch's weights."""
 
 
 def _optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
@@ -140,8 +147,7 @@ def train(
         record = {"epoch": epoch, "train_examples": result.examples}
         record |= {f"train_{k}": v for k, v in result.metrics.items()}
         if quantizer is not None:
-            record["train_codes_used"] = float(quantizer.fraction_used())
-            record["train_usage_perplexity"] = float(quantizer.usage_perplexity())
+            record |= _codebook_usage(quantizer, group.world)
         test = evaluate(
             trained, test_batches, objective, device=device, precision=config.precision,
             generator=noise, rank=group.rank, world=group.world,
@@ -174,7 +180,18 @@ def train(
             run.append_metrics(record)
             write_pictures(model, test_set, run, seed=config.seed)
         log(_summary_line(record))
-    return RunSummary(run.path, epochs, record)
+    return RunSummary(run.path, epochs, record, model)
+
+
+def _codebook_usage(quantizer: VectorQuantizer, world: int) -> dict[str, float]:
+    """Fraction of codes used and usage perplexity this epoch, over all processes."""
+    counts = quantizer.usage_counts.clone()
+    if world > 1:  # the quantizer keeps per-process counts
+        torch.distributed.all_reduce(counts)
+    return {
+        "train_codes_used": float((counts > 0).double().mean()),
+        "train_usage_perplexity": float(counts_perplexity(counts.double())),
+    }
 
 
 @torch.no_grad()

@@ -1,0 +1,121 @@
+"""The ``genlatent`` command line: help, one-line errors, and train/eval/sample/plot end to end."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from genlatent import __version__
+from genlatent.cli import main
+
+SMALL_VAE = ["train", "vae", "--dataset", "digits", "--epochs", "2", "--latent-dim", "4"]
+SMALL_VQ = [
+    "train", "vqvae", "--dataset", "digits", "--epochs", "1", "--hidden-channels", "8",
+    "--codebook-size", "16", "--embedding-dim", "4", "--ema", "--restart-dead-codes", "5",
+]  # fmt: skip
+QUIET = ["--no-progress", "--device", "cpu"]
+
+
+def _width(path) -> int:
+    with Image.open(path) as image:
+        return image.size[0]
+
+
+def _one_line_error(capsys, argv, *fragments):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line, no traceback
+    assert err.startswith(f"genlatent {argv[0]}: error: ")
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def test_help_lists_commands_and_train_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("train", "eval", "sample", "plot"):
+        assert command in out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--dataset", "--ema", "--restart-dead-codes", "--resume", "--precision"):
+        assert option in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"genlatent {__version__}"
+
+
+def test_entry_points_run_as_modules():
+    for module in ("genlatent", "genlatent.cli"):
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--version"], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"genlatent {__version__}"
+
+
+def test_bad_input_is_one_clear_line(capsys, tmp_path):
+    _one_line_error(capsys, ["train", "--dataset", "digits"], "needs a model (vae or vqvae)")
+    _one_line_error(
+        capsys, [*SMALL_VAE, "--epochs", "0", "--out", str(tmp_path / "a")], "epochs", "got 0"
+    )
+    _one_line_error(capsys, [*SMALL_VAE, "--lr", "-1", "--out", str(tmp_path / "b")], "lr")
+    _one_line_error(capsys, ["eval", str(tmp_path / "missing")], str(tmp_path / "missing"))
+    _one_line_error(capsys, ["sample", str(tmp_path / "missing"), "--out", "x.png"], "missing")
+    _one_line_error(capsys, ["train", "--resume", str(tmp_path / "none")], "no config.json")
+    assert not (tmp_path / "a").exists()
+    assert not (tmp_path / "b").exists()
+    with pytest.raises(SystemExit) as exit_info:  # argparse rejects unknown choices itself
+        main(["train", "vae", "--dataset", "imagenet"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'imagenet'" in capsys.readouterr().err
+
+
+def test_train_eval_sample_plot_resume(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert main([*SMALL_VAE, *QUIET, "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"run directory: {run}" in out
+    for name in ("metrics.jsonl", "reconstructions.png", "samples.png", "config.json"):
+        assert (run / name).is_file(), name
+
+    assert main(["eval", str(run), "--iwae-k", "8", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["examples"] == 297
+    assert results["iwae_nll"] <= results["negative_elbo"] + 1e-6  # the tighter bound
+    assert main(["eval", str(run), "--checkpoint", "last"]) == 0
+    table = capsys.readouterr().out
+    assert "negative_elbo" in table
+
+    grid = tmp_path / "samples.png"
+    assert main(["sample", str(run), "-n", "12", "--out", str(grid)]) == 0
+    assert _width(grid) > 0
+    _one_line_error(capsys, ["sample", str(run), "-n", "0", "--out", str(grid)], "num", "got 0")
+
+    assert main(["plot", str(run)]) == 0
+    written = [line.removeprefix("wrote ") for line in capsys.readouterr().out.splitlines()]
+    assert written
+    assert all(_width(path) > 0 for path in written)
+
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
+    capsys.readouterr()
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_vqvae_train_and_eval(capsys, tmp_path):
+    run = tmp_path / "vq"
+    assert main([*SMALL_VQ, *QUIET, "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert 0 < results["fraction_used"] <= 1
+    assert 1 <= results["perplexity"] <= 16
+    assert results["psnr"] > 0
