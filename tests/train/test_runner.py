@@ -1,11 +1,16 @@
 """End-to-end tests of the reference trainer on the bundled digits (fast) and real MNIST."""
 
+import dataclasses
+import functools
+import http.server
 import json
+import threading
 
 import pytest
 import torch
 from PIL import Image
 
+from genlatent.data import remote
 from genlatent.train import (
     NonFiniteLossError,
     RunDirectoryError,
@@ -166,3 +171,48 @@ def test_mnist_small_vqvae_learns_and_uses_codes(tmp_path, mnist_dir):
     ]
     assert records[-1]["test_reconstruction"] < records[0]["test_reconstruction"]
     assert summary.last_metrics["train_codes_used"] > 0.25
+
+
+def test_download_flag_fetches_verified_files_from_a_mirror(tmp_path, mnist_dir, monkeypatch):
+    """``download=True`` fetches the official MNIST files, checked against their SHA-256."""
+    handler = functools.partial(_QuietHandler, directory=str(mnist_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GENLATENT_MIRRORS", f"http://127.0.0.1:{server.server_address[1]}/")
+    # The shared files hold the official pixels re-gzipped, so their own SHA256SUMS stand in
+    # for the published checksums (the download tests check a wrong checksum is refused).
+    sums = dict(
+        reversed(line.split()) for line in (mnist_dir / "SHA256SUMS").read_text().splitlines()
+    )
+    official = remote.REMOTE_DATASETS["mnist"]
+    local = dataclasses.replace(
+        official,
+        files=tuple(dataclasses.replace(f, sha256=sums[f.filename]) for f in official.files),
+    )
+    monkeypatch.setattr(remote, "REMOTE_DATASETS", {**remote.REMOTE_DATASETS, "mnist": local})
+    try:
+        config = SMALL_VAE.replace(
+            dataset="mnist",
+            data_dir=str(tmp_path / "data"),
+            epochs=1,
+            train_limit=200,
+            test_limit=200,
+        )
+        with pytest.raises(FileNotFoundError):  # not there, and not allowed to fetch
+            train(config, tmp_path / "refused", **QUIET)
+        summary = train(config.replace(download=True), tmp_path / "run", **QUIET)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    fetched = sorted(p.name for p in (tmp_path / "data").rglob("*.gz"))
+    assert fetched == sorted(p.name for p in mnist_dir.glob("*.gz"))
+    assert summary.last_metrics["train_examples"] == 200
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass

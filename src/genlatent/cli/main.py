@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="digits (bundled with scikit-learn, no download) is the default",
     )
     train.add_argument("--data-dir", help="folder holding the dataset's official files")
+    train.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch missing dataset files (SHA-256 verified) into --data-dir or the cache",
+    )
     train.add_argument("--epochs", type=int, help="passes over the training set")
     train.add_argument("--batch-size", type=int, help="examples per step")
     train.add_argument("--lr", type=float, help="Adam learning rate")
@@ -150,6 +155,7 @@ def _train(args: argparse.Namespace) -> int:
             model=args.model,
             dataset=args.dataset,
             data_dir=args.data_dir,
+            download=args.download,
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,

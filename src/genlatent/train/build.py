@@ -66,8 +66,9 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int]) -> VAE |
 
 def load_datasets(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
     """The train and test splits named by ``config``, cut to its limits."""
-    train = dataset_by_name(config.dataset, split="train", root=config.data_dir)
-    test = dataset_by_name(config.dataset, split="test", root=config.data_dir)
+    root, download = config.data_dir, config.download
+    train = dataset_by_name(config.dataset, split="train", root=root, download=download)
+    test = dataset_by_name(config.dataset, split="test", root=root, download=download)
     return _head(train, config.train_limit), _head(test, config.test_limit)
 
 

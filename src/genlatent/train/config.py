@@ -41,6 +41,8 @@ class TrainConfig:
     """``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` or ``"digits"`` (from scikit-learn)."""
     data_dir: str | None = None
     """Folder of the dataset's official files; ``None``: ``$GENLATENT_DATA`` or the cache."""
+    download: bool = False
+    """Fetch missing dataset files (verified by SHA-256) into the data folder."""
     epochs: int | None = None
     """Passes over the training set."""
     batch_size: int | None = None
