@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import http.server
 import json
+import re
 import threading
 
 import pytest
@@ -140,6 +141,24 @@ def test_nonfinite_steps_can_be_skipped_and_counted():
     assert result.skipped_steps == 1
     assert result.examples == 16
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_progress_bar_shows_live_loss_and_throughput(capsys):
+    model, optimizer, _ = _tiny_setup()
+    batches = [(torch.rand(4, 3),) for _ in range(40)]
+    objective = _nan_at(10_000, "loss")  # never NaN within 40 steps
+    train_epoch(
+        model, optimizer, batches, objective, epoch=1, device=torch.device("cpu"),
+        show_progress=True,
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert "epoch 1" in err
+    assert re.search(r"loss [-0-9.e]+, [0-9,]+ img/s", err), err
+    train_epoch(
+        model, optimizer, batches, objective, epoch=2, device=torch.device("cpu"),
+        show_progress=False,
+    )  # fmt: skip
+    assert capsys.readouterr().err == ""
 
 
 def test_mnist_two_epochs_reach_tutorial_elbo(tmp_path, mnist_dir):

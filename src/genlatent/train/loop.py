@@ -129,7 +129,8 @@ def train_epoch(
         for name, value in [("loss", result.loss), *result.terms.items()]:
             sums[name] = sums.get(name, 0) + value.detach().float() * n
         if step % 20 == 0 and getattr(bar, "shown", True):  # a sync only when a bar is shown
-            bar.set_postfix_str(f"loss {result.loss.item():.4g}")
+            rate = examples / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix_str(f"loss {result.loss.item():.4g}, {rate:,.0f} img/s")
     if pending is not None:
         _check_finite(*pending)
     bar.close()
