@@ -7,20 +7,26 @@ import torch
 
 from genlatent.train import TrainConfig, train
 
-run_dir, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
-torch.set_num_threads(1)
-config = TrainConfig(
-    model="vqvae",
-    dataset="digits",
-    epochs=2,
-    batch_size=64,
-    hidden_channels=8,
-    codebook_size=32,
-    embedding_dim=4,
-    ema=True,
-    restart_dead_codes=2,
-    device="cpu",
-)
-summary = train(config, run_dir, show_progress=False, log=lambda line: None)
-rank = torch.distributed.get_rank()
-torch.save(summary.model.state_dict(), out_dir / f"rank{rank}.pt")
+
+def main() -> None:
+    run_dir, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    torch.set_num_threads(1)
+    config = TrainConfig(
+        model="vqvae",
+        dataset="digits",
+        epochs=2,
+        batch_size=64,
+        hidden_channels=8,
+        codebook_size=32,
+        embedding_dim=4,
+        ema=True,
+        restart_dead_codes=2,
+        device="cpu",
+    )
+    summary = train(config, run_dir, show_progress=False, log=lambda line: None)
+    rank = torch.distributed.get_rank()
+    torch.save(summary.model.state_dict(), out_dir / f"rank{rank}.pt")
+
+
+if __name__ == "__main__":  # pytest's doctest collection imports this file
+    main()
