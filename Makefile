@@ -32,5 +32,11 @@ docs: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/genlatent train vae --dataset digits --out runs/demo-vae
 
+# Each benchmark prints a table and writes benchmarks/results/NAME.json (docs/benchmarks.md).
+bench: $(STAMP)
+	for name in vae_trainer quantizer vqvae_step scaling import_time; do \
+		$(PY) -m benchmarks.$$name || exit 1; \
+	done
+
 clean:
 	rm -rf $(VENV) build dist site .pytest_cache .ruff_cache .mypy_cache

@@ -6,8 +6,11 @@ The layers, each importing only those before it:
 - `genlatent.nn`: encoders, decoders and the `VectorQuantizer`
 - `genlatent.losses`: the ELBO and the VQ-VAE objective
 - `genlatent.models`: `VAE`, `VQVAE` and the reference presets
+
+`set_validate_args` switches the checks that read tensor values (NaN, target ranges).
 """
 
+from genlatent._validation import get_validate_args, set_validate_args
 from genlatent._version import __version__
 from genlatent.functional import (
     bernoulli_log_likelihood,
@@ -56,9 +59,11 @@ __all__ = [
     "cifar10_vqvae",
     "gaussian_kl",
     "gaussian_log_likelihood",
+    "get_validate_args",
     "mnist_vae",
     "mnist_vqvae",
     "reparameterize",
+    "set_validate_args",
     "vae_loss",
     "vqvae_loss",
 ]

@@ -45,6 +45,7 @@ def main() -> None:
     report["weights"] = [p.detach().flatten().tolist() for p in model.parameters()]
     report["stop"] = run(skip=False)
     (out_dir / f"rank{group.rank}.json").write_text(json.dumps(report))
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":  # pytest's doctest collection imports this file

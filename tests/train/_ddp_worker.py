@@ -1,5 +1,6 @@
 """Run under ``torchrun`` by test_distributed_training: train, then save this rank's weights."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def main() -> None:
         device="cpu",
     )
     summary = train(config, run_dir, show_progress=False, log=lambda line: None)
-    rank = torch.distributed.get_rank()
+    rank = int(os.environ["RANK"])  # train() has left the process group it joined
     torch.save(summary.model.state_dict(), out_dir / f"rank{rank}.pt")
 
 

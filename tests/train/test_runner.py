@@ -235,3 +235,25 @@ def test_download_flag_fetches_verified_files_from_a_mirror(tmp_path, mnist_dir,
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def test_runs_on_user_datasets_record_custom_and_need_them_again(tmp_path):
+    from genlatent.data import load_digits
+    from genlatent.train.inspect import evaluate_run
+
+    train_set, test_set = load_digits(split="train"), load_digits(split="test")
+    config = SMALL_VAE.replace(dataset="mnist", epochs=1)
+    train(config, tmp_path / "run", datasets=(train_set, test_set), **QUIET)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["dataset"] == "custom"
+    with pytest.raises(ValueError, match=r"datasets passed to train\(datasets=...\)"):
+        evaluate_run(tmp_path / "run")
+    assert evaluate_run(tmp_path / "run", test_set=test_set)["examples"] == len(test_set)
+    train(
+        config.replace(dataset="custom", epochs=2),
+        tmp_path / "run",
+        resume=True,
+        datasets=(train_set, test_set),
+        **QUIET,
+    )
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2

@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from genlatent._validation import check_floating, check_same_shape
+from genlatent._validation import (
+    check_finite,
+    check_floating,
+    check_same_shape,
+    check_unit_interval,
+)
 from genlatent.functional._reduce import reduce_batch, sum_non_batch
 
 __all__ = ["bernoulli_log_likelihood"]
@@ -37,6 +42,12 @@ def bernoulli_log_likelihood(
     Returns:
         Log-likelihood in nats: shape $(B,)$ for ``"none"``, else a scalar.
 
+    Raises:
+        TypeError: if ``x`` or ``logits`` is not a floating-point tensor.
+        ValueError: on mismatched shapes, a scalar ``x``, an unknown ``reduction``, or
+            (while `set_validate_args` is on) ``x`` outside $[0, 1]$ or non-finite logits
+            (a target outside $[0, 1]$ gives a number that is no log-likelihood).
+
     Shape:
         - x, logits: $(B, *)$
         - output: $(B,)$ or $()$
@@ -51,6 +62,8 @@ def bernoulli_log_likelihood(
     check_same_shape("x", x, "logits", logits)
     if x.ndim == 0:
         raise ValueError("x must have a batch dimension (B, *), got a scalar")
+    check_unit_interval("x", x)
+    check_finite("logits", logits)
     bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
     per_example = -sum_non_batch(bce)
     return reduce_batch(per_example, reduction)

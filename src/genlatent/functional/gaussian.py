@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from genlatent._validation import check_floating, check_same_shape
+from genlatent._validation import check_finite, check_floating, check_same_shape
 from genlatent.functional._reduce import reduce_batch, sum_non_batch
 
 __all__ = ["gaussian_kl", "gaussian_log_likelihood", "reparameterize"]
@@ -20,6 +20,8 @@ def _check_mean_log_var(mean: torch.Tensor, log_var: torch.Tensor) -> None:
     check_same_shape("mean", mean, "log_var", log_var)
     if mean.ndim == 0:
         raise ValueError("mean must have at least 1 dim (*, D), got a scalar")
+    check_finite("mean", mean)
+    check_finite("log_var", log_var)
 
 
 def reparameterize(
@@ -49,7 +51,8 @@ def reparameterize(
 
     Raises:
         TypeError: if an input is not a floating-point tensor.
-        ValueError: if ``mean`` and ``log_var`` differ in shape.
+        ValueError: if ``mean`` and ``log_var`` differ in shape or are scalars, or (while
+            `set_validate_args` is on) hold NaN or infinity.
 
     Shape:
         - mean, log_var: $(*, D)$
@@ -92,7 +95,8 @@ def gaussian_kl(
 
     Raises:
         TypeError: if an input is not a floating-point tensor.
-        ValueError: if the shapes differ or ``reduction`` is unknown.
+        ValueError: if the shapes differ or ``reduction`` is unknown, or (while
+            `set_validate_args` is on) an input holds NaN or infinity.
 
     Shape:
         - mean, log_var: $(*, D)$
@@ -133,6 +137,11 @@ def gaussian_log_likelihood(
     Returns:
         Log-likelihood in nats: shape $(B,)$ for ``"none"``, else a scalar.
 
+    Raises:
+        TypeError: if ``x``, ``mean`` or a tensor ``log_var`` is not floating-point.
+        ValueError: on mismatched shapes, an unknown ``reduction``, or (while
+            `set_validate_args` is on) NaN or infinity in an input.
+
     Shape:
         - x, mean: $(B, *)$
         - output: $(B,)$ or $()$
@@ -147,7 +156,23 @@ def gaussian_log_likelihood(
     check_same_shape("x", x, "mean", mean)
     if x.ndim == 0:
         raise ValueError("x must have a batch dimension (B, *), got a scalar")
+    if isinstance(log_var, torch.Tensor):
+        check_floating("log_var", log_var)
+        try:
+            broadcast = torch.broadcast_shapes(log_var.shape, x.shape)
+        except RuntimeError:
+            broadcast = None
+        if broadcast != x.shape:
+            raise ValueError(
+                f"log_var must be a float or a tensor broadcastable to x {tuple(x.shape)}, "
+                f"got shape {tuple(log_var.shape)}"
+            )
+    elif isinstance(log_var, bool) or not isinstance(log_var, (int, float)):
+        raise TypeError(f"log_var must be a float or a tensor, got {type(log_var).__name__}")
+    check_finite("x", x)
+    check_finite("mean", mean)
     log_var_t = torch.as_tensor(log_var, dtype=x.dtype, device=x.device)
+    check_finite("log_var", log_var_t)
     elementwise = _LOG_2PI + log_var_t + (x - mean).pow(2) * torch.exp(-log_var_t)
     per_example = -0.5 * sum_non_batch(elementwise.expand_as(x))
     return reduce_batch(per_example, reduction)

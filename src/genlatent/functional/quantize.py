@@ -17,8 +17,10 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 from genlatent._validation import (
+    check_finite,
     check_floating,
     check_in_open_interval,
     check_ndim,
@@ -107,14 +109,20 @@ def nearest_code(
     so it is left out (it changes no index and would only cost precision). The search runs in
     at least float32 with autocast disabled, so float16, bfloat16 and autocast inputs get the
     indices that float32 copies of the same values get. Ties go to the smallest index, as
-    ``torch.argmin``. Rows containing NaN get an unspecified index.
+    ``torch.argmin``. Rows containing NaN get an unspecified index (in $[0, K)$), or,
+    while `set_validate_args` is on, a ``ValueError``.
 
     With ``chunk_size`` the codes are visited ``chunk_size`` at a time, keeping a running
     minimum and its index, so memory is $N \times$ ``chunk_size`` distances rather than
     $N \times K$ (a codebook of 65,536 codes and 8,192 rows would otherwise take 2 GiB).
     The indices are the same as without chunking, except between codes whose distances
     are equal up to float rounding (exact duplicates, say), where blocks of different
-    shapes may round differently and pick another code at the same distance.
+    shapes may round differently and pick another code at the same distance. Past
+    $2^{22}$ distances the rows are also searched in blocks of about $2^{20}$ (at least 64
+    rows), which stay in cache (about 1.4x faster on a CPU for 131,072 rows and 512
+    codes) and bound the distances held at once; rows are independent, so this changes
+    no index beyond the same rounding caveat. Under ``torch.compile`` the compiler does
+    its own blocking instead.
 
     Args:
         inputs: the rows $x_j$ to quantize (flatten a $(B, D, H, W)$ grid first).
@@ -127,8 +135,9 @@ def nearest_code(
     Raises:
         TypeError: if ``inputs`` or ``codebook`` is not a floating-point tensor, or
             ``chunk_size`` is not an int.
-        ValueError: on a shape that is not 2-D, differing $D$, an empty codebook, or
-            ``chunk_size < 1``.
+        ValueError: on a shape that is not 2-D, differing $D$, an empty codebook,
+            ``chunk_size < 1``, or (while `set_validate_args` is on) NaN or infinity in
+            ``inputs`` or ``codebook``.
 
     Shape:
         - inputs: $(N, D)$, e.g. $(128, 16)$ for a $(2, 16, 8, 8)$ grid
@@ -154,19 +163,54 @@ def nearest_code(
             f"codebook must have at least one code (K >= 1), got shape (0, {codebook.shape[1]})"
         )
     chunk = num_codes if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+    check_finite("inputs", inputs)
+    check_finite("codebook", codebook)
     dtype = _compute_dtype(inputs.dtype, codebook.dtype)
     with torch.autocast(device_type=inputs.device.type, enabled=False):
         rows = inputs.detach().to(dtype)
         codes = codebook.detach().to(dtype)
         code_sq = codes.pow(2).sum(dim=1)
-        best_dist, best_index = _nearest_in_block(rows, codes, code_sq, 0, min(chunk, num_codes))
-        for start in range(chunk, num_codes, chunk):
-            stop = min(start + chunk, num_codes)
-            block_dist, block_index = _nearest_in_block(rows, codes, code_sq, start, stop)
-            # strict < keeps the earlier (smaller) index on ties
-            better = block_dist < best_dist
-            best_dist = torch.where(better, block_dist, best_dist)
-            best_index = torch.where(better, block_index, best_index)
+        width = min(chunk, num_codes)
+        if rows.shape[0] * width <= _BLOCKING_FROM or _compiling():
+            return _nearest_in_rows(rows, codes, code_sq, chunk)
+        # rows in blocks whose distances stay in cache: ~1.4x faster at 131,072 x 512
+        block_rows = max(_MIN_BLOCK_ROWS, _BLOCK_DISTANCES // width)
+        return torch.cat(
+            [
+                _nearest_in_rows(rows[start : start + block_rows], codes, code_sq, chunk)
+                for start in range(0, rows.shape[0], block_rows)
+            ]
+        )
+
+
+# Past _BLOCKING_FROM distances (16 MiB of float32) the nearest-code search visits the
+# rows in blocks of about _BLOCK_DISTANCES (4 MiB), so each block is still in cache when
+# it is reduced. Not smaller blocks, nor below the threshold: every block costs each
+# thread a synchronisation, which a busy machine makes dear.
+_BLOCKING_FROM = 2**22
+_BLOCK_DISTANCES = 2**20
+_MIN_BLOCK_ROWS = 64
+
+
+def _compiling() -> bool:
+    """True while torch.compile traces (the compiler, not Python, should block then)."""
+    is_compiling = getattr(torch.compiler, "is_compiling", None)
+    return bool(is_compiling()) if is_compiling is not None else False
+
+
+def _nearest_in_rows(
+    rows: torch.Tensor, codes: torch.Tensor, code_sq: torch.Tensor, chunk: int
+) -> torch.Tensor:
+    """The nearest code of each row, visiting the codes ``chunk`` at a time."""
+    num_codes = codes.shape[0]
+    best_dist, best_index = _nearest_in_block(rows, codes, code_sq, 0, min(chunk, num_codes))
+    for start in range(chunk, num_codes, chunk):
+        stop = min(start + chunk, num_codes)
+        block_dist, block_index = _nearest_in_block(rows, codes, code_sq, start, stop)
+        # strict < keeps the earlier (smaller) index on ties
+        better = block_dist < best_dist
+        best_dist = torch.where(better, block_dist, best_dist)
+        best_index = torch.where(better, block_index, best_index)
     return best_index
 
 
@@ -256,7 +300,9 @@ def vq_losses(
 
     Raises:
         TypeError: if an input is not a floating-point tensor.
-        ValueError: if the shapes differ, the inputs are scalars or ``reduction`` is unknown.
+        ValueError: if the shapes differ, the inputs are scalars or have an empty
+            non-batch dim, ``reduction`` is unknown, or (while `set_validate_args` is on)
+            an input holds NaN or infinity.
 
     Shape:
         - inputs, quantized: $(B, *)$
@@ -273,13 +319,33 @@ def vq_losses(
     check_same_shape("inputs", inputs, "quantized", quantized)
     if inputs.ndim == 0:
         raise ValueError("inputs must have a batch dimension (B, *), got a scalar")
-    dtype = _compute_dtype(inputs.dtype, quantized.dtype)
     per_example_size = math.prod(inputs.shape[1:])
+    if per_example_size == 0:
+        raise ValueError(
+            f"inputs must have at least one value per example, shape (B, *) with no empty "
+            f"non-batch dim, got {tuple(inputs.shape)}"
+        )
+    check_finite("inputs", inputs)
+    check_finite("quantized", quantized)
+    dtype = _compute_dtype(inputs.dtype, quantized.dtype)
     with torch.autocast(device_type=inputs.device.type, enabled=False):
         x = inputs.to(dtype)
         q = quantized.to(dtype)
-        codebook = sum_non_batch((q - x.detach()).pow(2)) / per_example_size
-        commitment = sum_non_batch((x - q.detach()).pow(2)) / per_example_size
+        # the two terms are equal in value (x - q and q - x square alike, bit for bit):
+        # compute the squared error twice only when both sides need a gradient; the
+        # elementwise mse_loss is one pass forward and one backward (sub and pow are five)
+        if q.requires_grad:
+            codebook = sum_non_batch(F.mse_loss(q, x.detach(), reduction="none"))
+            codebook = codebook / per_example_size
+            commitment = (
+                sum_non_batch(F.mse_loss(x, q.detach(), reduction="none")) / per_example_size
+                if x.requires_grad
+                else codebook.detach()
+            )
+        else:
+            commitment = sum_non_batch(F.mse_loss(x, q.detach(), reduction="none"))
+            commitment = commitment / per_example_size
+            codebook = commitment.detach()
         return VQLosses(reduce_batch(codebook, reduction), reduce_batch(commitment, reduction))
 
 

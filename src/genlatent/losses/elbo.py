@@ -70,7 +70,8 @@ def vae_loss(
     Raises:
         TypeError: if an input is not a floating-point tensor.
         ValueError: if the shapes disagree, or ``likelihood``, ``reduction`` or ``beta``
-            is not valid.
+            is not valid; while `set_validate_args` is on, also on NaN or infinity in an
+            input or (Bernoulli) ``x`` outside $[0, 1]$.
 
     Shape:
         - x, logits: $(B, *)$

@@ -7,7 +7,12 @@ from typing import NamedTuple
 
 import torch
 
-from genlatent._validation import check_floating, check_reduction, check_same_shape
+from genlatent._validation import (
+    check_finite,
+    check_floating,
+    check_reduction,
+    check_same_shape,
+)
 from genlatent.functional._reduce import reduce_batch, sum_non_batch
 
 __all__ = ["VQVAELoss", "vqvae_loss"]
@@ -52,6 +57,12 @@ def vqvae_loss(
     Returns:
         ``VQVAELoss(loss, reconstruction, quantizer)``.
 
+    Raises:
+        TypeError: if an input is not a floating-point tensor.
+        ValueError: on mismatched shapes, a non-scalar ``quantizer_loss``, a scalar ``x``,
+            an unknown ``reduction``, or (while `set_validate_args` is on) NaN or infinity
+            in an input.
+
     Shape:
         - x, reconstruction: $(B, *)$
         - quantizer_loss: $()$
@@ -74,6 +85,9 @@ def vqvae_loss(
         )
     if x.ndim == 0:
         raise ValueError("x must have a batch dimension (B, *), got a scalar")
+    check_finite("x", x)
+    check_finite("reconstruction", reconstruction)
+    check_finite("quantizer_loss", quantizer_loss)
     values_per_example = max(math.prod(x.shape[1:]), 1)
     squared = sum_non_batch((x - reconstruction).pow(2)) / values_per_example
     shared = quantizer_loss.expand(x.shape[0])

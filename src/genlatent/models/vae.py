@@ -42,6 +42,10 @@ class VAE(nn.Module):
         likelihood: ``"bernoulli"`` (decoder gives logits) or ``"gaussian"`` (decoder gives
             the mean of a unit-variance Gaussian); used by `loss`, `sample`, `reconstruct`.
 
+    Raises:
+        TypeError: if ``encoder`` or ``decoder`` is not an ``nn.Module``.
+        ValueError: on an unknown ``likelihood`` or a ``latent_dim`` below 1 or missing.
+
     Example:
         >>> import torch
         >>> from genlatent import MLPDecoder, MLPEncoder
@@ -64,6 +68,9 @@ class VAE(nn.Module):
         likelihood: str = "bernoulli",
     ) -> None:
         super().__init__()
+        for name, module in (("encoder", encoder), ("decoder", decoder)):
+            if not isinstance(module, nn.Module):
+                raise TypeError(f"{name} must be an nn.Module, got {type(module).__name__}")
         if latent_dim is None:
             latent_dim = getattr(decoder, "latent_dim", None)
             if latent_dim is None:

@@ -43,6 +43,9 @@ class VQVAE(nn.Module):
         quantizer: a `VectorQuantizer` with ``embedding_dim`` $D$.
         decoder: maps $(B, D, h, w)$ back to images, such as `ConvDecoder`.
 
+    Raises:
+        TypeError: if ``encoder``, ``quantizer`` or ``decoder`` is not an ``nn.Module``.
+
     Example:
         >>> import torch
         >>> from genlatent import ConvDecoder, ConvEncoder, VectorQuantizer
@@ -56,6 +59,11 @@ class VQVAE(nn.Module):
 
     def __init__(self, encoder: nn.Module, quantizer: VectorQuantizer, decoder: nn.Module) -> None:
         super().__init__()
+        # any module with VectorQuantizer's interface will do as the quantizer
+        parts = (("encoder", encoder), ("quantizer", quantizer), ("decoder", decoder))
+        for name, module in parts:
+            if not isinstance(module, nn.Module):
+                raise TypeError(f"{name} must be an nn.Module, got {type(module).__name__}")
         self.encoder = encoder
         self.quantizer = quantizer
         self.decoder = decoder

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
-from genlatent._validation import check_floating, check_ndim, check_positive_int
+from genlatent._validation import (
+    check_floating,
+    check_input_dtype,
+    check_ndim,
+    check_positive_int,
+)
 
 __all__ = ["ConvDecoder", "ConvEncoder", "ResidualBlock"]
 
 
-def _check_image(name: str, x: torch.Tensor, channels: int) -> torch.Tensor:
+def _check_image(
+    name: str, x: torch.Tensor, channels: int, weight: torch.Tensor, min_size: int = 1
+) -> torch.Tensor:
     check_floating(name, x)
     check_ndim(name, x, (4,), f"(B, {channels}, H, W)")
     if x.shape[1] != channels:
@@ -20,7 +27,18 @@ def _check_image(name: str, x: torch.Tensor, channels: int) -> torch.Tensor:
             f"{name} must have {channels} channels, shape (B, {channels}, H, W), "
             f"got {tuple(x.shape)}"
         )
+    if min(x.shape[2:]) < min_size:
+        raise ValueError(
+            f"{name} must have height and width >= {min_size}, shape (B, {channels}, H, W), "
+            f"got {tuple(x.shape)}"
+        )
+    check_input_dtype(name, x, weight)
     return x
+
+
+def _first_weight(layers: nn.Sequential) -> torch.Tensor:
+    """The weight of the first convolution (its dtype is the one inputs must have)."""
+    return cast(nn.Conv2d, layers[0]).weight
 
 
 class ResidualBlock(nn.Module):
@@ -34,6 +52,12 @@ class ResidualBlock(nn.Module):
         transposed: use ``ConvTranspose2d`` (the decoder side), else ``Conv2d``.
         device: where to create the parameters.
         dtype: their dtype.
+
+    Raises:
+        TypeError: on a bad argument type; in ``forward``, an ``x`` that is not floating-point or
+            (without autocast) not of the parameters' dtype.
+        ValueError: on ``channels``/``kernel_size`` < 1 or an even ``kernel_size``; in
+            ``forward``, an ``x`` not shaped $(B, C, H, W)$ or with an empty side.
 
     Shape:
         - input: $(B, C, H, W)$
@@ -55,7 +79,7 @@ class ResidualBlock(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int("channels", channels)
+        self.channels = check_positive_int("channels", channels)
         if check_positive_int("kernel_size", kernel_size) % 2 == 0:
             raise ValueError(f"kernel_size must be odd to keep the size, got {kernel_size}")
         conv_type = nn.ConvTranspose2d if transposed else nn.Conv2d
@@ -65,7 +89,7 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``x + conv(x)``."""
-        return x + self.conv(x)
+        return x + self.conv(_check_image("x", x, self.channels, self.conv.weight))
 
 
 class ConvEncoder(nn.Module):
@@ -87,6 +111,12 @@ class ConvEncoder(nn.Module):
         out_channels: latent channels $C_{out}$, the quantizer's ``embedding_dim`` (16).
         device: where to create the parameters.
         dtype: their dtype.
+
+    Raises:
+        TypeError: on a bad argument type; in ``forward``, an ``x`` that is not floating-point or
+            (without autocast) not of the parameters' dtype.
+        ValueError: on a size < 1; in ``forward``, an ``x`` not shaped
+            $(B, C_{in}, H, W)$, or with $H$ or $W$ below 4.
 
     Shape:
         - input: $(B, C_{in}, H, W)$
@@ -124,7 +154,8 @@ class ConvEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Encode images ``x`` to a latent grid."""
-        return self.layers(_check_image("x", x, self.in_channels))
+        # two stride-2 4x4 convolutions need at least 4 pixels a side to leave one
+        return self.layers(_check_image("x", x, self.in_channels, _first_weight(self.layers), 4))
 
 
 class ConvDecoder(nn.Module):
@@ -145,6 +176,12 @@ class ConvDecoder(nn.Module):
         out_channels: image channels $C_{out}$.
         device: where to create the parameters.
         dtype: their dtype.
+
+    Raises:
+        TypeError: on a bad argument type; in ``forward``, a ``z`` that is not floating-point or
+            (without autocast) not of the parameters' dtype.
+        ValueError: on a size < 1; in ``forward``, a ``z`` not shaped $(B, C_{in}, h, w)$
+            or with an empty side.
 
     Shape:
         - input: $(B, C_{in}, h, w)$
@@ -182,4 +219,4 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Decode a latent grid ``z`` to images."""
-        return self.layers(_check_image("z", z, self.in_channels))
+        return self.layers(_check_image("z", z, self.in_channels, _first_weight(self.layers)))

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from genlatent._validation import check_floating, check_positive_int
+from genlatent._validation import check_floating, check_input_dtype, check_positive_int
 from genlatent.nn._activation import ActivationSpec, make_activation
 
 __all__ = ["GaussianParams", "MLPDecoder", "MLPEncoder"]
@@ -69,6 +69,11 @@ class MLPEncoder(nn.Module):
         device: where to create the parameters.
         dtype: their dtype.
 
+    Raises:
+        TypeError: on a bad argument type; in ``forward``, an ``x`` that is not floating-point or
+            (without autocast) not of the parameters' dtype.
+        ValueError: on a size < 1; in ``forward``, an ``x`` without $F$ features per example.
+
     Shape:
         - input: $(*, F)$ with $F$ = ``in_features``, or $(B, *)$ whose non-batch
           dimensions multiply to $F$ (e.g. images $(B, 1, 28, 28)$).
@@ -104,7 +109,9 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> GaussianParams:
         """Return the posterior's ``GaussianParams(mean, log_var)`` for a batch ``x``."""
-        h = self.body(_flatten_features("x", check_floating("x", x), self.in_features))
+        check_floating("x", x)
+        check_input_dtype("x", x, self.mean_head.weight)
+        h = self.body(_flatten_features("x", x, self.in_features))
         return GaussianParams(self.mean_head(h), self.log_var_head(h))
 
 
@@ -126,6 +133,12 @@ class MLPDecoder(nn.Module):
         activation: as in `MLPEncoder`; ``None`` means ``LeakyReLU(0.2)``.
         device: where to create the parameters.
         dtype: their dtype.
+
+    Raises:
+        TypeError: on a bad argument type; in ``forward``, a ``z`` that is not floating-point or
+            (without autocast) not of the parameters' dtype.
+        ValueError: on a size < 1 or an ``out_shape`` whose product is not
+            ``out_features``; in ``forward``, a ``z`` not shaped $(*, D)$.
 
     Shape:
         - input: $(*, D)$
@@ -171,6 +184,7 @@ class MLPDecoder(nn.Module):
         check_floating("z", z)
         if z.ndim == 0 or z.shape[-1] != self.latent_dim:
             raise ValueError(f"z must have shape (*, {self.latent_dim}), got {tuple(z.shape)}")
+        check_input_dtype("z", z, self.out.weight)
         logits = self.out(self.body(z))
         if self.out_shape is None:
             return logits

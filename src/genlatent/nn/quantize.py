@@ -96,6 +96,14 @@ def _quantize_rows(
     )
 
 
+def _all_finite(values: torch.Tensor) -> torch.Tensor:
+    """``torch.isfinite(values).all()`` in one pass: min and max propagate NaN and infinity."""
+    if values.numel() == 0:
+        return torch.ones((), dtype=torch.bool, device=values.device)
+    low, high = torch.aminmax(values)
+    return torch.isfinite(low) & torch.isfinite(high)
+
+
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
@@ -158,7 +166,10 @@ class VectorQuantizer(nn.Module):
     twice), under ``no_grad``, after the batch is quantized with the old codebook. Under
     ``torch.distributed`` the counts and sums are all-reduced (sum) first, so replicas keep
     identical codebooks. ``usage_counts`` (int64, per process, never all-reduced) grows in
-    every forward, training or eval, until `reset_usage`.
+    every forward, training or eval, until `reset_usage`. A batch holding NaN or infinity
+    (possible only while `set_validate_args` is off; otherwise it raises) changes no state
+    at all: no EMA step, no restart, no usage count, on any replica, so a trainer that
+    skips the step keeps a clean codebook.
 
     **Dead codes.** With ``restart_dead_codes=n``, a code that no vector chose (on any
     replica) for ``n`` consecutive training steps is re-seeded to a random row of the
@@ -345,7 +356,8 @@ class VectorQuantizer(nn.Module):
 
         Raises:
             TypeError: if ``inputs`` is not a floating-point tensor.
-            ValueError: if ``inputs`` has the wrong rank or channel count.
+            ValueError: if ``inputs`` has the wrong rank or channel count, or (while
+                `set_validate_args` is on) holds NaN or infinity.
         """
         self._check_inputs(inputs)
         rows, packed_shapes = self._to_rows(inputs)
@@ -379,8 +391,17 @@ class VectorQuantizer(nn.Module):
         *,
         training_step: bool,
     ) -> None:
-        """Usage counters, EMA update and dead-code restart: everything that mutates state."""
-        self.usage_counts.add_(counts.to(torch.int64))
+        """Usage counters, EMA update and dead-code restart: everything that mutates state.
+
+        A batch holding a NaN or infinite value (on any replica) changes none of it, so
+        a trainer that skips a non-finite step (``skip_nonfinite``) finds the codebook
+        as it was. The test runs on the device, with no host synchronisation: the update
+        is computed and then discarded with ``torch.where``. Under ``torch.distributed``
+        the EMA flag comes from the all-reduced sums (a non-finite row makes its code's
+        sum non-finite on every replica), so all replicas agree without extra traffic.
+        """
+        finite = _all_finite(rows)
+        self.usage_counts.add_(counts.to(torch.int64) * finite)
         if not training_step:
             return
         if self.ema:
@@ -389,20 +410,24 @@ class VectorQuantizer(nn.Module):
             )
             if _distributed():
                 dist.all_reduce(stats, op=dist.ReduceOp.SUM)
+            finite = torch.isfinite(stats).all()
             global_counts = stats[:, 0]
-            self._ema_update(global_counts, stats[:, 1:])
+            self._ema_update(global_counts, stats[:, 1:], finite)
         else:
             global_counts = counts
             if self.restart_dead_codes is not None and _distributed():
-                global_counts = counts.clone()
-                dist.all_reduce(global_counts, op=dist.ReduceOp.SUM)
-        if self.restart_dead_codes is not None:
+                # the last entry counts the replicas that saw a non-finite value
+                flagged = torch.cat([counts, (~finite).to(counts.dtype).unsqueeze(0)])
+                dist.all_reduce(flagged, op=dist.ReduceOp.SUM)
+                global_counts, finite = flagged[:-1], flagged[-1] == 0
+        # the restart reads its dead codes on the host anyway, so this sync is free
+        if self.restart_dead_codes is not None and bool(finite):
             self._restart_dead_codes(rows, global_counts, self.restart_dead_codes)
 
-    def _ema_update(self, counts: torch.Tensor, sums: torch.Tensor) -> None:
+    def _ema_update(self, counts: torch.Tensor, sums: torch.Tensor, finite: torch.Tensor) -> None:
         step = None
         if self.bias_correction:
-            self.ema_step.add_(1)
+            self.ema_step.add_(finite.to(self.ema_step.dtype))
             step = self.ema_step
         update = ema_codebook_update(
             self.cluster_size,
@@ -414,9 +439,10 @@ class VectorQuantizer(nn.Module):
             step=step,
             codebook=self.codebook,
         )
-        self.cluster_size.copy_(update.cluster_size)
-        self.embed_sum.copy_(update.embed_sum)
-        self.codebook.copy_(update.codebook)
+        # a non-finite batch leaves every statistic as it was (see _update_state)
+        self.cluster_size.copy_(torch.where(finite, update.cluster_size, self.cluster_size))
+        self.embed_sum.copy_(torch.where(finite, update.embed_sum, self.embed_sum))
+        self.codebook.copy_(torch.where(finite, update.codebook, self.codebook))
 
     def _restart_dead_codes(self, rows: torch.Tensor, counts: torch.Tensor, after: int) -> None:
         self.steps_since_used.add_(1).masked_fill_(counts > 0, 0)

@@ -66,6 +66,12 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int]) -> VAE |
 
 def load_datasets(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
     """The train and test splits named by ``config``, cut to its limits."""
+    if config.dataset == "custom":
+        raise ValueError(
+            "this run trained on datasets passed to train(datasets=...), which a run "
+            "directory does not store: pass them again (train(..., datasets=...), "
+            "load_run(..., test_set=...), evaluate_run(..., test_set=...))"
+        )
     root, download = config.data_dir, config.download
     train = dataset_by_name(config.dataset, split="train", root=root, download=download)
     test = dataset_by_name(config.dataset, split="test", root=root, download=download)

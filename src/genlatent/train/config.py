@@ -11,7 +11,7 @@ __all__ = ["MODELS", "MODEL_DEFAULTS", "PRECISIONS", "TrainConfig"]
 
 MODELS = ("vae", "vqvae")
 PRECISIONS = ("fp32", "bf16", "fp16")
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits")
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits", "custom")
 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # The tutorial's MNIST VAE: Adam 1e-3, batch 100, 30 epochs.
@@ -38,7 +38,8 @@ class TrainConfig:
     model: str = "vae"
     """``"vae"`` (the MNIST MLP VAE) or ``"vqvae"`` (the conv VQ-VAE)."""
     dataset: str = "digits"
-    """``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` or ``"digits"`` (from scikit-learn)."""
+    """``"mnist"``, ``"fashion-mnist"``, ``"cifar10"``, ``"digits"`` (from scikit-learn), or
+    ``"custom"``: the datasets passed to `train` (recorded so whenever ``datasets=`` is given)."""
     data_dir: str | None = None
     """Folder of the dataset's official files; ``None``: ``$GENLATENT_DATA`` or the cache."""
     download: bool = False

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
-from genlatent._validation import check_floating, check_ndim
+from genlatent._validation import check_floating, check_ndim, check_positive_int
 
 __all__ = ["image_grid", "save_image_grid"]
 
@@ -25,6 +25,11 @@ def image_grid(images: torch.Tensor, *, nrow: int | None = None, padding: int = 
         nrow: images per row; defaults to $\\lceil\\sqrt{N}\\rceil$.
         padding: black pixels between cells.
 
+    Raises:
+        TypeError: if ``images`` is not a floating-point tensor or ``nrow`` not an int.
+        ValueError: on a shape other than $(N, 1|3, H, W)$, an empty batch, ``nrow < 1``
+            or a negative ``padding``.
+
     Shape:
         - images: $(N, C, H, W)$ with $C \\in \\{1, 3\\}$
         - output: $(R(H+p)+p, n(W+p)+p, C)$
@@ -36,6 +41,10 @@ def image_grid(images: torch.Tensor, *, nrow: int | None = None, padding: int = 
     """
     check_floating("images", images)
     check_ndim("images", images, (4,), "(N, C, H, W)")
+    if nrow is not None:
+        check_positive_int("nrow", nrow)
+    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"padding must be an int >= 0, got {padding!r}")
     n, c, h, w = images.shape
     if c not in (1, 3):
         raise ValueError(f"images must have 1 or 3 channels, got shape {tuple(images.shape)}")

@@ -28,11 +28,13 @@ def load_run(
     checkpoint: str = "best",
     data_dir: str | None = None,
     device: str | None = None,
+    test_set: ImageDataset | None = None,
 ) -> tuple[TrainConfig, VAE | VQVAE, ImageDataset]:
     """The run's config, its model with the chosen checkpoint's weights, and its test set.
 
     ``checkpoint`` is ``"best"`` (lowest test loss) or ``"last"``; a missing or unreadable
-    file falls back to the one kept before it. The model is in eval mode.
+    file falls back to the one kept before it. The model is in eval mode. ``test_set``
+    replaces the dataset named in the config (needed for ``dataset="custom"`` runs).
     """
     if checkpoint not in ("best", "last"):
         raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
@@ -47,7 +49,8 @@ def load_run(
     if not path.exists():
         path = run.last_checkpoint
     state, _ = load_latest_checkpoint(path, map_location=target)
-    _, test_set = load_datasets(config)
+    if test_set is None:
+        _, test_set = load_datasets(config)
     model = build_model(config, test_set.image_shape).to(target)
     model.load_state_dict(state["model"])
     return config, model.eval(), test_set
@@ -59,6 +62,7 @@ def evaluate_run(
     iwae_k: int = 0,
     checkpoint: str = "best",
     data_dir: str | None = None,
+    test_set: ImageDataset | None = None,
 ) -> dict[str, Any]:
     """Test-set metrics: negative ELBO (and IWAE) for a VAE, MSE, PSNR and usage for a VQ-VAE."""
     from genlatent.metrics import (
@@ -68,7 +72,9 @@ def evaluate_run(
         evaluate_vqvae,
     )
 
-    config, model, test_set = load_run(run_dir, checkpoint=checkpoint, data_dir=data_dir)
+    config, model, test_set = load_run(
+        run_dir, checkpoint=checkpoint, data_dir=data_dir, test_set=test_set
+    )
     device = next(model.parameters()).device
     batches = TensorBatches(test_set, batch_size=500 if iwae_k == 0 else 100, device=device)
     result: VAEEvaluation | VQVAEEvaluation

@@ -85,7 +85,9 @@ def train_epoch(
 
     Sums are kept on the device and read once at the end: no host sync per step, except
     that the finiteness of each step's loss is checked one step late (when the device has
-    long finished it), or at once with ``skip_nonfinite``, which skips such steps.
+    long finished it), or at once with ``skip_nonfinite``, which skips such steps. With
+    ``grad_clip`` (and no gradient scaler) the gradient norm is checked too, by the name
+    ``gradient``; the fp16 scaler handles non-finite gradients itself.
     """
     model.train()
     sums: dict[str, torch.Tensor] = {}
@@ -116,6 +118,9 @@ def train_epoch(
             if skip_nonfinite and scaler is None and not bool(torch.isfinite(norm)):
                 skipped += 1
                 continue
+            if scaler is None:  # the norm is at hand: report a bad gradient by name
+                flags = torch.cat([flags, torch.isfinite(norm).reshape(1)])
+                names = [*names, "gradient"]
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()

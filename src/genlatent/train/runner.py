@@ -23,7 +23,7 @@ from genlatent.train.checkpoint import atomic_save, load_latest_checkpoint
 from genlatent.train.config import TrainConfig
 from genlatent.train.distributed import setup_distributed
 from genlatent.train.images import save_image_grid
-from genlatent.train.loop import evaluate, train_epoch
+from genlatent.train.loop import NonFiniteLossError, evaluate, train_epoch
 from genlatent.train.objectives import vae_objective, vqvae_objective
 from genlatent.train.rundir import RunDirectory, RunDirectoryError
 
@@ -67,16 +67,37 @@ def train(
     With ``resume=True`` the config is read from ``run_dir`` (``config`` may only change
     ``epochs``) and training continues from the last good checkpoint: model, optimizer,
     epoch, random states and the quantizer's EMA state, so the result equals an
-    uninterrupted run on CPU.
+    uninterrupted run on CPU. Under ``torchrun`` (``WORLD_SIZE`` > 1) it joins the
+    process group, trains with DistributedDataParallel, rank 0 writes the run directory,
+    and it leaves the group again on return unless the caller had joined it already.
 
     Args:
         config: the run's settings; required unless resuming.
         run_dir: the run directory (see `RunDirectory`).
         resume: continue the run stored in ``run_dir``.
-        datasets: ``(train, test)`` to use instead of loading ``config.dataset``.
+        datasets: ``(train, test)`` to use instead of loading ``config.dataset``; the run
+            records ``dataset="custom"``, and resuming it needs them again.
         show_progress: progress bars; ``None`` shows them on a terminal.
         log: where the one-line epoch summaries go.
     """
+    joined = torch.distributed.is_available() and torch.distributed.is_initialized()
+    try:
+        return _train(config, run_dir, resume, datasets, show_progress, log)
+    finally:
+        # leave no process group behind that this call created (under torchrun), so
+        # that the process exits cleanly and a later train() can start afresh
+        if not joined and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _train(
+    config: TrainConfig | None,
+    run_dir: str | os.PathLike[str],
+    resume: bool,
+    datasets: tuple[ImageDataset, ImageDataset] | None,
+    show_progress: bool | None,
+    log: Callable[[str], None],
+) -> RunSummary:
     run = RunDirectory(run_dir)
     if resume:
         stored = run.read_config()
@@ -88,6 +109,8 @@ def train(
         config = stored if config is None else stored.replace(epochs=config.epochs)
     elif config is None:
         raise ValueError("config is required unless resume=True")
+    elif datasets is not None:
+        config = config.replace(dataset="custom")  # what the run really trained on
     device = resolve_device(config.device)
     group = setup_distributed(device.type)
     if device.type == "cuda" and group.world > 1:
@@ -123,8 +146,15 @@ def train(
         torch.set_rng_state(state["torch_rng"].cpu())
         start_epoch, best = int(state["epoch"]), float(state["best_test_loss"])
         log(f"resuming {run.path} from {source.name} at epoch {start_epoch}")
-        if group.is_main:
-            run.truncate_metrics(start_epoch)
+        if source != run.last_checkpoint and group.is_main and run.last_checkpoint.exists():
+            # out of the rotation, kept for inspection: the next save must not move the
+            # unreadable file over the good previous checkpoint
+            kept = run.last_checkpoint.with_name(run.last_checkpoint.name + ".corrupt")
+            os.replace(run.last_checkpoint, kept)
+            log(f"{run.last_checkpoint} could not be read; kept as {kept.name}")
+    if resume and group.is_main:
+        # drop the lines of epochs the checkpoint does not hold (a crash between the two)
+        run.truncate_metrics(start_epoch)
 
     trained: nn.Module = model
     if group.world > 1:
@@ -161,6 +191,7 @@ def train(
         }
         improved = record["test_loss"] < best
         best = min(best, record["test_loss"])
+        _check_state_finite(model, epoch)
         if group.is_main:
             state = {
                 "model": model.state_dict(),
@@ -174,13 +205,29 @@ def train(
             }
             if scaler is not None:
                 state["scaler"] = scaler.state_dict()
+            # metrics first: a crash between the two leaves a line for an epoch that resume
+            # drops and trains again, never a checkpoint whose epoch has no line
+            run.append_metrics(record)
             atomic_save(state, run.last_checkpoint, keep_previous=True)
             if improved:
                 atomic_save(state, run.best_checkpoint)
-            run.append_metrics(record)
             write_pictures(model, test_set, run, seed=config.seed)
         log(_summary_line(record))
     return RunSummary(run.path, epochs, record, model)
+
+
+def _check_state_finite(model: nn.Module, epoch: int) -> None:
+    """Refuse to checkpoint weights or buffers holding NaN or infinity (one sync per epoch)."""
+    state = [(n, t) for n, t in model.state_dict().items() if t.is_floating_point()]
+    if not state:
+        return
+    flags = torch.stack([torch.isfinite(t).all() for _, t in state]).tolist()
+    bad = [name for (name, _), ok in zip(state, flags, strict=True) if not ok]
+    if bad:
+        raise NonFiniteLossError(
+            f"non-finite model state after epoch {epoch}: {', '.join(bad[:5])} hold NaN or "
+            "infinity; no checkpoint was written for this epoch, the previous one is kept"
+        )
 
 
 def _codebook_usage(quantizer: VectorQuantizer, world: int) -> dict[str, float]:
