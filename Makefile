@@ -30,7 +30,7 @@ docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict
 
 demo: $(STAMP)
-	$(VENV)/bin/genlatent train vae --dataset digits --out runs/demo-vae
+	$(VENV)/bin/genlatent train vae --dataset digits --out runs/demo-vae-$$(date +%Y%m%d-%H%M%S)
 
 # Each benchmark prints a table and writes benchmarks/results/NAME.json (docs/benchmarks.md).
 bench: $(STAMP)
