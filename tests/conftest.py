@@ -32,3 +32,23 @@ def mnist_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return folder.resolve()
+
+
+@pytest.fixture
+def cli_error(capsys: pytest.CaptureFixture[str]):
+    """Run ``genlatent ARGV`` and require exit status 2 and one stderr line with ``fragments``.
+
+    Usage: ``cli_error(["train", "--epochs", "0"], "epochs", "got 0")``.
+    """
+    from genlatent.cli import main
+
+    def check(argv: list[str], *fragments: str) -> str:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err  # one line, no traceback
+        assert err.startswith(f"genlatent {argv[0]}: error: ")
+        for fragment in fragments:
+            assert fragment in err, err
+        return err
+
+    return check

@@ -23,15 +23,6 @@ def _width(path) -> int:
         return image.size[0]
 
 
-def _one_line_error(capsys, argv, *fragments):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err  # one line, no traceback
-    assert err.startswith(f"genlatent {argv[0]}: error: ")
-    for fragment in fragments:
-        assert fragment in err, err
-
-
 def test_help_lists_commands_and_train_options(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
@@ -61,15 +52,13 @@ def test_entry_points_run_as_modules():
         assert done.stdout.strip() == f"genlatent {__version__}"
 
 
-def test_bad_input_is_one_clear_line(capsys, tmp_path):
-    _one_line_error(capsys, ["train", "--dataset", "digits"], "needs a model (vae or vqvae)")
-    _one_line_error(
-        capsys, [*SMALL_VAE, "--epochs", "0", "--out", str(tmp_path / "a")], "epochs", "got 0"
-    )
-    _one_line_error(capsys, [*SMALL_VAE, "--lr", "-1", "--out", str(tmp_path / "b")], "lr")
-    _one_line_error(capsys, ["eval", str(tmp_path / "missing")], str(tmp_path / "missing"))
-    _one_line_error(capsys, ["sample", str(tmp_path / "missing"), "--out", "x.png"], "missing")
-    _one_line_error(capsys, ["train", "--resume", str(tmp_path / "none")], "no config.json")
+def test_bad_input_is_one_clear_line(cli_error, capsys, tmp_path):
+    cli_error(["train", "--dataset", "digits"], "needs a model (vae or vqvae)")
+    cli_error([*SMALL_VAE, "--epochs", "0", "--out", str(tmp_path / "a")], "epochs", "got 0")
+    cli_error([*SMALL_VAE, "--lr", "-1", "--out", str(tmp_path / "b")], "lr")
+    cli_error(["eval", str(tmp_path / "missing")], str(tmp_path / "missing"))
+    cli_error(["sample", str(tmp_path / "missing"), "--out", "x.png"], "missing")
+    cli_error(["train", "--resume", str(tmp_path / "none")], "no config.json")
     assert not (tmp_path / "a").exists()
     assert not (tmp_path / "b").exists()
     with pytest.raises(SystemExit) as exit_info:  # argparse rejects unknown choices itself
@@ -78,7 +67,7 @@ def test_bad_input_is_one_clear_line(capsys, tmp_path):
     assert "invalid choice: 'imagenet'" in capsys.readouterr().err
 
 
-def test_train_eval_sample_plot_resume(capsys, tmp_path):
+def test_train_eval_sample_plot_resume(cli_error, capsys, tmp_path):
     run = tmp_path / "run"
     assert main([*SMALL_VAE, *QUIET, "--out", str(run)]) == 0
     out = capsys.readouterr().out
@@ -97,7 +86,7 @@ def test_train_eval_sample_plot_resume(capsys, tmp_path):
     grid = tmp_path / "samples.png"
     assert main(["sample", str(run), "-n", "12", "--out", str(grid)]) == 0
     assert _width(grid) > 0
-    _one_line_error(capsys, ["sample", str(run), "-n", "0", "--out", str(grid)], "num", "got 0")
+    cli_error(["sample", str(run), "-n", "0", "--out", str(grid)], "num", "got 0")
 
     assert main(["plot", str(run)]) == 0
     written = [line.removeprefix("wrote ") for line in capsys.readouterr().out.splitlines()]

@@ -197,15 +197,6 @@ def test_modules_accept_other_dtypes_under_autocast():
 # ------------------------------------------------------------------------ the command line
 
 
-def _one_line_error(capsys, argv, *fragments):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err  # one line, no traceback
-    assert err.startswith(f"genlatent {argv[0]}: error: ")
-    for fragment in fragments:
-        assert fragment in err, err
-
-
 TRAIN = ["train", "vqvae", "--dataset", "digits", "--device", "cpu", "--no-progress"]
 
 
@@ -228,9 +219,9 @@ TRAIN = ["train", "vqvae", "--dataset", "digits", "--device", "cpu", "--no-progr
         (["--device", "nonsense"], ("device", "nonsense")),
     ],
 )
-def test_cli_train_rejects_each_bad_option_in_one_line(capsys, tmp_path, options, fragments):
+def test_cli_train_rejects_each_bad_option_in_one_line(cli_error, tmp_path, options, fragments):
     out = tmp_path / "run"
-    _one_line_error(capsys, [*TRAIN, *options, "--out", str(out)], *fragments)
+    cli_error([*TRAIN, *options, "--out", str(out)], *fragments)
     assert not (out / "checkpoints").exists()  # nothing was trained
 
 
@@ -246,7 +237,7 @@ def test_cli_argparse_rejects_unknown_choices_and_non_numbers(capsys):
         assert fragment in capsys.readouterr().err
 
 
-def test_cli_corrupt_checkpoint_is_named(capsys, tmp_path):
+def test_cli_corrupt_checkpoint_is_named(cli_error, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(
@@ -254,12 +245,8 @@ def test_cli_corrupt_checkpoint_is_named(capsys, tmp_path):
     )
     (run / "checkpoints").mkdir()
     (run / "checkpoints" / "last.pt").write_bytes(b"PK\x03\x04 not really a zip file")
-    _one_line_error(
-        capsys, ["eval", str(run), "--checkpoint", "last"], "last.pt is truncated or corrupt"
-    )
-    _one_line_error(
-        capsys, ["sample", str(run), "--out", str(tmp_path / "s.png")], "no usable checkpoint"
-    )
+    cli_error(["eval", str(run), "--checkpoint", "last"], "last.pt is truncated or corrupt")
+    cli_error(["sample", str(run), "--out", str(tmp_path / "s.png")], "no usable checkpoint")
 
 
 def test_switch_docstring_examples_run():
