@@ -12,7 +12,16 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.distributions import MultivariateNormal, Normal
 
-from genlatent import VAE, VQVAE, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, vae_loss
+from genlatent import (
+    VAE,
+    VQVAE,
+    ConvDecoder,
+    ConvEncoder,
+    MLPDecoder,
+    MLPEncoder,
+    VectorQuantizer,
+    vae_loss,
+)
 from genlatent.metrics import (
     VAEEvaluation,
     bits_per_dim,
@@ -21,11 +30,6 @@ from genlatent.metrics import (
     iwae_bound,
     perplexity_from_counts,
 )
-
-try:
-    from genlatent.nn.quantize import VectorQuantizer
-except ImportError:  # the real quantizer is not written yet: use the stand-in below
-    VectorQuantizer = None
 
 SEEDS = st.integers(0, 2**31 - 1)
 
@@ -408,10 +412,10 @@ class _StandInQuantizer(nn.Module):
 
 
 def _quantizers() -> list:
-    makers = [pytest.param(_StandInQuantizer, id="stand-in")]
-    if VectorQuantizer is not None:
-        makers.append(pytest.param(VectorQuantizer, id="real"))
-    return makers
+    return [
+        pytest.param(_StandInQuantizer, id="stand-in"),
+        pytest.param(VectorQuantizer, id="real"),
+    ]
 
 
 @pytest.mark.parametrize("make_quantizer", _quantizers())
@@ -463,7 +467,6 @@ def test_evaluate_vqvae_perfect_reconstruction_has_infinite_psnr():
     assert result.psnr == math.inf
 
 
-@pytest.mark.skipif(VectorQuantizer is None, reason="genlatent.nn.quantize not available")
 @pytest.mark.parametrize("ema", [False, True])
 def test_evaluate_vqvae_changes_no_state_and_restores_training_mode(ema):
     torch.manual_seed(0)

@@ -76,7 +76,6 @@ def _make_worker_importable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_worker, "__module__", path.stem)
 
 
-@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_replicas_keep_identical_codebooks(tmp_path, monkeypatch):
     _make_worker_importable(monkeypatch)
     mp.spawn(

@@ -9,12 +9,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
-pytest.importorskip("matplotlib")
-Image = pytest.importorskip("PIL.Image")
-
-from genlatent import VAE, MLPDecoder, MLPEncoder  # noqa: E402
-from genlatent.plotting import (  # noqa: E402
+from genlatent import VAE, MLPDecoder, MLPEncoder
+from genlatent.plotting import (
     latent_interpolation,
     pca_2d,
     plot_code_usage,
@@ -23,7 +21,7 @@ from genlatent.plotting import (  # noqa: E402
     plot_loss_curves,
     plot_run,
 )
-from genlatent.train.rundir import RunDirectoryError  # noqa: E402
+from genlatent.train.rundir import RunDirectoryError
 
 VAE_RECORDS = [
     {
@@ -167,8 +165,6 @@ def test_pca_2d_errors() -> None:
 
 @pytest.mark.parametrize("method", ["pca", "tsne", "auto"])
 def test_plot_latent_map_writes_png(tmp_path, method) -> None:
-    if method == "tsne":
-        pytest.importorskip("sklearn")
     generator = torch.Generator().manual_seed(0)
     means = torch.randn(60, 4, generator=generator)
     labels = torch.arange(60) % 10
@@ -353,7 +349,6 @@ def trained_runs(tmp_path_factory):
     from genlatent.train.config import TrainConfig
     from genlatent.train.runner import train
 
-    pytest.importorskip("sklearn")  # the digits dataset ships with scikit-learn
     root = tmp_path_factory.mktemp("runs")
     common = {"dataset": "digits", "epochs": 1, "train_limit": 200, "test_limit": 100}
     configs = {
