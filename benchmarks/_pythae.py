@@ -13,19 +13,15 @@ from pythae.models.nn import BaseDecoder, BaseEncoder
 from pythae.trainers import BaseTrainer, BaseTrainerConfig
 from torch import nn
 
+from benchmarks._tutorial_vae import tutorial_decoder, tutorial_hidden
+
 __all__ = ["pythae_epoch"]
 
 
 class _Encoder(BaseEncoder):
     def __init__(self) -> None:
         super().__init__()
-        self.hidden = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(784, 400),
-            nn.LeakyReLU(0.2),
-            nn.Linear(400, 400),
-            nn.LeakyReLU(0.2),
-        )
+        self.hidden = nn.Sequential(nn.Flatten(), tutorial_hidden())
         self.mean = nn.Linear(400, 200)
         self.log_var = nn.Linear(400, 200)
 
@@ -37,14 +33,7 @@ class _Encoder(BaseEncoder):
 class _Decoder(BaseDecoder):
     def __init__(self) -> None:
         super().__init__()
-        self.layers = nn.Sequential(
-            nn.Linear(200, 400),
-            nn.LeakyReLU(0.2),
-            nn.Linear(400, 400),
-            nn.LeakyReLU(0.2),
-            nn.Linear(400, 784),
-            nn.Sigmoid(),
-        )
+        self.layers = tutorial_decoder()
 
     def forward(self, z: torch.Tensor) -> ModelOutput:
         return ModelOutput(reconstruction=self.layers(z).reshape(-1, 1, 28, 28))

@@ -41,6 +41,7 @@ from benchmarks._common import (
     rate_span,
     write_json,
 )
+from benchmarks._tutorial_vae import tutorial_decoder, tutorial_hidden
 from genlatent.data import ImageDataset, TensorBatches, load_mnist
 from genlatent.models import mnist_vae
 from genlatent.train import train_epoch
@@ -58,9 +59,7 @@ MATMUL_SIZE = 2048
 class TutorialEncoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.hidden = nn.Sequential(
-            nn.Linear(784, 400), nn.LeakyReLU(0.2), nn.Linear(400, 400), nn.LeakyReLU(0.2)
-        )
+        self.hidden = tutorial_hidden()
         self.mean = nn.Linear(400, 200)
         self.log_var = nn.Linear(400, 200)
 
@@ -75,14 +74,7 @@ class TutorialVAE(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.encoder = TutorialEncoder()
-        self.decoder = nn.Sequential(
-            nn.Linear(200, 400),
-            nn.LeakyReLU(0.2),
-            nn.Linear(400, 400),
-            nn.LeakyReLU(0.2),
-            nn.Linear(400, 784),
-            nn.Sigmoid(),
-        )
+        self.decoder = tutorial_decoder()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mean, log_var = self.encoder(x)
