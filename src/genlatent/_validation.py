@@ -231,3 +231,26 @@ def check_in_open_interval(name: str, value: object, low: float, high: float) ->
 # Public as genlatent.set_validate_args / get_validate_args; the API reference lists them
 # with the functional layer, whose value checks (and those above it) they switch.
 set_validate_args.__module__ = get_validate_args.__module__ = "genlatent.functional"
+
+
+def require_methods(
+    obj: object,
+    methods: Sequence[str],
+    purpose: str,
+    *,
+    attributes: Sequence[str] = (),
+) -> None:
+    """Raise ``TypeError`` naming what ``obj`` lacks for ``purpose`` (capabilities, not classes).
+
+    Example:
+        >>> require_methods(object(), ("sample",), "sampling")
+        Traceback (most recent call last):
+        ...
+        TypeError: sampling needs a model with a sample method; object has none
+    """
+    missing = [f"a {name} method" for name in methods if not callable(getattr(obj, name, None))]
+    missing += [f"a {name} attribute" for name in attributes if not hasattr(obj, name)]
+    if missing:
+        raise TypeError(
+            f"{purpose} needs a model with {' and '.join(missing)}; {type(obj).__name__} has none"
+        )

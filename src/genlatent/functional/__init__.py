@@ -6,6 +6,7 @@ The modules in `genlatent.nn` and the losses in `genlatent.losses` call these.
 
 from genlatent.functional.bernoulli import bernoulli_log_likelihood
 from genlatent.functional.gaussian import gaussian_kl, gaussian_log_likelihood, reparameterize
+from genlatent.functional.likelihood import likelihood_mean, log_likelihood
 from genlatent.functional.quantize import (
     EMAUpdate,
     VQLosses,
@@ -30,6 +31,8 @@ __all__ = [
     "ema_codebook_update",
     "gaussian_kl",
     "gaussian_log_likelihood",
+    "likelihood_mean",
+    "log_likelihood",
     "nearest_code",
     "reparameterize",
     "straight_through",

@@ -9,20 +9,18 @@ import torch
 
 from genlatent._validation import check_floating, check_reduction
 from genlatent.functional._reduce import reduce_batch
-from genlatent.functional.bernoulli import bernoulli_log_likelihood
-from genlatent.functional.gaussian import gaussian_kl, gaussian_log_likelihood
+from genlatent.functional.gaussian import gaussian_kl
+from genlatent.functional.likelihood import check_likelihood, log_likelihood
 
-__all__ = ["LIKELIHOODS", "VAELoss", "vae_loss"]
-
-LIKELIHOODS = ("bernoulli", "gaussian")
+__all__ = ["VAELoss", "vae_loss"]
 
 
 class VAELoss(NamedTuple):
     """The negative ELBO and its two parts, each reduced the same way."""
 
     loss: torch.Tensor
-    """``reconstruction + beta * kl``: the quantity to minimise."""
-    reconstruction: torch.Tensor
+    """``reconstruction_loss + beta * kl``: the quantity to minimise."""
+    reconstruction_loss: torch.Tensor
     r"""$-\log p(x \mid z)$ summed over every data dimension, in nats."""
     kl: torch.Tensor
     r"""$\mathrm{KL}(q(z \mid x) \,\Vert\, \mathcal{N}(0, I))$ summed over the latent, in nats."""
@@ -30,7 +28,7 @@ class VAELoss(NamedTuple):
 
 def vae_loss(
     x: torch.Tensor,
-    logits: torch.Tensor,
+    decoder_output: torch.Tensor,
     mean: torch.Tensor,
     log_var: torch.Tensor,
     *,
@@ -54,7 +52,7 @@ def vae_loss(
 
     Args:
         x: the data, in $[0, 1]$ for the Bernoulli likelihood.
-        logits: the decoder's output for ``x``: Bernoulli logits, or with
+        decoder_output: the likelihood's parameters for ``x``: Bernoulli logits, or with
             ``likelihood="gaussian"`` the mean of a unit-variance Gaussian.
         mean: the posterior mean $\mu$.
         log_var: the posterior log-variance $\log\sigma^2$.
@@ -65,7 +63,7 @@ def vae_loss(
             ``"mean"`` averages them (nats per example, the usual number to report).
 
     Returns:
-        ``VAELoss(loss, reconstruction, kl)``.
+        ``VAELoss(loss, reconstruction_loss, kl)``.
 
     Raises:
         TypeError: if an input is not a floating-point tensor.
@@ -74,7 +72,7 @@ def vae_loss(
             input or (Bernoulli) ``x`` outside $[0, 1]$.
 
     Shape:
-        - x, logits: $(B, *)$
+        - x, decoder_output: $(B, *)$
         - mean, log_var: $(B, D)$
         - outputs: $(B,)$ for ``"none"``, else $()$
 
@@ -86,31 +84,27 @@ def vae_loss(
         True
     """
     check_floating("x", x)
-    check_floating("logits", logits)
+    check_floating("decoder_output", decoder_output)
     check_floating("mean", mean)
     check_floating("log_var", log_var)
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    check_likelihood(likelihood)
     check_reduction(reduction)
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta):
         raise ValueError(f"beta must be a finite number, got {beta!r}")
-    if x.shape != logits.shape:
+    if x.shape != decoder_output.shape:
         raise ValueError(
-            f"logits must have the shape of x {tuple(x.shape)}, got {tuple(logits.shape)}"
+            f"decoder_output must have the shape of x {tuple(x.shape)}, "
+            f"got {tuple(decoder_output.shape)}"
         )
     if mean.ndim != 2 or x.ndim == 0 or mean.shape[0] != x.shape[0]:
         raise ValueError(
             f"mean must have shape (B, D) with B = x.shape[0] = {x.shape[0] if x.ndim else '?'}, "
             f"got {tuple(mean.shape)}"
         )
-    if likelihood == "bernoulli":
-        log_px = bernoulli_log_likelihood(x, logits)
-    else:
-        log_px = gaussian_log_likelihood(x, logits)
-    reconstruction = -log_px
+    reconstruction = -log_likelihood(x, decoder_output, likelihood)
     kl = gaussian_kl(mean, log_var, reduction="none")
     return VAELoss(
         loss=reduce_batch(reconstruction + beta * kl, reduction),
-        reconstruction=reduce_batch(reconstruction, reduction),
+        reconstruction_loss=reduce_batch(reconstruction, reduction),
         kl=reduce_batch(kl, reduction),
     )

@@ -19,14 +19,22 @@ __all__ = ["VQVAELoss", "vqvae_loss"]
 
 
 class VQVAELoss(NamedTuple):
-    """The VQ-VAE loss and its parts, each reduced the same way."""
+    """The VQ-VAE loss and its parts, each reduced the same way.
+
+    `vqvae_loss` fills the first three fields; `VQVAE.loss` also fills ``terms`` and
+    ``code_counts`` from its quantizer's output, so a trainer logs them by name.
+    """
 
     loss: torch.Tensor
-    """``reconstruction + quantizer``: the quantity to minimise."""
-    reconstruction: torch.Tensor
+    """``reconstruction_loss + quantizer_loss``: the quantity to minimise."""
+    reconstruction_loss: torch.Tensor
     """Mean squared error per example (averaged over its pixels)."""
-    quantizer: torch.Tensor
-    """The quantizer's codebook and weighted commitment terms."""
+    quantizer_loss: torch.Tensor
+    """The quantizer's loss (for VQ: the codebook and weighted commitment terms)."""
+    terms: dict[str, torch.Tensor] = {}  # noqa: RUF012 (never mutated)
+    """The quantizer's named terms (unweighted, batch means), for logging."""
+    code_counts: torch.Tensor | None = None
+    """This batch's code counts $(K,)$ (or $(S, K)$ per stage), for usage statistics."""
 
 
 def vqvae_loss(
@@ -44,7 +52,7 @@ def vqvae_loss(
 
     where $P$ is the number of values per example, so the reconstruction term is a
     per-pixel mean as in the tutorial's ``F.mse_loss``. ``quantizer_loss`` is the
-    ``loss`` field of `VectorQuantizer`'s output, already averaged over the batch; it is
+    ``loss`` field of the quantizer's output, already averaged over the batch; it is
     shared equally among the examples, so ``"sum"`` is $B$ times ``"mean"`` and ``"none"``
     sums to ``"sum"``.
 
@@ -55,7 +63,7 @@ def vqvae_loss(
         reduction: ``"none"``, ``"sum"`` or ``"mean"`` over the batch.
 
     Returns:
-        ``VQVAELoss(loss, reconstruction, quantizer)``.
+        ``VQVAELoss(loss, reconstruction_loss, quantizer_loss)``.
 
     Raises:
         TypeError: if an input is not a floating-point tensor.
@@ -93,6 +101,6 @@ def vqvae_loss(
     shared = quantizer_loss.expand(x.shape[0])
     return VQVAELoss(
         loss=reduce_batch(squared + shared, reduction),
-        reconstruction=reduce_batch(squared, reduction),
-        quantizer=reduce_batch(shared, reduction),
+        reconstruction_loss=reduce_batch(squared, reduction),
+        quantizer_loss=reduce_batch(shared, reduction),
     )

@@ -7,10 +7,14 @@ import math
 import torch
 from einops import rearrange, repeat
 
-from genlatent._validation import check_floating, check_positive_int, check_reduction
+from genlatent._validation import (
+    check_floating,
+    check_positive_int,
+    check_reduction,
+    require_methods,
+)
 from genlatent.functional._reduce import reduce_batch
-from genlatent.functional.bernoulli import bernoulli_log_likelihood
-from genlatent.functional.gaussian import gaussian_log_likelihood
+from genlatent.functional.likelihood import log_likelihood
 from genlatent.models.vae import VAE
 
 __all__ = ["iwae_bound"]
@@ -78,7 +82,8 @@ def iwae_bound(
         of the encoder's output.
 
     Raises:
-        TypeError: if ``model`` is not a `VAE`, ``x`` not a floating-point tensor, or
+        TypeError: if ``model`` lacks ``encode``, ``decode`` or ``likelihood``, ``x`` is not
+            a floating-point tensor, or
             ``num_samples``/``chunk_size`` not an int.
         ValueError: if ``num_samples`` or ``chunk_size`` is below 1, ``reduction`` is
             unknown, ``x`` has no batch dimension, or the encoder output is not $(B, D)$.
@@ -100,8 +105,7 @@ def iwae_bound(
         >>> bool((bound < 0).all())  # log p(x) of grey levels under Bernoullis is negative
         True
     """
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a genlatent VAE, got {type(model).__name__}")
+    require_methods(model, ("encode", "decode"), "the IWAE bound", attributes=("likelihood",))
     check_floating("x", x)
     if x.ndim < 1:
         raise ValueError("x must have a batch dimension (B, *), got a scalar")
@@ -131,12 +135,9 @@ def iwae_bound(
         z = mean + std * eps  # (c, B, D), sample-major: row i of the chunk is one draw
         log_prior = -0.5 * (z.pow(2) + _LOG_2PI).sum(dim=-1)  # (c, B)
         log_posterior = neg_half_sum_log_var - 0.5 * (eps.pow(2) + _LOG_2PI).sum(dim=-1)
-        output = model.decode(rearrange(z, "c b d -> (c b) d"))
         x_rep = repeat(x, "b ... -> (c b) ...", c=count)
-        if model.likelihood == "bernoulli":
-            log_px = bernoulli_log_likelihood(x_rep, output)
-        else:
-            log_px = gaussian_log_likelihood(x_rep, output)
+        output = model.decode(rearrange(z, "c b d -> (c b) d")).reshape(x_rep.shape)
+        log_px = log_likelihood(x_rep, output, model.likelihood)
         log_w = rearrange(log_px, "(c b) -> c b", c=count) + log_prior - log_posterior
         return torch.logsumexp(log_w, dim=0)
 

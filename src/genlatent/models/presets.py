@@ -39,7 +39,7 @@ def mnist_vae(
 
 
 def _vqvae(
-    in_channels: int,
+    image_shape: tuple[int, int, int],
     hidden_channels: int,
     embedding_dim: int,
     codebook_size: int,
@@ -49,6 +49,7 @@ def _vqvae(
     quantizer_options: dict[str, object],
 ) -> VQVAE:
     factory: dict[str, object] = {"device": device, "dtype": dtype}
+    in_channels, height, width = image_shape
     return VQVAE(
         ConvEncoder(in_channels, hidden_channels, embedding_dim, **factory),  # type: ignore[arg-type]
         VectorQuantizer(
@@ -59,6 +60,7 @@ def _vqvae(
             **quantizer_options,  # type: ignore[arg-type]
         ),
         ConvDecoder(embedding_dim, hidden_channels, in_channels, **factory),  # type: ignore[arg-type]
+        grid_shape=(height // 4, width // 4),  # two stride-2 convolutions
     )
 
 
@@ -85,7 +87,7 @@ def cifar10_vqvae(
         6850576
     """
     return _vqvae(
-        3,
+        (3, 32, 32),
         hidden_channels,
         embedding_dim,
         codebook_size,
@@ -117,7 +119,7 @@ def mnist_vqvae(
         torch.Size([2, 7, 7])
     """
     return _vqvae(
-        1,
+        (1, 28, 28),
         hidden_channels,
         embedding_dim,
         codebook_size,

@@ -9,7 +9,8 @@ from torch import nn
 
 from genlatent._validation import check_positive_int
 from genlatent.functional.gaussian import reparameterize
-from genlatent.losses.elbo import LIKELIHOODS, VAELoss, vae_loss
+from genlatent.functional.likelihood import check_likelihood, likelihood_mean
+from genlatent.losses.elbo import VAELoss, vae_loss
 
 __all__ = ["VAE", "VAEOutput"]
 
@@ -17,8 +18,9 @@ __all__ = ["VAE", "VAEOutput"]
 class VAEOutput(NamedTuple):
     """What `VAE.forward` returns."""
 
-    logits: torch.Tensor
-    """Decoder output for the sampled latent: Bernoulli logits (or a Gaussian mean)."""
+    decoder_output: torch.Tensor
+    """The likelihood's parameters for the sampled latent, shaped like ``x``: Bernoulli
+    logits (``likelihood="bernoulli"``) or the Gaussian mean (``"gaussian"``)."""
     mean: torch.Tensor
     r"""Posterior mean $\mu$, shape $(B, D)$."""
     log_var: torch.Tensor
@@ -51,9 +53,11 @@ class VAE(nn.Module):
         >>> from genlatent import MLPDecoder, MLPEncoder
         >>> vae = VAE(MLPEncoder(784, 400, 20), MLPDecoder(20, 400, 784, out_shape=(1, 28, 28)))
         >>> x = torch.rand(16, 1, 28, 28)
-        >>> vae(x).logits.shape
+        >>> vae(x).decoder_output.shape
         torch.Size([16, 1, 28, 28])
         >>> vae.loss(x).loss.shape
+        torch.Size([])
+        >>> vae.loss(x.flatten(1)).loss.shape  # flat inputs work too
         torch.Size([])
         >>> vae.sample(4).shape
         torch.Size([4, 1, 28, 28])
@@ -77,27 +81,33 @@ class VAE(nn.Module):
                 raise ValueError(
                     "latent_dim must be given when the decoder has no latent_dim attribute"
                 )
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         self.encoder = encoder
         self.decoder = decoder
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
-        self.likelihood = likelihood
+        self.likelihood = check_likelihood(likelihood)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the posterior's ``(mean, log_var)`` for ``x``."""
-        mean, log_var = self.encoder(x)
-        return mean, log_var
+        """Return the posterior's ``(mean, log_var)`` for ``x``, each $(B, D)$.
+
+        Raises:
+            TypeError: if the encoder does not return a pair of tensors.
+            ValueError: if ``mean`` or ``log_var`` is not $(B, D)$ with $B$ = ``x.shape[0]``.
+        """
+        return _check_posterior(self.encoder(x), x, self.latent_dim, type(self.encoder))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Return the decoder's output (logits, or a Gaussian mean) for latents ``z``."""
         return self.decoder(z)
 
     def forward(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> VAEOutput:
-        """Encode, draw one reparameterized latent per example, and decode it."""
+        """Encode, draw one reparameterized latent per example, and decode it.
+
+        The decoder's output is reshaped to ``x``'s shape when it holds as many values
+        per example, so flat $(B, 784)$ and image $(B, 1, 28, 28)$ inputs both work.
+        """
         mean, log_var = self.encode(x)
         z = reparameterize(mean, log_var, generator=generator)
-        return VAEOutput(self.decode(z), mean, log_var, z)
+        return VAEOutput(_like(self.decode(z), x), mean, log_var, z)
 
     def loss(
         self,
@@ -109,18 +119,16 @@ class VAE(nn.Module):
     ) -> VAELoss:
         """The single-sample negative ELBO of ``x`` (see `vae_loss`)."""
         out = self(x, generator=generator)
+        # the bound is computed in float32 whatever the autocast dtype
         return vae_loss(
-            x,
-            out.logits,
-            out.mean,
-            out.log_var,
+            x.float(),
+            out.decoder_output.float(),
+            out.mean.float(),
+            out.log_var.float(),
             beta=beta,
             likelihood=self.likelihood,
             reduction=reduction,
         )
-
-    def _mean_of_output(self, output: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(output) if self.likelihood == "bernoulli" else output
 
     def sample(
         self,
@@ -145,12 +153,46 @@ class VAE(nn.Module):
             device=reference.device,
             dtype=reference.dtype,
         )
-        return self._mean_of_output(self.decode(z))
+        return likelihood_mean(self.decode(z), self.likelihood)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode the posterior mean of ``x``: a deterministic reconstruction in data space."""
+        """Decode the posterior mean of ``x``: a deterministic reconstruction shaped like ``x``."""
         mean, _ = self.encode(x)
-        return self._mean_of_output(self.decode(mean))
+        return likelihood_mean(_like(self.decode(mean), x), self.likelihood)
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, likelihood={self.likelihood!r}"
+
+
+def _like(output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``output`` in ``x``'s shape when both hold as many values per example."""
+    if output.shape != x.shape and output.shape[1:].numel() == x.shape[1:].numel():
+        return output.reshape(x.shape)
+    return output
+
+
+def _check_posterior(
+    output: object, x: torch.Tensor, latent_dim: int, encoder: type
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's ``(mean, log_var)``, checked to be two $(B, D)$ tensors."""
+    name = encoder.__name__
+    if not (
+        isinstance(output, (tuple, list))
+        and len(output) == 2
+        and all(isinstance(t, torch.Tensor) for t in output)
+    ):
+        got = type(output).__name__
+        if isinstance(output, torch.Tensor):
+            got = f"one tensor of shape {tuple(output.shape)}"
+        raise TypeError(
+            f"the encoder ({name}) must return a pair (mean, log_var) of tensors, got {got}"
+        )
+    mean, log_var = output
+    expected = (x.shape[0], latent_dim) if x.ndim else None
+    for label, tensor in (("mean", mean), ("log_var", log_var)):
+        if tuple(tensor.shape) != expected:
+            raise ValueError(
+                f"the encoder ({name}) must return {label} of shape (B, latent_dim) = "
+                f"{expected}, got {tuple(tensor.shape)}"
+            )
+    return mean, log_var

@@ -7,8 +7,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from genlatent._validation import check_positive_int
 from genlatent.losses.vq import VQVAELoss, vqvae_loss
-from genlatent.nn.quantize import VectorQuantizer
+from genlatent.nn.quantizer import Quantizer, check_quantizer
 
 __all__ = ["VQVAE", "VQVAEOutput"]
 
@@ -19,15 +20,13 @@ class VQVAEOutput(NamedTuple):
     reconstruction: torch.Tensor
     """Decoder output, shaped like the input."""
     indices: torch.Tensor
-    """Code chosen at each latent position, $(B, h, w)$, int64."""
-    loss: torch.Tensor
-    """The quantizer's loss: codebook term + commitment_weight x commitment term."""
-    perplexity: torch.Tensor
-    """Perplexity of the codes used in this batch, in $[1, K]$."""
-    codebook_loss: torch.Tensor
-    """The codebook term alone (zero in EMA mode, where no gradient trains the codebook)."""
-    commitment_loss: torch.Tensor
-    """The commitment term alone, before its weight."""
+    """Code chosen at each latent position, $(B, h, w)$ (or $(B, h, w, S)$), int64."""
+    quantizer_loss: torch.Tensor
+    """The quantizer's loss to add (for VQ: codebook + commitment_weight x commitment)."""
+    terms: dict[str, torch.Tensor]
+    """The quantizer's named terms, unweighted (see `QuantizerOutput`)."""
+    counts: torch.Tensor
+    """This batch's code counts, $(K,)$ or $(S, K)$."""
 
 
 class VQVAE(nn.Module):
@@ -40,11 +39,16 @@ class VQVAE(nn.Module):
 
     Args:
         encoder: maps images $(B, C, H, W)$ to latents $(B, D, h, w)$, such as `ConvEncoder`.
-        quantizer: a `VectorQuantizer` with ``embedding_dim`` $D$.
+        quantizer: any module that follows the quantizer contract (`Quantizer`): a
+            `VectorQuantizer` with ``embedding_dim`` $D$, or one of your own.
         decoder: maps $(B, D, h, w)$ back to images, such as `ConvDecoder`.
+        grid_shape: the shape of one example's index grid, $(h, w)$ (``(8, 8)`` for the
+            CIFAR-10 preset); what `sample` draws. ``None``: read off the first batch
+            the model quantizes.
 
     Raises:
-        TypeError: if ``encoder``, ``quantizer`` or ``decoder`` is not an ``nn.Module``.
+        TypeError: if ``encoder``, ``quantizer`` or ``decoder`` is not an ``nn.Module``,
+            or the quantizer lacks part of the contract.
 
     Example:
         >>> import torch
@@ -53,46 +57,89 @@ class VQVAE(nn.Module):
         >>> out = model(torch.rand(2, 3, 32, 32))
         >>> out.reconstruction.shape, out.indices.shape
         (torch.Size([2, 3, 32, 32]), torch.Size([2, 8, 8]))
-        >>> model.decode_indices(model.encode(torch.rand(2, 3, 32, 32))).shape
+        >>> model.decode(model.encode(torch.rand(2, 3, 32, 32))).shape
         torch.Size([2, 3, 32, 32])
     """
 
-    def __init__(self, encoder: nn.Module, quantizer: VectorQuantizer, decoder: nn.Module) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        quantizer: Quantizer,
+        decoder: nn.Module,
+        *,
+        grid_shape: tuple[int, ...] | None = None,
+    ) -> None:
         super().__init__()
-        # any module with VectorQuantizer's interface will do as the quantizer
-        parts = (("encoder", encoder), ("quantizer", quantizer), ("decoder", decoder))
-        for name, module in parts:
+        for name, module in (("encoder", encoder), ("decoder", decoder)):
             if not isinstance(module, nn.Module):
                 raise TypeError(f"{name} must be an nn.Module, got {type(module).__name__}")
+        check_quantizer(quantizer)
         self.encoder = encoder
         self.quantizer = quantizer
         self.decoder = decoder
+        self.grid_shape = None if grid_shape is None else tuple(int(n) for n in grid_shape)
 
     def forward(self, x: torch.Tensor) -> VQVAEOutput:
         """Reconstruct ``x`` through the codebook."""
         q = self.quantizer(self.encoder(x))
+        if self.grid_shape is None:
+            self.grid_shape = tuple(q.indices.shape[1:])
         return VQVAEOutput(
             reconstruction=self.decoder(q.quantized),
             indices=q.indices,
-            loss=q.loss,
-            perplexity=q.perplexity,
-            codebook_loss=q.codebook_loss,
-            commitment_loss=q.commitment_loss,
+            quantizer_loss=q.loss,
+            terms=q.terms,
+            counts=q.counts,
         )
 
     def loss(self, x: torch.Tensor, *, reduction: str = "mean") -> VQVAELoss:
-        """Reconstruction MSE plus the quantizer's loss (see `vqvae_loss`)."""
+        """Reconstruction MSE plus the quantizer's loss (see `vqvae_loss`), in float32.
+
+        The result also carries the quantizer's named ``terms`` and this batch's
+        ``code_counts``, which a trainer logs and sums.
+        """
         out = self(x)
-        return vqvae_loss(x, out.reconstruction, out.loss, reduction=reduction)
+        losses = vqvae_loss(
+            x.float(), out.reconstruction.float(), out.quantizer_loss.float(), reduction=reduction
+        )
+        return losses._replace(terms=out.terms, code_counts=out.counts)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Return the code indices of ``x``, shape $(B, h, w)$; no quantizer state changes."""
         return self.quantizer.encode(self.encoder(x))
 
-    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """Decode a grid of code indices $(B, h, w)$ to images."""
-        return self.decoder(self.quantizer.lookup(indices))
+    def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        """Decode a grid of code indices $(B, h, w)$ (as `encode` gives) to images."""
+        return self.decoder(self.quantizer.decode(indices))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Return the decoder's reconstruction of ``x``."""
         return self(x).reconstruction
+
+    def sample(self, num_samples: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decode grids of uniformly random codes, $(N, *)$ images.
+
+        Without a prior over codes this shows what the decoder makes of the codebook, not
+        what the model would generate; fit a prior on the codes for real samples.
+
+        Raises:
+            ValueError: if ``num_samples < 1``, or ``grid_shape`` is unknown (neither given
+                nor seen in a forward pass).
+        """
+        check_positive_int("num_samples", num_samples)
+        if self.grid_shape is None:
+            raise ValueError(
+                "grid_shape is unknown: pass VQVAE(..., grid_shape=(h, w)) or run a batch "
+                "through the model first"
+            )
+        device = next(self.parameters()).device
+        indices = torch.randint(
+            self.quantizer.codebook_size,
+            (num_samples, *self.grid_shape),
+            generator=generator,
+            device=device,
+        )
+        return self.decode(indices)
+
+    def extra_repr(self) -> str:
+        return f"grid_shape={self.grid_shape}"

@@ -1,8 +1,9 @@
-"""Building blocks: MLP and convolutional encoders and decoders, the vector quantizer."""
+"""Building blocks: MLP and conv encoders and decoders, the quantizer contract, quantizers."""
 
 from genlatent.nn.conv import ConvDecoder, ConvEncoder, ResidualBlock
 from genlatent.nn.mlp import GaussianParams, MLPDecoder, MLPEncoder
-from genlatent.nn.quantize import QuantizerOutput, VectorQuantizer
+from genlatent.nn.quantize import VectorQuantizer
+from genlatent.nn.quantizer import Quantizer, QuantizerOutput
 
 __all__ = [
     "ConvDecoder",
@@ -10,6 +11,7 @@ __all__ = [
     "GaussianParams",
     "MLPDecoder",
     "MLPEncoder",
+    "Quantizer",
     "QuantizerOutput",
     "ResidualBlock",
     "VectorQuantizer",

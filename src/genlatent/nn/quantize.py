@@ -8,66 +8,30 @@ from typing import NamedTuple
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from einops import pack, rearrange, unpack
+from einops import rearrange, unpack
 from torch import nn
 
-from genlatent._validation import (
-    check_floating,
-    check_in_open_interval,
-    check_ndim,
-    check_positive_int,
-)
+from genlatent._validation import check_in_open_interval, check_positive_int
 from genlatent.functional.quantize import (
     code_counts,
     code_sums,
-    counts_perplexity,
     ema_codebook_update,
     nearest_code,
     straight_through,
     vq_losses,
 )
+from genlatent.nn._layout import check_channels, check_indices, from_rows, to_rows
+from genlatent.nn.quantizer import QuantizerOutput
 
-__all__ = ["QuantizerOutput", "VectorQuantizer"]
-
-_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-_PackedShapes = list[tuple[int, ...] | list[int]]  # einops.pack's record of the packed dims
-_CHANNEL_FIRST = "(B, D), (B, D, L), (B, D, H, W) or (B, D, T, H, W)"
-_CHANNEL_LAST = "(B, D), (B, N, D), (B, H, W, D) or (B, T, H, W, D)"
-
-
-class QuantizerOutput(NamedTuple):
-    """What `VectorQuantizer.forward` returns.
-
-    Attributes:
-        quantized: the quantized inputs, shaped and typed like the inputs, with the
-            straight-through gradient to the inputs.
-        indices: the chosen codes, int64, the input shape without the channel dim.
-        loss: the term to add to the reconstruction loss: ``codebook_loss +
-            commitment_weight * commitment_loss``, or with an EMA codebook only
-            ``commitment_weight * commitment_loss``. Float32 scalar.
-        perplexity: perplexity of this batch's code usage (this process's batch), in
-            $[1, K]$, float32 scalar; 1 for an empty batch.
-        codebook_loss: the codebook term of VQ-VAE eq. 3 (reported in EMA mode, not
-            added to ``loss``), float32 scalar.
-        commitment_loss: the unweighted commitment term, float32 scalar.
-    """
-
-    quantized: torch.Tensor
-    indices: torch.Tensor
-    loss: torch.Tensor
-    perplexity: torch.Tensor
-    codebook_loss: torch.Tensor
-    commitment_loss: torch.Tensor
+__all__ = ["VectorQuantizer"]
 
 
 class _Quantized(NamedTuple):
     quantized: torch.Tensor
     indices: torch.Tensor
     loss: torch.Tensor
-    codebook_loss: torch.Tensor
-    commitment_loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
     counts: torch.Tensor
-    perplexity: torch.Tensor
 
 
 def _quantize_rows(
@@ -84,15 +48,16 @@ def _quantize_rows(
     losses = vq_losses(rows, selected)
     weighted = commitment_weight * losses.commitment
     loss = weighted if ema else losses.codebook + weighted
-    counts = code_counts(indices, codebook.shape[0])
+    # in EMA mode the codebook term is not optimised (it equals the commitment term)
+    terms = {"commitment": losses.commitment}
+    if not ema:
+        terms = {"codebook": losses.codebook, **terms}
     return _Quantized(
         quantized=straight_through(rows, selected),
         indices=indices,
         loss=loss,
-        codebook_loss=losses.codebook,
-        commitment_loss=losses.commitment,
-        counts=counts,
-        perplexity=counts_perplexity(counts),
+        terms=terms,
+        counts=code_counts(indices, codebook.shape[0]),
     )
 
 
@@ -150,7 +115,7 @@ class VectorQuantizer(nn.Module):
     $(2, 8, 8, 16)$ and the quantized output too. $(B, D)$, $(B, D, L)$ and
     $(B, D, T, H, W)$ (channel-last: $(B, D)$, $(B, N, D)$, $(B, T, H, W, D)$) work the
     same way. No reshape assumes a batch size: $B = 0$ works (loss ``nan``, the mean of
-    nothing; perplexity 1).
+    nothing; all counts 0).
 
     **Codebook.** Initialised uniform in $(-1/K, 1/K)$ (as the PyTorch VQ-VAE tutorials).
     Learnable mode: ``codebook`` is an ``nn.Parameter``. EMA mode: ``codebook`` is a buffer,
@@ -165,11 +130,11 @@ class VectorQuantizer(nn.Module):
     reentrant-checkpoint recomputation or a ``no_grad`` pass in train mode does not count
     twice), under ``no_grad``, after the batch is quantized with the old codebook. Under
     ``torch.distributed`` the counts and sums are all-reduced (sum) first, so replicas keep
-    identical codebooks. ``usage_counts`` (int64, per process, never all-reduced) grows in
-    every forward, training or eval, until `reset_usage`. A batch holding NaN or infinity
-    (possible only while `set_validate_args` is off; otherwise it raises) changes no state
-    at all: no EMA step, no restart, no usage count, on any replica, so a trainer that
-    skips the step keeps a clean codebook.
+    identical codebooks. Usage is not state: each forward returns this batch's code
+    ``counts``, and a trainer sums them. A batch holding NaN or infinity (possible only
+    while `set_validate_args` is off; otherwise it raises) changes no state at all: no EMA
+    step, no restart, on any replica, so a trainer that skips the step keeps a clean
+    codebook.
 
     **Dead codes.** With ``restart_dead_codes=n``, a code that no vector chose (on any
     replica) for ``n`` consecutive training steps is re-seeded to a random row of the
@@ -211,14 +176,13 @@ class VectorQuantizer(nn.Module):
         >>> out = quantizer(torch.randn(2, 16, 8, 8))
         >>> out.quantized.shape, out.indices.shape, out.loss.shape
         (torch.Size([2, 16, 8, 8]), torch.Size([2, 8, 8]), torch.Size([]))
-        >>> quantizer.lookup(out.indices).shape
+        >>> quantizer.decode(out.indices).shape
         torch.Size([2, 16, 8, 8])
     """
 
     cluster_size: torch.Tensor
     embed_sum: torch.Tensor
     ema_step: torch.Tensor
-    usage_counts: torch.Tensor
     steps_since_used: torch.Tensor
 
     def __init__(
@@ -270,9 +234,6 @@ class VectorQuantizer(nn.Module):
                 self.register_buffer("ema_step", torch.zeros((), dtype=torch.int64, device=device))
         else:
             self.codebook = nn.Parameter(codebook)
-        self.register_buffer(
-            "usage_counts", torch.zeros(codebook_size, dtype=torch.int64, device=device)
-        )
         if self.restart_dead_codes is not None:
             self.register_buffer(
                 "steps_since_used", torch.zeros(codebook_size, dtype=torch.int64, device=device)
@@ -294,7 +255,6 @@ class VectorQuantizer(nn.Module):
                 self.embed_sum.copy_(self.codebook)
         if self.restart_dead_codes is not None:
             self.steps_since_used.zero_()
-        self.usage_counts.zero_()
 
     def extra_repr(self) -> str:
         parts = [
@@ -317,30 +277,7 @@ class VectorQuantizer(nn.Module):
     # ----------------------------------------------------------------------------- shapes
 
     def _check_inputs(self, inputs: torch.Tensor) -> None:
-        check_floating("inputs", inputs)
-        d = self.embedding_dim
-        layout = _CHANNEL_LAST if self.channel_last else _CHANNEL_FIRST
-        layout = layout.replace("D", str(d))
-        check_ndim("inputs", inputs, (2, 3, 4, 5), layout)
-        channel_dim = -1 if self.channel_last else 1
-        if inputs.shape[channel_dim] != d:
-            where = "last" if self.channel_last else "second"
-            raise ValueError(
-                f"inputs must have embedding_dim={d} channels in the {where} dim, "
-                f"shape {layout}, got shape {tuple(inputs.shape)}"
-            )
-
-    def _to_rows(self, inputs: torch.Tensor) -> tuple[torch.Tensor, _PackedShapes]:
-        if not self.channel_last:
-            inputs = rearrange(inputs, "b d ... -> b ... d")
-        rows, packed_shapes = pack([inputs], "* d")
-        return rows, packed_shapes
-
-    def _from_rows(self, rows: torch.Tensor, packed_shapes: _PackedShapes) -> torch.Tensor:
-        [outputs] = unpack(rows, packed_shapes, "* d")
-        if not self.channel_last:
-            outputs = rearrange(outputs, "b ... d -> b d ...")
-        return outputs
+        check_channels(inputs, self.embedding_dim, channel_last=self.channel_last)
 
     # ---------------------------------------------------------------------------- forward
 
@@ -351,8 +288,9 @@ class VectorQuantizer(nn.Module):
             inputs: encoder output, $(B, D, *)$ or, with ``channel_last``, $(B, *, D)$.
 
         Returns:
-            `QuantizerOutput` ``(quantized, indices, loss, perplexity, codebook_loss,
-            commitment_loss)``.
+            `QuantizerOutput` ``(quantized, indices, loss, terms, counts)``; ``terms``
+            holds ``codebook`` and ``commitment`` (only ``commitment`` with ``ema``, where
+            the codebook term is not optimised).
 
         Raises:
             TypeError: if ``inputs`` is not a floating-point tensor.
@@ -360,7 +298,7 @@ class VectorQuantizer(nn.Module):
                 `set_validate_args` is on) holds NaN or infinity.
         """
         self._check_inputs(inputs)
-        rows, packed_shapes = self._to_rows(inputs)
+        rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
         result = _quantize_rows(
             rows,
             self.codebook,
@@ -372,12 +310,11 @@ class VectorQuantizer(nn.Module):
         self._update_state(rows, result.indices, result.counts, training_step=training_step)
         [indices] = unpack(result.indices, packed_shapes, "*")
         return QuantizerOutput(
-            quantized=self._from_rows(result.quantized, packed_shapes),
+            quantized=from_rows(result.quantized, packed_shapes, channel_last=self.channel_last),
             indices=indices,
             loss=result.loss,
-            perplexity=result.perplexity,
-            codebook_loss=result.codebook_loss,
-            commitment_loss=result.commitment_loss,
+            terms=result.terms,
+            counts=result.counts,
         )
 
     # ----------------------------------------------------------------------- housekeeping
@@ -400,10 +337,9 @@ class VectorQuantizer(nn.Module):
         the EMA flag comes from the all-reduced sums (a non-finite row makes its code's
         sum non-finite on every replica), so all replicas agree without extra traffic.
         """
-        finite = _all_finite(rows)
-        self.usage_counts.add_(counts.to(torch.int64) * finite)
         if not training_step:
             return
+        finite = _all_finite(rows)
         if self.ema:
             stats = torch.cat(
                 [counts.unsqueeze(1), code_sums(rows, indices, self.codebook_size)], 1
@@ -484,13 +420,13 @@ class VectorQuantizer(nn.Module):
             ValueError: if ``inputs`` has the wrong rank or channel count.
         """
         self._check_inputs(inputs)
-        rows, packed_shapes = self._to_rows(inputs)
+        rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
         indices = nearest_code(rows, self.codebook, chunk_size=self.chunk_size)
         [indices] = unpack(indices, packed_shapes, "*")
         return indices
 
-    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
-        """Map code indices back to codebook vectors, e.g. to decode samples from a prior.
+    def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        """Map code indices back to codebook vectors (the inverse of `encode`).
 
         Args:
             indices: int tensor $(B,)$ or $(B, *)$ (up to three trailing dims), values in
@@ -505,32 +441,8 @@ class VectorQuantizer(nn.Module):
             TypeError: if ``indices`` is not an integer tensor.
             ValueError: on a rank outside 1..4 or an index outside $[0, K)$.
         """
-        if not isinstance(indices, torch.Tensor):
-            raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
-        if indices.dtype not in _INTEGER_DTYPES:
-            raise TypeError(f"indices must have an integer dtype, got {indices.dtype}")
-        check_ndim("indices", indices, (1, 2, 3, 4), "(B,), (B, L), (B, H, W) or (B, T, H, W)")
-        if indices.numel() > 0:
-            low, high = int(indices.min()), int(indices.max())
-            if low < 0 or high >= self.codebook_size:
-                raise ValueError(
-                    f"indices must be in [0, {self.codebook_size - 1}] "
-                    f"(codebook_size={self.codebook_size}), got values from {low} to {high}"
-                )
-        vectors = F.embedding(indices.long(), self.codebook)
+        indices = check_indices(indices, self.codebook_size)
+        vectors = F.embedding(indices, self.codebook)
         if self.channel_last:
             return vectors
         return rearrange(vectors, "b ... d -> b d ...")
-
-    @torch.no_grad()
-    def reset_usage(self) -> None:
-        """Zero ``usage_counts`` (e.g. at the start of an epoch)."""
-        self.usage_counts.zero_()
-
-    def usage_perplexity(self) -> torch.Tensor:
-        """Perplexity of the code usage since the last `reset_usage`: a float32 scalar in [1, K]."""
-        return counts_perplexity(self.usage_counts.to(torch.float64)).float()
-
-    def fraction_used(self) -> torch.Tensor:
-        """Fraction of codes chosen at least once since the last `reset_usage` (float32 scalar)."""
-        return (self.usage_counts > 0).float().mean()

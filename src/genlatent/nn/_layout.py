@@ -1,0 +1,80 @@
+"""Shape helpers shared by the quantizers: channel layouts to rows and back, index checks."""
+
+from __future__ import annotations
+
+import torch
+from einops import pack, rearrange, unpack
+
+from genlatent._validation import check_floating, check_ndim
+
+PackedShapes = list[tuple[int, ...] | list[int]]  # einops.pack's record of the packed dims
+_CHANNEL_FIRST = "(B, D), (B, D, L), (B, D, H, W) or (B, D, T, H, W)"
+_CHANNEL_LAST = "(B, D), (B, N, D), (B, H, W, D) or (B, T, H, W, D)"
+
+
+def check_channels(inputs: torch.Tensor, dim: int, *, channel_last: bool) -> None:
+    """Check a floating $(B, D, *)$ (or $(B, *, D)$) ``inputs`` with $D$ = ``dim``."""
+    check_floating("inputs", inputs)
+    layout = (_CHANNEL_LAST if channel_last else _CHANNEL_FIRST).replace("D", str(dim))
+    check_ndim("inputs", inputs, (2, 3, 4, 5), layout)
+    if inputs.shape[-1 if channel_last else 1] != dim:
+        where = "last" if channel_last else "second"
+        raise ValueError(
+            f"inputs must have {dim} channels in the {where} dim, shape {layout}, "
+            f"got shape {tuple(inputs.shape)}"
+        )
+
+
+def to_rows(inputs: torch.Tensor, *, channel_last: bool) -> tuple[torch.Tensor, PackedShapes]:
+    """$(B, D, *)$ (or $(B, *, D)$) to rows $(N, D)$ and the record to undo it."""
+    if not channel_last:
+        inputs = rearrange(inputs, "b d ... -> b ... d")
+    rows, packed_shapes = pack([inputs], "* d")
+    return rows, packed_shapes
+
+
+def from_rows(
+    rows: torch.Tensor, packed_shapes: PackedShapes, *, channel_last: bool
+) -> torch.Tensor:
+    """Undo `to_rows`: rows $(N, D)$ back to the input layout."""
+    [outputs] = unpack(rows, packed_shapes, "* d")
+    if not channel_last:
+        outputs = rearrange(outputs, "b ... d -> b d ...")
+    return outputs
+
+
+def indices_from_rows(flat: torch.Tensor, packed_shapes: PackedShapes) -> torch.Tensor:
+    """Row indices $(N,)$ (or $(N, S)$) back to $(B, *)$ (or $(B, *, S)$)."""
+    pattern = "*" if flat.ndim == 1 else "* s"
+    [indices] = unpack(flat, packed_shapes, pattern)
+    return indices
+
+
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def check_indices(
+    indices: object, codebook_size: int, *, stages: int | None = None
+) -> torch.Tensor:
+    """Check an integer index tensor of rank 1..4 (+1 with ``stages``), values in $[0, K)$."""
+    if not isinstance(indices, torch.Tensor):
+        raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
+    if indices.dtype not in _INTEGER_DTYPES:
+        raise TypeError(f"indices must have an integer dtype, got {indices.dtype}")
+    if stages is None:
+        check_ndim("indices", indices, (1, 2, 3, 4), "(B,), (B, L), (B, H, W) or (B, T, H, W)")
+    else:
+        check_ndim("indices", indices, (2, 3, 4, 5), f"(B, *, {stages}) with up to 3 dims in *")
+        if indices.shape[-1] != stages:
+            raise ValueError(
+                f"indices must have num_quantizers={stages} in the last dim, "
+                f"got shape {tuple(indices.shape)}"
+            )
+    if indices.numel() > 0:
+        low, high = int(indices.min()), int(indices.max())
+        if low < 0 or high >= codebook_size:
+            raise ValueError(
+                f"indices must be in [0, {codebook_size - 1}] "
+                f"(codebook_size={codebook_size}), got values from {low} to {high}"
+            )
+    return indices.long()
