@@ -6,6 +6,7 @@ The layers, each importing only those before it:
 - `genlatent.nn`: encoders, decoders and the `VectorQuantizer`
 - `genlatent.losses`: the ELBO and the VQ-VAE objective
 - `genlatent.models`: `VAE`, `VQVAE` and the reference presets
+- `genlatent.train`: `fit` (any model that follows the protocol), `load_run`, `train`
 
 `set_validate_args` switches the checks that read tensor values (NaN, target ranges).
 """
@@ -34,10 +35,12 @@ from genlatent.nn import (
     GaussianParams,
     MLPDecoder,
     MLPEncoder,
+    Quantizer,
     QuantizerOutput,
     ResidualBlock,
     VectorQuantizer,
 )
+from genlatent.train import fit, load_run
 
 __all__ = [
     "VAE",
@@ -47,6 +50,7 @@ __all__ = [
     "GaussianParams",
     "MLPDecoder",
     "MLPEncoder",
+    "Quantizer",
     "QuantizerOutput",
     "ResidualBlock",
     "VAELoss",
@@ -57,9 +61,11 @@ __all__ = [
     "__version__",
     "bernoulli_log_likelihood",
     "cifar10_vqvae",
+    "fit",
     "gaussian_kl",
     "gaussian_log_likelihood",
     "get_validate_args",
+    "load_run",
     "mnist_vae",
     "mnist_vqvae",
     "reparameterize",

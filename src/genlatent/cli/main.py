@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from genlatent.train.config import DATASETS, PRECISIONS, PRESETS, TrainConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -14,6 +18,7 @@ EPILOG = """examples:
   genlatent train vae --dataset digits --out runs/digits-vae
   genlatent train vae --dataset mnist --data-dir ../shared/data/mnist --out runs/mnist-vae
   genlatent train vqvae --dataset cifar10 --data-dir ~/data --ema --out runs/cifar-vqvae
+  genlatent train --model examples/conditional_vae.py:build --dataset digits
   genlatent train --resume runs/mnist-vae
   genlatent eval runs/mnist-vae --iwae-k 1000
   genlatent sample runs/mnist-vae -n 64 --out samples.png
@@ -21,81 +26,79 @@ EPILOG = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``genlatent`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="genlatent",
-        description="Train and inspect VAEs and VQ-VAEs.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=_version())
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+# help for each TrainConfig field the command line sets; types and defaults come from the config
+_TRAIN_HELP = {
+    "dataset": "digits (bundled with scikit-learn, no download) is the default",
+    "data_dir": "folder holding the dataset's official files",
+    "download": "fetch missing dataset files (SHA-256 verified) into --data-dir or the cache",
+    "epochs": "passes over the training set",
+    "batch_size": "examples per step",
+    "lr": "Adam learning rate",
+    "seed": "seeds weights, batch order and noise",
+    "device": "auto (cuda, mps, cpu), cpu, cuda, cuda:1...",
+    "precision": "fp32, or bf16/fp16 autocast",
+    "grad_clip": "clip the gradient norm to this value",
+    "skip_nonfinite": "skip steps with a NaN/inf loss instead of stopping",
+    "compile": "compile the model with torch.compile",
+    "latent_dim": "VAE latent size",
+    "hidden_channels": "VQ-VAE width (512 for CIFAR-10, else 64)",
+    "codebook_size": "VQ-VAE number of codes",
+    "embedding_dim": "VQ-VAE code size",
+    "commitment_weight": "VQ-VAE beta",
+    "ema": "EMA codebook updates (VQ-VAE)",
+    "restart_dead_codes": "re-seed codes unused for this many steps (VQ-VAE)",
+    "train_limit": "use only the first N training images",
+    "test_limit": "use only the first N test images",
+}
+_CHOICES = {"dataset": tuple(d for d in DATASETS if d != "custom"), "precision": PRECISIONS}
+_TYPES = {"int": int, "float": float, "str": str}
 
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per `TrainConfig` field in ``_TRAIN_HELP``; unset flags keep its default."""
+    for field in dataclasses.fields(TrainConfig):
+        if field.name not in _TRAIN_HELP:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        default = "" if field.default is None else f" (default {field.default})"
+        help_text = _TRAIN_HELP[field.name] + default
+        if field.type == "bool":
+            parser.add_argument(flag, action="store_true", default=None, help=help_text)
+            continue
+        kind = _TYPES[str(field.type).split(" |")[0]]
+        parser.add_argument(
+            flag, type=kind, choices=_CHOICES.get(field.name), default=None, help=help_text
+        )
+
+
+def _add_train(commands: Any) -> None:
     train = commands.add_parser(
         "train",
-        help="train a reference model",
-        description="Train the reference VAE or VQ-VAE. Unset options take the reference "
-        "experiment's values (VAE: Adam 1e-3, batch 100, 30 epochs; VQ-VAE: Adam 2e-4, "
-        "batch 128, 50 epochs).",
+        help="train a reference model or your own",
+        description="Train the reference VAE or VQ-VAE, or a model from your own code "
+        "(--model FILE.py:FUNCTION). Unset options take the reference experiment's values "
+        "(VAE: Adam 1e-3, batch 100, 30 epochs; VQ-VAE: Adam 2e-4, batch 128, 50 epochs; "
+        "your own model: Adam 1e-3, batch 128, 10 epochs).",
     )
-    train.add_argument("model", nargs="?", choices=["vae", "vqvae"], help="what to train")
+    train.add_argument("preset", nargs="?", choices=PRESETS, help="the reference model to train")
     train.add_argument(
-        "--dataset",
-        default="digits",
-        choices=["mnist", "fashion-mnist", "cifar10", "digits"],
-        help="digits (bundled with scikit-learn, no download) is the default",
+        "--model",
+        metavar="SPEC",
+        help="train the model built by your function: path/to/file.py:build or "
+        "package.module:build; it is called with the keyword arguments it declares among "
+        "image_shape (C, H, W) and num_classes",
     )
-    train.add_argument("--data-dir", help="folder holding the dataset's official files")
-    train.add_argument(
-        "--download",
-        action="store_true",
-        help="fetch missing dataset files (SHA-256 verified) into --data-dir or the cache",
-    )
-    train.add_argument("--epochs", type=int, help="passes over the training set")
-    train.add_argument("--batch-size", type=int, help="examples per step")
-    train.add_argument("--lr", type=float, help="Adam learning rate")
-    train.add_argument(
-        "--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1..."
-    )
-    train.add_argument("--seed", type=int, default=0, help="seeds weights, batch order and noise")
-    train.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    train.add_argument("--grad-clip", type=float, help="clip the gradient norm to this value")
-    train.add_argument(
-        "--skip-nonfinite",
-        action="store_true",
-        help="skip steps with a NaN/inf loss instead of stopping",
-    )
-    train.add_argument(
-        "--compile", action="store_true", help="compile the model with torch.compile"
-    )
-    train.add_argument("--latent-dim", type=int, default=200, help="VAE latent size")
-    train.add_argument(
-        "--hidden-channels", type=int, help="VQ-VAE width (512 for CIFAR-10, else 64)"
-    )
-    train.add_argument("--codebook-size", type=int, default=512, help="VQ-VAE number of codes")
-    train.add_argument("--embedding-dim", type=int, default=16, help="VQ-VAE code size")
-    train.add_argument("--commitment-weight", type=float, default=0.25, help="VQ-VAE beta")
-    train.add_argument("--ema", action="store_true", help="EMA codebook updates (VQ-VAE)")
-    train.add_argument(
-        "--restart-dead-codes",
-        type=int,
-        metavar="STEPS",
-        help="re-seed codes unused for STEPS steps (VQ-VAE)",
-    )
-    train.add_argument("--train-limit", type=int, help="use only the first N training images")
-    train.add_argument("--test-limit", type=int, help="use only the first N test images")
+    _add_config_options(train)
     train.add_argument("--out", help="run directory (default runs/<model>-<dataset>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+
+def _add_inspection(commands: Any) -> None:
     evaluate = commands.add_parser("eval", help="evaluate a run on its test set")
     evaluate.add_argument("run_dir", help="a run directory")
     evaluate.add_argument(
-        "--iwae-k",
-        type=int,
-        default=0,
-        help="also the importance-weighted bound with K samples (VAE)",
+        "--iwae-k", type=int, default=0, help="also the importance-weighted bound with K samples"
     )
     evaluate.add_argument("--checkpoint", default="best", choices=["best", "last"])
     evaluate.add_argument("--data-dir", help="override the dataset folder stored in the run")
@@ -111,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="loss curves, latent map, interpolation, code usage")
     plot.add_argument("run_dir", help="a run directory")
     plot.add_argument("--data-dir", help="override the dataset folder stored in the run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``genlatent`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="genlatent",
+        description="Train and inspect VAEs, VQ-VAEs and models from your own code.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(commands)
+    _add_inspection(commands)
     return parser
 
 
@@ -136,62 +153,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    if args.preset and args.model:
+        raise ValueError(f"give a preset ({args.preset}) or --model {args.model}, not both")
+    model = args.preset or args.model
+    if model is None:
+        raise ValueError(
+            "train needs a model: vae, vqvae or --model FILE.py:FUNCTION (or --resume RUN_DIR)"
+        )
+    given = {name: getattr(args, name) for name in _TRAIN_HELP if getattr(args, name) is not None}
+    return TrainConfig(model=model, **given)
+
+
 def _train(args: argparse.Namespace) -> int:
-    from genlatent.train.config import TrainConfig
+    from genlatent.train.rundir import RunDirectory
     from genlatent.train.runner import train
 
     progress = False if args.no_progress else None
     if args.resume:
         config = None
         if args.epochs is not None:
-            from genlatent.train.rundir import RunDirectory
-
             config = RunDirectory(args.resume).read_config().replace(epochs=args.epochs)
         summary = train(config, args.resume, resume=True, show_progress=progress)
     else:
-        if args.model is None:
-            raise ValueError("train needs a model (vae or vqvae) unless --resume is given")
-        config = TrainConfig(
-            model=args.model,
-            dataset=args.dataset,
-            data_dir=args.data_dir,
-            download=args.download,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            device=args.device,
-            precision=args.precision,
-            grad_clip=args.grad_clip,
-            skip_nonfinite=args.skip_nonfinite,
-            compile=args.compile,
-            latent_dim=args.latent_dim,
-            hidden_channels=args.hidden_channels,
-            codebook_size=args.codebook_size,
-            embedding_dim=args.embedding_dim,
-            commitment_weight=args.commitment_weight,
-            ema=args.ema,
-            restart_dead_codes=args.restart_dead_codes,
-            train_limit=args.train_limit,
-            test_limit=args.test_limit,
-        )
-        out = args.out or f"runs/{args.model}-{args.dataset}"
+        config = _config_from_args(args)
+        name = args.preset or Path(config.model.rpartition(":")[0]).stem.split(".")[-1]
+        out = args.out or f"runs/{name}-{config.dataset}"
         summary = train(config, out, show_progress=progress)
     run = summary.run_dir
     print(f"run directory: {run}")
     print(f"  metrics:         {run / 'metrics.jsonl'}")
     print(f"  checkpoints:     {run / 'checkpoints'}")
-    print(f"  reconstructions: {run / 'reconstructions.png'}")
-    print(f"  samples:         {run / 'samples.png'}")
+    for name in ("reconstructions.png", "samples.png"):
+        if (run / name).exists():
+            print(f"  {name.removesuffix('.png') + ':':<17}{run / name}")
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from genlatent.train.inspect import evaluate_run
+    from genlatent.train.runs import evaluate_run
 
     results = evaluate_run(
         args.run_dir, iwae_k=args.iwae_k, checkpoint=args.checkpoint, data_dir=args.data_dir
     )
+    note = results.pop("note", None)
+    if note is not None:
+        print(f"genlatent eval: note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     else:
@@ -203,7 +210,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from genlatent.train.inspect import sample_run
+    from genlatent.train.runs import sample_run
 
     path = sample_run(
         args.run_dir, args.num, Path(args.out), seed=args.seed, checkpoint=args.checkpoint

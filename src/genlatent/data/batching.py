@@ -41,8 +41,8 @@ class TensorBatches:
     to ``device`` once, at construction; only the batch is converted.
 
     Args:
-        data: an :class:`ImageDataset`, or an images tensor ``(N, C, H, W)`` (uint8 or
-            floating).
+        data: an :class:`ImageDataset`, or an images tensor ``(N, C, H, W)`` or any
+            ``(N, *)`` (uint8 or floating).
         labels: labels ``(N,)`` when ``data`` is a tensor; taken from the dataset otherwise.
         batch_size: images per batch; the last batch is smaller unless ``drop_last``.
         shuffle: draw a new permutation every epoch.
@@ -93,9 +93,10 @@ class TensorBatches:
             images, labels = data.images, data.labels
         else:
             images = check_tensor("data", data)
-        if images.ndim != 4:
+        if images.ndim < 2:
             raise ValueError(
-                f"images must have shape (N, C, H, W) (4 dims), got shape {tuple(images.shape)}"
+                f"images must have shape (N, *) such as (N, C, H, W), got shape "
+                f"{tuple(images.shape)}"
             )
         if images.dtype != torch.uint8 and not images.is_floating_point():
             raise TypeError(f"images must be uint8 or floating, got {images.dtype}")

@@ -1,15 +1,15 @@
-"""Evaluation: test ELBO, the IWAE bound, bits per dim, VQ-VAE reconstruction and code usage."""
+"""Evaluation: any model by protocol, the VAE's ELBO and IWAE bound, bits per dim, code usage."""
 
-from genlatent.metrics.evaluate import VAEEvaluation, VQVAEEvaluation, evaluate_vae, evaluate_vqvae
+from genlatent.metrics.evaluate import Evaluation, VAEEvaluation, evaluate_model, evaluate_vae
 from genlatent.metrics.iwae import iwae_bound
-from genlatent.metrics.stats import bits_per_dim, perplexity_from_counts
+from genlatent.metrics.stats import bits_per_dim, code_usage
 
 __all__ = [
+    "Evaluation",
     "VAEEvaluation",
-    "VQVAEEvaluation",
     "bits_per_dim",
+    "code_usage",
+    "evaluate_model",
     "evaluate_vae",
-    "evaluate_vqvae",
     "iwae_bound",
-    "perplexity_from_counts",
 ]

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from einops import rearrange
 
-from genlatent._validation import check_floating, check_positive_int
+from genlatent._validation import check_floating, check_positive_int, require_methods
 from genlatent.losses.elbo import vae_loss
 from genlatent.metrics.iwae import iwae_bound
-from genlatent.metrics.stats import bits_per_dim, perplexity_from_counts
+from genlatent.metrics.stats import bits_per_dim, code_usage
+from genlatent.models.protocol import declared_keywords, loss_parts
 from genlatent.models.vae import VAE
-from genlatent.models.vqvae import VQVAE
 
-__all__ = ["VAEEvaluation", "VQVAEEvaluation", "evaluate_vae", "evaluate_vqvae"]
+__all__ = ["Evaluation", "VAEEvaluation", "evaluate_model", "evaluate_vae"]
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ class VAEEvaluation:
     """
 
     negative_elbo: float
-    r"""$-\mathrm{ELBO} = \text{reconstruction} + \text{kl} \ge -\log p(x)$, nats per example."""
-    reconstruction: float
+    r"""$-\mathrm{ELBO}$ = ``reconstruction_loss + kl`` $\ge -\log p(x)$, nats per example."""
+    reconstruction_loss: float
     r"""$-\log p(x \mid z)$ for one $z \sim q(z \mid x)$ per example, nats per example."""
     kl: float
     r"""$\mathrm{KL}(q(z \mid x) \,\Vert\, \mathcal{N}(0, I))$ in closed form, nats per example."""
@@ -50,22 +51,36 @@ class VAEEvaluation:
 
 
 @dataclass(frozen=True, eq=False)
-class VQVAEEvaluation:
-    """What `evaluate_vqvae` returns: dataset-level reconstruction and codebook statistics."""
+class Evaluation:
+    """What `evaluate_model` returns: dataset averages as Python floats."""
 
-    mse: float
-    """Mean squared error over every value of every example."""
-    psnr: float
-    r"""$10 \log_{10}(R^2 / \text{mse})$ in dB from the dataset MSE ($R$ = ``data_range``);
-    ``inf`` when the MSE is 0."""
-    perplexity: float
-    r"""Perplexity of the code usage over the whole set, in $[1, K]$."""
-    fraction_used: float
-    """Fraction of the $K$ codes chosen at least once."""
-    counts: torch.Tensor
-    """How often each code was chosen, int64 on the CPU, shape $(K,)$ (for a histogram)."""
+    terms: dict[str, float]
+    """Per-example means of ``loss`` and every term ``model.loss`` logs (see the model
+    protocol), summed over all examples and divided by their number."""
     num_examples: int
     """How many examples were evaluated."""
+    mse: float | None = None
+    """Mean squared error of ``model.reconstruct(x)`` over every value; ``None`` for a
+    model that cannot reconstruct."""
+    psnr: float | None = None
+    r"""$10 \log_{10}(R^2 / \text{mse})$ in dB from the dataset MSE ($R$ = ``data_range``);
+    ``inf`` when the MSE is 0."""
+    fraction_used: float | None = None
+    """Fraction of codes chosen at least once (mean over stages); ``None`` for a model that
+    reports no ``code_counts``."""
+    perplexity: float | None = None
+    r"""Perplexity of the code usage over the whole set, in $[1, K]$ (mean over stages)."""
+    counts: torch.Tensor | None = None
+    """How often each code was chosen, float64 on the CPU, $(K,)$ or $(S, K)$."""
+
+    def as_dict(self) -> dict[str, float | int]:
+        """The numbers as one flat dict (terms by name, then the other fields that are set)."""
+        values: dict[str, float | int] = {"num_examples": self.num_examples, **self.terms}
+        for name in ("mse", "psnr", "fraction_used", "perplexity"):
+            value = getattr(self, name)
+            if value is not None:
+                values[name] = value
+        return values
 
 
 @contextmanager
@@ -157,7 +172,7 @@ def evaluate_vae(
         generator: source of all the noise, on the model's device.
 
     Returns:
-        `VAEEvaluation` of Python floats: ``negative_elbo``, ``reconstruction``, ``kl``,
+        `VAEEvaluation` of Python floats: ``negative_elbo``, ``reconstruction_loss``, ``kl``,
         ``bits_per_dim``, ``iwae_nll`` and ``iwae_bits_per_dim`` (``None`` without IWAE),
         and the counts.
 
@@ -182,8 +197,7 @@ def evaluate_vae(
         >>> result.iwae_nll <= result.negative_elbo + 0.5  # IWAE is the tighter bound
         True
     """
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a genlatent VAE, got {type(model).__name__}")
+    require_methods(model, ("encode", "decode"), "evaluate_vae", attributes=("likelihood",))
     if isinstance(iwae_samples, bool) or not isinstance(iwae_samples, int):
         raise TypeError(f"iwae_samples must be an int, got {type(iwae_samples).__name__}")
     if iwae_samples < 0:
@@ -201,7 +215,12 @@ def evaluate_vae(
             values = _values_per_example(x, values, index)
             out = model(x, generator=generator)
             elbo = vae_loss(
-                x, out.logits, out.mean, out.log_var, likelihood=model.likelihood, reduction="sum"
+                x,
+                out.decoder_output,
+                out.mean,
+                out.log_var,
+                likelihood=model.likelihood,
+                reduction="sum",
             )
             if iwae_samples > 0:
                 iwae = iwae_bound(
@@ -214,7 +233,7 @@ def evaluate_vae(
                 )
             else:
                 iwae = elbo.kl.new_zeros(())
-            sums += torch.stack([elbo.reconstruction, elbo.kl, iwae]).to(dtype)
+            sums += torch.stack([elbo.reconstruction_loss, elbo.kl, iwae]).to(dtype)
             num_examples += x.shape[0]
     if num_examples == 0 or values is None:
         raise ValueError("batches must yield at least one example, got none")
@@ -223,7 +242,7 @@ def evaluate_vae(
     iwae_nll = -iwae_sum if iwae_samples > 0 else None
     return VAEEvaluation(
         negative_elbo=negative_elbo,
-        reconstruction=reconstruction,
+        reconstruction_loss=reconstruction,
         kl=kl,
         bits_per_dim=float(bits_per_dim(negative_elbo, values)),
         iwae_nll=iwae_nll,
@@ -234,67 +253,65 @@ def evaluate_vae(
     )
 
 
-def evaluate_vqvae(
-    model: VQVAE,
+def _call(method: Any, x: torch.Tensor, labels: torch.Tensor | None, **extra: Any) -> Any:
+    declared = declared_keywords(method)
+    kwargs = {
+        k: v for k, v in {"labels": labels, **extra}.items() if k in declared and v is not None
+    }
+    return method(x, **kwargs)
+
+
+def evaluate_model(
+    model: torch.nn.Module,
     batches: Iterable[torch.Tensor | tuple[torch.Tensor | None, ...]],
     *,
     data_range: float = 1.0,
-) -> VQVAEEvaluation:
-    r"""Reconstruction error, PSNR and codebook usage of a VQ-VAE over a dataset.
+    generator: torch.Generator | None = None,
+) -> Evaluation:
+    r"""Evaluate any model that follows the model protocol over a dataset.
 
-    Over all $N$ examples of $P$ values each and the $M$ latent positions they produce,
-    with $n_i$ the number of positions assigned to code $i$ of $K$:
+    Over all $N$ examples: the per-example mean of ``loss`` and of every term
+    ``model.loss`` logs; if the model has ``reconstruct``, the MSE over all $P$ values of
+    every example and the PSNR from it,
 
     $$\text{mse} = \frac{1}{NP}\sum_{n,j} (\hat x_{nj} - x_{nj})^2, \qquad
-      \text{psnr} = 10 \log_{10}\frac{R^2}{\text{mse}}, \qquad
-      \text{perplexity} = \exp\Big(-\sum_i p_i \log p_i\Big),\; p_i = \frac{n_i}{M},$$
+      \text{psnr} = 10 \log_{10}\frac{R^2}{\text{mse}};$$
 
-    and ``fraction_used`` $= |\{i : n_i > 0\}| / K$. The PSNR comes from the dataset MSE.
-    It is *not* the mean of per-image PSNRs: since $-\log$ is convex, the mean of
-    per-image PSNRs is greater than or equal to this value (Jensen), by more the more the
-    per-image errors vary, and it is dominated by the easiest images. Report which one a
-    number is. The perplexity likewise comes from the usage counts of the whole set, not
-    from the mean of the per-batch perplexities of `VQVAE.forward` (a batch sees fewer
-    codes, so those are lower).
+    if ``model.loss`` reports ``code_counts``, the code usage of the whole set (see
+    `code_usage`): the PSNR and perplexity come from dataset totals, not from means of
+    per-batch values (the mean of per-image PSNRs is larger, by Jensen's inequality, and a
+    batch sees fewer codes). Labels of ``(x, y)`` batches are passed to ``loss`` and
+    ``reconstruct`` when they declare ``labels``; ``generator`` likewise.
 
-    The model runs in ``eval()`` mode under ``torch.no_grad()`` (so an EMA codebook, which
-    updates only in training, stays put); each submodule's previous mode is restored
-    afterwards. ``x`` is moved to the model's device; sums and counts stay on it until a
-    single synchronisation at the end.
+    The model runs in ``eval()`` mode under ``torch.no_grad()`` (so an EMA codebook stays
+    put); each submodule's previous mode is restored afterwards, also on an error.
 
     Args:
-        model: the VQ-VAE; $K$ is read from ``model.quantizer.codebook.shape[0]``.
+        model: an ``nn.Module`` with ``loss(x)``.
         batches: an iterable of float tensors ``x`` or tuples ``(x, y, ...)``.
-        data_range: $R$, the span of the data values: 1 for $[0, 1]$, 2 for $[-1, 1]$.
+        data_range: $R$, the span of the data values: 1 for $[0, 1]$.
+        generator: the noise source for models whose ``loss`` takes one.
 
     Returns:
-        `VQVAEEvaluation` ``(mse, psnr, perplexity, fraction_used, counts, num_examples)``.
+        `Evaluation`.
 
     Raises:
-        TypeError: if ``model`` is not a `VQVAE`, its quantizer has no $(K, D)$
-            ``codebook`` tensor, or a batch is not a float tensor.
-        ValueError: if ``data_range <= 0``, the batches hold no example, the
-            reconstruction is not shaped like ``x``, or the model returned code indices
-            outside $[0, K)$.
-
-    Shape:
-        - each x: $(B, C, H, W)$; indices from the model $(B, h, w)$
-        - counts: $(K,)$
+        TypeError: if ``model`` has no ``loss`` method or a batch is not a float tensor.
+        ValueError: if ``data_range <= 0``, the batches hold no example, or a
+            reconstruction is not shaped like ``x``.
 
     Example:
         >>> import torch
-        >>> from genlatent import VQVAE, ConvDecoder, ConvEncoder
-        >>> from genlatent.nn.quantize import VectorQuantizer
+        >>> from genlatent import VQVAE, ConvDecoder, ConvEncoder, VectorQuantizer
         >>> _ = torch.manual_seed(0)
         >>> model = VQVAE(ConvEncoder(3, 8, 4), VectorQuantizer(16, 4), ConvDecoder(4, 8, 3))
-        >>> result = evaluate_vqvae(model, [torch.rand(2, 3, 8, 8), torch.rand(1, 3, 8, 8)])
-        >>> result.counts.shape, int(result.counts.sum())  # 3 images x 2 x 2 positions
-        (torch.Size([16]), 12)
-        >>> 1.0 <= result.perplexity <= 16.0
-        True
+        >>> result = evaluate_model(model, [torch.rand(2, 3, 8, 8), torch.rand(1, 3, 8, 8)])
+        >>> result.num_examples, int(result.counts.sum())  # 3 images x 2 x 2 positions
+        (3, 12)
+        >>> sorted(result.terms)
+        ['codebook', 'commitment', 'loss', 'quantizer_loss', 'reconstruction_loss']
     """
-    if not isinstance(model, VQVAE):
-        raise TypeError(f"model must be a genlatent VQVAE, got {type(model).__name__}")
+    require_methods(model, ("loss",), "evaluation")
     if (
         isinstance(data_range, bool)
         or not isinstance(data_range, (int, float))
@@ -303,52 +320,52 @@ def evaluate_vqvae(
         raise ValueError(f"data_range must be a positive finite number, got {data_range!r}")
     device = _model_device(model)
     dtype = _accumulator_dtype(device)
-    codebook = getattr(model.quantizer, "codebook", None)
-    if not isinstance(codebook, torch.Tensor) or codebook.ndim != 2:
-        raise TypeError(
-            "model.quantizer.codebook must be a (K, D) tensor, "
-            f"got {type(codebook).__name__}"
-            + (f" of shape {tuple(codebook.shape)}" if isinstance(codebook, torch.Tensor) else "")
-        )
-    num_codes = codebook.shape[0]
+    reconstructs = callable(getattr(model, "reconstruct", None))
+    sums: dict[str, torch.Tensor] = {}
+    counts: torch.Tensor | None = None
     squared_error = torch.zeros((), dtype=dtype, device=device)
-    # one extra bin, K, collects out-of-range indices so a bad index is reported, not a
-    # device-side assertion, without reading the values batch by batch
-    counts = torch.zeros(num_codes + 1, dtype=torch.int64, device=device)
-    num_examples = 0
-    num_values = 0
+    num_examples = num_values = 0
     with _evaluation_mode(model):
         for index, batch in enumerate(batches):
             x = _batch_data(batch, index).to(device, non_blocking=True)
-            out = model(x)
-            if out.reconstruction.shape != x.shape:
-                raise ValueError(
-                    f"the model's reconstruction must have the shape of x {tuple(x.shape)}, "
-                    f"got {tuple(out.reconstruction.shape)} in batch {index}"
-                )
-            error = (out.reconstruction.to(dtype) - x.to(dtype)).pow(2).sum()
-            squared_error += error
-            flat = rearrange(out.indices, "... -> (...)").long()
-            flat = torch.where((flat >= 0) & (flat < num_codes), flat, num_codes)
-            counts.index_add_(0, flat, torch.ones_like(flat))
+            labels = _batch_labels(batch, device)
+            parts = loss_parts(_call(model.loss, x, labels, generator=generator))
+            for name, value in [("loss", parts.loss), *parts.terms.items()]:
+                sums[name] = sums.get(name, 0) + value.to(dtype) * x.shape[0]
+            if parts.code_counts is not None:
+                batch_counts = parts.code_counts.to(dtype)
+                counts = batch_counts if counts is None else counts + batch_counts
+            if reconstructs:
+                squared_error += _squared_error(_call(model.reconstruct, x, labels), x, index)
             num_examples += x.shape[0]
             num_values += x.numel()
     if num_examples == 0:
         raise ValueError("batches must yield at least one example, got none")
-    counts = counts.cpu()
-    if int(counts[num_codes]) > 0:
-        raise ValueError(
-            f"the model returned {int(counts[num_codes])} code indices outside "
-            f"[0, {num_codes}) (K = model.quantizer.codebook.shape[0] = {num_codes})"
+    terms = {name: float(total) / num_examples for name, total in sums.items()}
+    result = Evaluation(terms, num_examples)
+    if reconstructs:
+        mse = squared_error.item() / max(num_values, 1)
+        psnr = 10.0 * math.log10(data_range**2 / mse) if mse > 0 else math.inf
+        result = dataclasses.replace(result, mse=mse, psnr=psnr)
+    if counts is not None:
+        used, perplexity = code_usage(counts)
+        result = dataclasses.replace(
+            result, fraction_used=used, perplexity=perplexity, counts=counts.cpu()
         )
-    counts = counts[:num_codes]
-    mse = squared_error.item() / num_values if num_values > 0 else math.nan
-    psnr = 10.0 * math.log10(data_range**2 / mse) if mse > 0 else math.inf
-    return VQVAEEvaluation(
-        mse=mse,
-        psnr=psnr,
-        perplexity=float(perplexity_from_counts(counts)),
-        fraction_used=float((counts > 0).sum()) / num_codes,
-        counts=counts,
-        num_examples=num_examples,
-    )
+    return result
+
+
+def _batch_labels(batch: object, device: torch.device) -> torch.Tensor | None:
+    if isinstance(batch, (tuple, list)) and len(batch) > 1 and isinstance(batch[1], torch.Tensor):
+        return batch[1].to(device)
+    return None
+
+
+def _squared_error(reconstruction: torch.Tensor, x: torch.Tensor, index: int) -> torch.Tensor:
+    if reconstruction.shape != x.shape:
+        raise ValueError(
+            f"the model's reconstruction must have the shape of x {tuple(x.shape)}, "
+            f"got {tuple(reconstruction.shape)} in batch {index}"
+        )
+    dtype = _accumulator_dtype(x.device)
+    return (reconstruction.to(dtype) - x.to(dtype)).pow(2).sum()

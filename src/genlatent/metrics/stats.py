@@ -1,4 +1,4 @@
-"""Small conversions used when reporting results: bits per dimension, perplexity of counts."""
+"""Small conversions used when reporting results: bits per dimension, code usage."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from genlatent._validation import check_positive_int, check_tensor
 from genlatent.functional.quantize import counts_perplexity
 
-__all__ = ["bits_per_dim", "perplexity_from_counts"]
+__all__ = ["bits_per_dim", "code_usage"]
 
 _LN_2 = math.log(2.0)
 
@@ -57,38 +57,37 @@ def bits_per_dim(nats: float | torch.Tensor, num_values: int) -> float | torch.T
     return float(nats) / (num_values * _LN_2)
 
 
-def perplexity_from_counts(counts: torch.Tensor) -> torch.Tensor:
-    r"""Perplexity of a code-usage histogram of integer or floating counts.
+def code_usage(counts: torch.Tensor) -> tuple[float, float]:
+    r"""Fraction of codes used and usage perplexity of a code histogram.
 
-    The same quantity as `counts_perplexity`,
-    $\exp\big(-\sum_i p_i \log p_i\big)$ with $p_i = n_i / \sum_k n_k$, for reporting:
-    integer counts (such as `VectorQuantizer.usage_counts`) are accepted and converted
-    to float64, so counts beyond $2^{24}$ stay exact. The counts are not checked for
-    negative values (that would read them, a device synchronisation).
+    For counts $n_i$ of $K$ codes, the fraction is $|\{i : n_i > 0\}| / K$ and the
+    perplexity $\exp H(p)$ with $p_i = n_i / \sum_k n_k$ (`counts_perplexity`, in
+    $[1, K]$). For a multi-stage histogram $(S, K)$ both are averaged over the stages.
+    Integer counts are read in float64, so counts beyond $2^{24}$ stay exact.
 
     Args:
-        counts: non-negative counts $n_i$ per code, integer or floating.
+        counts: non-negative counts per code, integer or floating, $(K,)$ or $(S, K)$.
 
     Returns:
-        The perplexity in $[1, K]$, a 0-dim tensor in float64 for integer or float64
-        counts, else float32, on the device of ``counts``.
+        ``(fraction_used, perplexity)`` as Python floats.
 
     Raises:
         TypeError: if ``counts`` is not a real tensor.
-        ValueError: if ``counts`` is not 1-D or is empty.
-
-    Shape:
-        - counts: $(K,)$
-        - output: $()$
+        ValueError: if ``counts`` is not 1-D or 2-D, or has no code.
 
     Example:
         >>> import torch
-        >>> round(float(perplexity_from_counts(torch.tensor([3, 3, 3, 0]))), 6)
-        3.0
+        >>> code_usage(torch.tensor([3, 3, 3, 0]))
+        (0.75, 3.0000000000000004)
     """
     check_tensor("counts", counts)
     if counts.dtype.is_complex or counts.dtype == torch.bool:
         raise TypeError(f"counts must have a real dtype, got {counts.dtype}")
-    if not counts.is_floating_point():
-        counts = counts.to(torch.float64)
-    return counts_perplexity(counts)
+    if counts.ndim not in (1, 2) or counts.shape[-1] == 0:
+        raise ValueError(
+            f"counts must have shape (K,) or (S, K) with K >= 1, got {tuple(counts.shape)}"
+        )
+    rows = counts.detach().to(torch.float64).reshape(-1, counts.shape[-1])
+    used = float((rows > 0).double().mean())
+    perplexity = sum(float(counts_perplexity(row)) for row in rows) / rows.shape[0]
+    return used, perplexity

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from torch import nn
 
 from genlatent.models.vae import VAE
 from genlatent.models.vqvae import VQVAE
@@ -10,7 +13,7 @@ from genlatent.nn.conv import ConvDecoder, ConvEncoder
 from genlatent.nn.mlp import MLPDecoder, MLPEncoder
 from genlatent.nn.quantize import VectorQuantizer
 
-__all__ = ["cifar10_vqvae", "mnist_vae", "mnist_vqvae"]
+__all__ = ["cifar10_vqvae", "mnist_vae", "mnist_vqvae", "preset"]
 
 
 def mnist_vae(
@@ -128,3 +131,52 @@ def mnist_vqvae(
         dtype,
         quantizer_options,
     )
+
+
+def _vae_for(image_shape: tuple[int, int, int], *, latent_dim: int = 200, **_: object) -> VAE:
+    features = image_shape[0] * image_shape[1] * image_shape[2]
+    hidden = (400, 400)
+    return VAE(
+        MLPEncoder(features, hidden, latent_dim),
+        MLPDecoder(latent_dim, hidden, features, out_shape=image_shape),
+    )
+
+
+def _vqvae_for(
+    image_shape: tuple[int, int, int],
+    *,
+    hidden_channels: int | None = None,
+    embedding_dim: int = 16,
+    codebook_size: int = 512,
+    commitment_weight: float = 0.25,
+    **quantizer_options: object,
+) -> VQVAE:
+    width = hidden_channels or (512 if image_shape[0] == 3 else 64)
+    options = {k: v for k, v in quantizer_options.items() if k in ("ema", "restart_dead_codes")}
+    return _vqvae(
+        image_shape, width, embedding_dim, codebook_size, commitment_weight, None, None, options
+    )
+
+
+_PRESETS: dict[str, Callable[..., nn.Module]] = {"vae": _vae_for, "vqvae": _vqvae_for}
+
+
+def preset(name: str, image_shape: tuple[int, int, int], **options: object) -> nn.Module:
+    """The reference model ``name`` (``"vae"`` or ``"vqvae"``) sized for ``image_shape``.
+
+    ``"vae"``: the MLP VAE (400-400 hidden, ``latent_dim``); on $(1, 28, 28)$ it is exactly
+    `mnist_vae`. ``"vqvae"``: the conv VQ-VAE (``hidden_channels``, default 512 for colour
+    and 64 for greyscale, ``embedding_dim``, ``codebook_size``, ``commitment_weight``,
+    ``ema``, ``restart_dead_codes``); on $(3, 32, 32)$ with 512 channels it is exactly
+    `cifar10_vqvae`. Options that do not apply to ``name`` are ignored.
+
+    Raises:
+        ValueError: if ``name`` is not a preset.
+
+    Example:
+        >>> sum(p.numel() for p in preset("vae", (1, 28, 28)).parameters())
+        1189984
+    """
+    if name not in _PRESETS:
+        raise ValueError(f"preset must be one of {tuple(_PRESETS)}, got {name!r}")
+    return _PRESETS[name](tuple(image_shape), **options)

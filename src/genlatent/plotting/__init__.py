@@ -10,14 +10,11 @@ from __future__ import annotations
 from genlatent.plotting.codes import plot_code_usage
 from genlatent.plotting.curves import plot_loss_curves
 from genlatent.plotting.interpolation import latent_interpolation, plot_interpolation
-from genlatent.plotting.latent import METHODS, PCA2D, TSNE_MAX_POINTS, pca_2d, plot_latent_map
-from genlatent.plotting.run import RUN_PLOTS, plot_run
+from genlatent.plotting.latent import PCA2D, pca_2d, plot_latent_map
+from genlatent.plotting.run import plot_run
 
 __all__ = [
-    "METHODS",
     "PCA2D",
-    "RUN_PLOTS",
-    "TSNE_MAX_POINTS",
     "latent_interpolation",
     "pca_2d",
     "plot_code_usage",

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from genlatent._validation import check_floating, check_ndim, check_positive_int
+from genlatent.functional.likelihood import likelihood_mean
 from genlatent.models.vae import VAE
 from genlatent.plotting._figure import new_figure, save_png
 
@@ -28,12 +29,8 @@ def _one_image(name: str, x: torch.Tensor) -> torch.Tensor:
 
 
 def _data_mean(model: nn.Module, output: torch.Tensor) -> torch.Tensor:
-    mean_of_output = getattr(model, "_mean_of_output", None)
-    if mean_of_output is not None:
-        return mean_of_output(output)
-    if getattr(model, "likelihood", None) == "bernoulli":
-        return torch.sigmoid(output)
-    return output
+    likelihood = getattr(model, "likelihood", None)
+    return output if likelihood is None else likelihood_mean(output, likelihood)
 
 
 @torch.no_grad()

@@ -12,10 +12,10 @@ import torch
 from genlatent._validation import check_floating, check_ndim, check_positive_int, check_tensor
 from genlatent.plotting._figure import new_figure, save_png
 
-__all__ = ["METHODS", "PCA2D", "TSNE_MAX_POINTS", "pca_2d", "plot_latent_map"]
+__all__ = ["PCA2D", "pca_2d", "plot_latent_map"]
 
-METHODS = ("auto", "pca", "tsne")
-TSNE_MAX_POINTS = 5000
+_METHODS = ("auto", "pca", "tsne")
+_TSNE_MAX_POINTS = 5000
 """``method="auto"`` uses t-SNE up to this many points, and ``"tsne"`` subsamples to it."""
 
 
@@ -129,15 +129,15 @@ def plot_latent_map(
     path: str | os.PathLike[str],
     *,
     method: str = "auto",
-    max_points: int = TSNE_MAX_POINTS,
+    max_points: int = _TSNE_MAX_POINTS,
     class_names: Sequence[str] | None = None,
     seed: int = 0,
 ) -> Path:
     """Scatter posterior means in 2-D, coloured by class.
 
     ``"pca"`` projects with `pca_2d`; ``"tsne"`` embeds with scikit-learn's t-SNE
-    (seeded by ``seed``, at most `TSNE_MAX_POINTS` points); ``"auto"`` uses t-SNE when
-    scikit-learn is installed and there are at most `TSNE_MAX_POINTS` points, PCA
+    (seeded by ``seed``, at most `_TSNE_MAX_POINTS` points); ``"auto"`` uses t-SNE when
+    scikit-learn is installed and there are at most `_TSNE_MAX_POINTS` points, PCA
     otherwise. More than ``max_points`` points are subsampled with a fixed seed, the same
     subset on every call. Up to 10 classes get a legend, more get a colorbar.
 
@@ -183,14 +183,14 @@ def plot_latent_map(
         )
     if means.shape[0] < 2:
         raise ValueError(f"means must hold at least 2 points, got shape {tuple(means.shape)}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     check_positive_int("max_points", max_points)
 
     n, dim = means.shape
     if method == "auto":
-        method = "tsne" if n <= TSNE_MAX_POINTS and _sklearn_available() else "pca"
-    limit = min(max_points, TSNE_MAX_POINTS) if method == "tsne" else max_points
+        method = "tsne" if n <= _TSNE_MAX_POINTS and _sklearn_available() else "pca"
+    limit = min(max_points, _TSNE_MAX_POINTS) if method == "tsne" else max_points
     keep = _subsample(n, limit, seed)
     labels = labels.detach().cpu()
     if method == "tsne":

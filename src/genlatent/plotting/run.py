@@ -5,40 +5,23 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import torch
 
+from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
-from genlatent.data.registry import dataset_by_name
-from genlatent.models.vae import VAE
-from genlatent.models.vqvae import VQVAE
-from genlatent.nn.quantize import VectorQuantizer
+from genlatent.models.protocol import declared_keywords
 from genlatent.plotting.codes import plot_code_usage
 from genlatent.plotting.curves import plot_loss_curves
 from genlatent.plotting.interpolation import latent_interpolation, plot_interpolation
-from genlatent.plotting.latent import TSNE_MAX_POINTS, plot_latent_map
-from genlatent.train.build import build_model, resolve_device
-from genlatent.train.checkpoint import load_checkpoint
-from genlatent.train.config import TrainConfig
-from genlatent.train.rundir import RunDirectory, RunDirectoryError
+from genlatent.plotting.latent import _TSNE_MAX_POINTS, plot_latent_map
+from genlatent.train.build import load_datasets
+from genlatent.train.runs import LoadedRun, load_run
 
-__all__ = ["RUN_PLOTS", "plot_run"]
+__all__ = ["plot_run"]
 
 RUN_PLOTS = ("loss_curves.png", "latent_map.png", "interpolation.png", "code_usage.png")
-"""The files `plot_run` may write."""
-
 _BATCH = 500
-
-
-def _test_set(config: TrainConfig, data_dir: str | os.PathLike[str] | None) -> ImageDataset:
-    data = dataset_by_name(
-        config.dataset, split="test", root=data_dir if data_dir is not None else config.data_dir
-    )
-    limit = config.test_limit
-    if limit is None or limit >= len(data):
-        return data
-    return ImageDataset(data.images[:limit], data.labels[:limit], name=f"{data.name}[:{limit}]")
 
 
 def _batches(images: torch.Tensor, device: torch.device) -> Iterator[torch.Tensor]:
@@ -54,6 +37,23 @@ def _second_image(labels: torch.Tensor) -> int | None:
     return 1 if labels.shape[0] > 1 else None
 
 
+def _posterior_means(
+    model: torch.nn.Module, test: ImageDataset, device: torch.device
+) -> torch.Tensor | None:
+    """Posterior means of up to 5000 test images, for a model whose ``encode`` gives a pair."""
+    encode = getattr(model, "encode", None)
+    if not callable(encode) or "labels" in declared_keywords(encode):
+        return None
+    count = min(len(test), _TSNE_MAX_POINTS)
+    means = []
+    for x in _batches(test.images[:count], device):
+        out = encode(x)
+        if not (isinstance(out, tuple) and len(out) == 2 and out[0].is_floating_point()):
+            return None
+        means.append(out[0].float().cpu().flatten(1))
+    return torch.cat(means)
+
+
 @torch.no_grad()
 def plot_run(
     run_dir: str | os.PathLike[str],
@@ -61,25 +61,29 @@ def plot_run(
     data_dir: str | os.PathLike[str] | None = None,
     device: str = "cpu",
     method: str = "auto",
+    test_set: ImageDataset | None = None,
+    model: torch.nn.Module | None = None,
 ) -> list[Path]:
-    """Write the plots of a run into its directory and return their paths.
+    """Write the plots of a run into its directory and return their paths, by capability.
 
     - ``loss_curves.png`` from ``metrics.jsonl`` (`plot_loss_curves`);
-    - for a VAE, ``latent_map.png``: the posterior means of up to 5000 test images
+    - for a model whose ``encode(x)`` returns ``(mean, log_var)`` (a Gaussian latent),
+      ``latent_map.png``: the posterior means of up to 5000 test images
       (`plot_latent_map`), and ``interpolation.png``: between the first test image and
       the first one with another label (`latent_interpolation`);
-    - for a VQ-VAE, ``code_usage.png``: how often the test set picks each code
-      (`plot_code_usage`).
+    - for a model whose ``loss`` reports ``code_counts``, ``code_usage.png``: how often
+      the test set picks each code (`plot_code_usage`; per stage summed).
 
-    The model is rebuilt from ``config.json`` with `build_model` and loaded from
-    ``checkpoints/best.pt`` (``last.pt`` when there is no best); the test split is the
-    run's dataset, cut to its ``test_limit``.
+    The model is read with `load_run` (``best.pt``, else ``last.pt``); the test split is
+    the run's dataset, cut to its ``test_limit``, or ``test_set``.
 
     Args:
-        run_dir: a run directory written by `genlatent.train.runner.train`.
+        run_dir: a run directory written by `fit` or `train`.
         data_dir: where the dataset's files are; defaults to the run's ``data_dir``.
         device: where to run the model (``"auto"`` or a torch device string).
         method: the latent map's projection (see `plot_latent_map`).
+        test_set: the test images for a run trained on data passed in from Python.
+        model: the module for a run of a model passed to `fit` (see `load_run`).
 
     Returns:
         The paths written, in the order above.
@@ -90,59 +94,55 @@ def plot_run(
         FileNotFoundError: if the dataset's files are not found.
         ImportError: if matplotlib is not installed.
     """
-    run = RunDirectory(run_dir)
-    config = run.read_config()
-    checkpoint = run.best_checkpoint if run.best_checkpoint.is_file() else run.last_checkpoint
-    if not checkpoint.is_file():
-        raise RunDirectoryError(
-            f"{run.path} has no checkpoint yet (no checkpoints/best.pt or checkpoints/last.pt): "
-            "plot it after its first epoch"
-        )
+    loaded = load_run(run_dir, model=model, device=device)
     written: list[Path] = []
-    records = run.read_metrics()
+    records = loaded.metrics
     if records:
-        written.append(plot_loss_curves(records, run.path / "loss_curves.png"))
+        written.append(plot_loss_curves(records, loaded.run_dir / "loss_curves.png"))
+    if test_set is None:
+        config = loaded.config
+        test_set = load_datasets(
+            config if data_dir is None else config.replace(data_dir=str(data_dir))
+        )[1]
+    written += _latent_plots(loaded, test_set, method)
+    written += _code_usage_plot(loaded, test_set)
+    return written
 
-    target = resolve_device(device)
-    state = load_checkpoint(checkpoint, map_location="cpu")
-    test = _test_set(config, data_dir)
-    model = build_model(config, test.image_shape)
-    model.load_state_dict(state["model"])
-    model.to(target).eval()
 
-    if isinstance(model, VAE):
-        count = min(len(test), TSNE_MAX_POINTS)
-        means = torch.cat(
-            [model.encode(x)[0].float().cpu() for x in _batches(test.images[:count], target)]
+def _latent_plots(loaded: LoadedRun, test: ImageDataset, method: str) -> list[Path]:
+    model, path = loaded.model, loaded.run_dir
+    device = next(model.parameters()).device
+    means = _posterior_means(model, test, device)
+    if means is None:
+        return []
+    written = [
+        plot_latent_map(
+            means, test.labels[: means.shape[0]], path / "latent_map.png", method=method,
+            seed=loaded.config.seed,
         )
+    ]  # fmt: skip
+    other = _second_image(test.labels)
+    if other is not None and callable(getattr(model, "decode", None)):
+        x_a, x_b = (test.images[i].to(device).float() / 255 for i in (0, other))
+        images = latent_interpolation(model, x_a, x_b, steps=10)  # type: ignore[arg-type]
+        labels = (int(test.labels[0]), int(test.labels[other]))
         written.append(
-            plot_latent_map(
-                means, test.labels[:count], run.path / "latent_map.png", method=method,
-                seed=config.seed,
-            )
-        )  # fmt: skip
-        other = _second_image(test.labels)
-        if other is not None:
-            x_a, x_b = (test.images[i].to(target).float() / 255 for i in (0, other))
-            images = latent_interpolation(model, x_a, x_b, steps=10)
-            labels = (int(test.labels[0]), int(test.labels[other]))
-            written.append(
-                plot_interpolation(
-                    images, run.path / "interpolation.png",
-                    title=f"Latent interpolation: test image 0 (label {labels[0]}) to "
-                    f"test image {other} (label {labels[1]})",
-                )
-            )  # fmt: skip
-    elif isinstance(model, VQVAE):
-        size = cast(VectorQuantizer, model.quantizer).codebook_size
-        counts = torch.zeros(size, dtype=torch.int64)
-        for x in _batches(test.images, target):
-            indices: torch.Tensor = model.encode(x)
-            counts += torch.bincount(indices.flatten().cpu(), minlength=size)
-        written.append(
-            plot_code_usage(
-                counts, run.path / "code_usage.png",
-                title=f"{config.dataset} test set ({len(test)} images), epoch {state['epoch']}",
+            plot_interpolation(
+                images, path / "interpolation.png",
+                title=f"Latent interpolation: test image 0 (label {labels[0]}) to "
+                f"test image {other} (label {labels[1]})",
             )
         )  # fmt: skip
     return written
+
+
+def _code_usage_plot(loaded: LoadedRun, test: ImageDataset) -> list[Path]:
+    from genlatent.metrics import evaluate_model
+
+    device = next(loaded.model.parameters()).device
+    result = evaluate_model(loaded.model, TensorBatches(test, batch_size=_BATCH, device=device))
+    if result.counts is None:
+        return []
+    counts = result.counts.reshape(-1, result.counts.shape[-1]).sum(0)
+    title = f"{loaded.config.dataset} test set ({len(test)} images), epoch {loaded.epoch}"
+    return [plot_code_usage(counts, loaded.run_dir / "code_usage.png", title=title)]

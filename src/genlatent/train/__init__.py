@@ -1,32 +1,31 @@
-"""Reference trainers: config, loop, checkpoints, run directories and pictures.
+"""The reference trainer: `fit` for any model that follows the protocol, `train` for presets.
 
 Needs the ``train`` extra for images (Pillow) and progress bars (tqdm).
 """
 
-from genlatent.train.checkpoint import CheckpointError, atomic_save, load_checkpoint
+from genlatent.train.checkpoint import CheckpointError, load_checkpoint
 from genlatent.train.config import TrainConfig
+from genlatent.train.fit import RunSummary, fit
 from genlatent.train.images import image_grid, save_image_grid
-from genlatent.train.loop import EpochResult, NonFiniteLossError, evaluate, train_epoch
-from genlatent.train.objectives import StepLoss, vae_objective, vqvae_objective
+from genlatent.train.loop import NonFiniteLossError
 from genlatent.train.rundir import RunDirectory, RunDirectoryError
-from genlatent.train.runner import RunSummary, train
+from genlatent.train.runner import train
+from genlatent.train.runs import LoadedRun, evaluate_run, load_run, sample_run
 
 __all__ = [
     "CheckpointError",
-    "EpochResult",
+    "LoadedRun",
     "NonFiniteLossError",
     "RunDirectory",
     "RunDirectoryError",
     "RunSummary",
-    "StepLoss",
     "TrainConfig",
-    "atomic_save",
-    "evaluate",
+    "evaluate_run",
+    "fit",
     "image_grid",
     "load_checkpoint",
+    "load_run",
+    "sample_run",
     "save_image_grid",
     "train",
-    "train_epoch",
-    "vae_objective",
-    "vqvae_objective",
 ]

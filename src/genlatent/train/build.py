@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
+from torch import nn
 
 from genlatent.data.dataset import ImageDataset
 from genlatent.data.registry import dataset_by_name
-from genlatent.models.vae import VAE
-from genlatent.models.vqvae import VQVAE
-from genlatent.nn.conv import ConvDecoder, ConvEncoder
-from genlatent.nn.mlp import MLPDecoder, MLPEncoder
-from genlatent.nn.quantize import VectorQuantizer
-from genlatent.train.config import TrainConfig
+from genlatent.models.presets import preset
+from genlatent.train.config import PRESETS, TrainConfig, is_model_spec
+from genlatent.train.spec import build_from_spec
 
 __all__ = ["build_model", "load_datasets", "resolve_device"]
 
@@ -36,41 +32,41 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_model(config: TrainConfig, image_shape: tuple[int, int, int]) -> VAE | VQVAE:
-    """The reference model for ``config`` sized for images of ``image_shape`` (C, H, W).
+def build_model(
+    config: TrainConfig, image_shape: tuple[int, ...], num_classes: int | None = None
+) -> nn.Module:
+    """The model ``config`` names, for examples of ``image_shape`` (C, H, W).
 
     ``vae`` on 28x28 greyscale is exactly `mnist_vae`; ``vqvae`` with 512 hidden channels
-    on 32x32 colour is exactly `cifar10_vqvae`.
+    on 32x32 colour is exactly `cifar10_vqvae`; a spec ``FILE.py:FUNCTION`` calls the
+    user's function (see `build_from_spec`). Only this function names concrete models.
+
+    Raises:
+        ValueError: for ``model="custom"``, which only the user's own code can build.
     """
-    channels = image_shape[0]
-    if config.model == "vae":
-        features = math.prod(image_shape)
-        hidden = (400, 400)
-        return VAE(
-            MLPEncoder(features, hidden, config.latent_dim),
-            MLPDecoder(config.latent_dim, hidden, features, out_shape=image_shape),
-        )
-    hidden_channels = config.hidden_channels or (512 if channels == 3 else 64)
-    return VQVAE(
-        ConvEncoder(channels, hidden_channels, config.embedding_dim),
-        VectorQuantizer(
-            config.codebook_size,
-            config.embedding_dim,
-            commitment_weight=config.commitment_weight,
-            ema=config.ema,
-            restart_dead_codes=config.restart_dead_codes,
-        ),
-        ConvDecoder(config.embedding_dim, hidden_channels, channels),
+    if config.model in PRESETS:
+        return preset(config.model, image_shape, **_preset_options(config))
+    if is_model_spec(config.model):
+        return build_from_spec(config.model, image_shape=image_shape, num_classes=num_classes)
+    raise ValueError(
+        "this run trained a model passed to fit(); rebuild it and pass it again "
+        "(fit(model, ..., resume=True) or load_run(run_dir, model=model))"
     )
+
+
+def _preset_options(config: TrainConfig) -> dict[str, object]:
+    names = ("latent_dim", "hidden_channels", "embedding_dim", "codebook_size")
+    names += ("commitment_weight", "ema", "restart_dead_codes")
+    return {name: getattr(config, name) for name in names}
 
 
 def load_datasets(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
     """The train and test splits named by ``config``, cut to its limits."""
     if config.dataset == "custom":
         raise ValueError(
-            "this run trained on datasets passed to train(datasets=...), which a run "
-            "directory does not store: pass them again (train(..., datasets=...), "
-            "load_run(..., test_set=...), evaluate_run(..., test_set=...))"
+            "this run trained on data passed to fit() or train(datasets=...), which a run "
+            "directory does not store: pass it again (fit(..., resume=True), "
+            "evaluate_run(..., test_set=...))"
         )
     root, download = config.data_dir, config.download
     train = dataset_by_name(config.dataset, split="train", root=root, download=download)

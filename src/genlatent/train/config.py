@@ -7,9 +7,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MODELS", "MODEL_DEFAULTS", "PRECISIONS", "TrainConfig"]
+__all__ = ["TrainConfig"]
 
-MODELS = ("vae", "vqvae")
+PRESETS = ("vae", "vqvae")
+"""The reference models a config can name; ``"custom"`` and ``"FILE.py:FUNCTION"`` specs too."""
 PRECISIONS = ("fp32", "bf16", "fp16")
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits", "custom")
 
@@ -18,7 +19,15 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "vae": {"lr": 1e-3, "batch_size": 100, "epochs": 30},
     # The tutorial's CIFAR-10 VQ-VAE: Adam 2e-4, batch 128, 50 epochs.
     "vqvae": {"lr": 2e-4, "batch_size": 128, "epochs": 50},
+    # A model from user code (a spec or fit()): Adam 1e-3, batch 128, 10 epochs.
+    "custom": {"lr": 1e-3, "batch_size": 128, "epochs": 10},
 }
+
+
+def is_model_spec(model: str) -> bool:
+    """Whether ``model`` names user code: ``"path/file.py:func"`` or ``"pkg.module:func"``."""
+    module, _, function = model.rpartition(":")
+    return bool(module) and function.isidentifier()
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,9 @@ class TrainConfig:
     """
 
     model: str = "vae"
-    """``"vae"`` (the MNIST MLP VAE) or ``"vqvae"`` (the conv VQ-VAE)."""
+    """``"vae"`` (the MNIST MLP VAE), ``"vqvae"`` (the conv VQ-VAE), a spec of user code
+    ``"path/file.py:function"`` or ``"package.module:function"`` that builds the model, or
+    ``"custom"``: a model passed to `fit` (its run cannot rebuild it without it)."""
     dataset: str = "digits"
     """``"mnist"``, ``"fashion-mnist"``, ``"cifar10"``, ``"digits"`` (from scikit-learn), or
     ``"custom"``: the datasets passed to `train` (recorded so whenever ``datasets=`` is given)."""
@@ -82,10 +93,14 @@ class TrainConfig:
     """Use only the first N test examples."""
 
     def __post_init__(self) -> None:
-        _choice("model", self.model, MODELS)
+        if not (self.model in (*PRESETS, "custom") or is_model_spec(self.model)):
+            raise ValueError(
+                f"model must be one of {PRESETS}, 'custom' or a spec 'FILE.py:FUNCTION' / "
+                f"'package.module:FUNCTION', got {self.model!r}"
+            )
         _choice("dataset", self.dataset, DATASETS)
         _choice("precision", self.precision, PRECISIONS)
-        for name, value in MODEL_DEFAULTS[self.model].items():
+        for name, value in MODEL_DEFAULTS[self.defaults_key].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         for name in ("epochs", "batch_size", "latent_dim", "codebook_size", "embedding_dim"):
@@ -102,6 +117,11 @@ class TrainConfig:
             raise ValueError(f"commitment_weight must be >= 0, got {self.commitment_weight!r}")
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be a device string such as 'cpu', got {self.device!r}")
+
+    @property
+    def defaults_key(self) -> str:
+        """``"vae"`` or ``"vqvae"`` for a preset, else ``"custom"`` (see ``MODEL_DEFAULTS``)."""
+        return self.model if self.model in PRESETS else "custom"
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-ready primitives."""

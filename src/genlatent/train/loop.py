@@ -1,26 +1,81 @@
-"""The reference training loop: one epoch of training and one evaluation pass."""
+"""The reference training loop: one epoch of training and one evaluation pass, by protocol.
+
+Both passes call ``model.loss`` through `LossModule` (so DistributedDataParallel and
+``torch.compile`` see a ``forward``) with the keyword arguments it declares, and read the
+result with `genlatent.models.protocol.loss_parts`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from genlatent.train.objectives import StepLoss
+from genlatent._validation import validate_args
+from genlatent.models.protocol import LossParts, declared_keywords, loss_parts
 from genlatent.train.progress import progress
 
-__all__ = ["EpochResult", "NonFiniteLossError", "evaluate", "train_epoch"]
-
-Objective = Callable[[nn.Module, torch.Tensor, "torch.Generator | None"], StepLoss]
+__all__ = [
+    "EpochResult",
+    "LossModule",
+    "NonFiniteLossError",
+    "StepSettings",
+    "evaluate_epoch",
+    "train_epoch",
+]
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss; the message names the epoch, step and term."""
+
+
+class LossModule(nn.Module):
+    """``forward(x, labels, step, generator)`` calls ``model.loss`` with what it declares.
+
+    The signature of ``model.loss`` is read once, here. Value checks of
+    `set_validate_args` are off inside: the loop checks each term for finiteness itself and
+    names the one that failed.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        loss = getattr(model, "loss", None)
+        if not callable(loss):
+            raise TypeError(
+                f"model ({type(model).__name__}) does not follow the model protocol: it has no "
+                "loss(x) method (see genlatent.models.protocol)"
+            )
+        self.model = model
+        self.declared = declared_keywords(loss)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        step: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        offered = {"labels": labels, "step": step, "generator": generator}
+        kwargs = {k: v for k, v in offered.items() if k in self.declared and v is not None}
+        with validate_args(False):
+            return self.model.loss(x, **kwargs)
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """How each step runs: device, precision and the handling of non-finite values."""
+
+    device: torch.device
+    precision: str = "fp32"
+    grad_clip: float | None = None
+    skip_nonfinite: bool = False
+    rank: int = 0
+    world: int = 1
 
 
 @dataclass(frozen=True)
@@ -31,25 +86,70 @@ class EpochResult:
     examples: int
     seconds: float
     skipped_steps: int = 0
+    code_counts: torch.Tensor | None = field(default=None, repr=False)
+    """The epoch's code counts summed over steps and processes (float64), if reported."""
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
     """Autocast for ``"bf16"``/``"fp16"``; nothing for ``"fp32"``."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=precision != "fp32")
 
 
-def _shard(x: torch.Tensor, rank: int, world: int) -> torch.Tensor:
-    return x if world == 1 else x[rank::world]
+def _shard(x: torch.Tensor | None, settings: StepSettings) -> torch.Tensor | None:
+    if x is None:
+        return None
+    x = x if settings.world == 1 else x[settings.rank :: settings.world]
+    return x.to(settings.device, non_blocking=True)
 
 
-def _finite_on_all_replicas(flags: torch.Tensor) -> torch.Tensor:
-    """Each flag is true only where it is true on every process (an all-reduce MIN)."""
-    reduced = flags.to(torch.int32)
-    torch.distributed.all_reduce(reduced, op=torch.distributed.ReduceOp.MIN)
-    return reduced.bool()
+def _batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(batch, (tuple, list)):
+        return batch[0], batch[1] if len(batch) > 1 else None
+    return batch, None
+
+
+class _Sums:
+    """Example-weighted sums of the terms and the summed code counts, kept on the device."""
+
+    def __init__(self) -> None:
+        self.terms: dict[str, torch.Tensor] = {}
+        self.counts: torch.Tensor | None = None
+        self.examples = 0
+
+    def add(self, parts: LossParts, n: int) -> None:
+        self.examples += n
+        for name, value in [("loss", parts.loss), *parts.terms.items()]:
+            self.terms[name] = self.terms.get(name, 0) + value.detach().double() * n
+        if parts.code_counts is not None:
+            counts = parts.code_counts.detach().double()
+            self.counts = counts if self.counts is None else self.counts + counts
+
+    def reduce(self, settings: StepSettings) -> tuple[dict[str, float], int, torch.Tensor | None]:
+        """Per-example means over every process, the example count and the counts."""
+        names = sorted(self.terms)
+        values = [torch.as_tensor(self.terms[n], device=settings.device) for n in names]
+        packed = torch.stack([*values, torch.tensor(float(self.examples), device=settings.device)])
+        packed = packed.double()
+        counts = self.counts
+        if settings.world > 1:
+            torch.distributed.all_reduce(packed)
+            if counts is not None:
+                torch.distributed.all_reduce(counts)
+        totals = packed.tolist()
+        examples = int(totals[-1])
+        means = {n: v / max(examples, 1) for n, v in zip(names, totals[:-1], strict=True)}
+        return means, examples, None if counts is None else counts.cpu()
+
+
+def _finite_flags(parts: LossParts, settings: StepSettings) -> tuple[torch.Tensor, list[str]]:
+    names = ["loss", *parts.terms]
+    flags = torch.stack([torch.isfinite(parts.loss), *map(torch.isfinite, parts.terms.values())])
+    if settings.world > 1:  # every replica must skip or stop together, or DDP's all-reduce hangs
+        reduced = flags.to(torch.int32)
+        torch.distributed.all_reduce(reduced, op=torch.distributed.ReduceOp.MIN)
+        flags = reduced.bool()
+    return flags, names
 
 
 def _check_finite(flags: torch.Tensor, names: list[str], epoch: int, step: int) -> None:
@@ -59,131 +159,114 @@ def _check_finite(flags: torch.Tensor, names: list[str], epoch: int, step: int) 
     bad = [name for name, ok in zip(names, finite, strict=True) if not ok]
     raise NonFiniteLossError(
         f"non-finite loss at epoch {epoch}, step {step}: {', '.join(bad)} is NaN or infinite; "
-        "no checkpoint was written for this epoch (lower the learning rate, set grad_clip, "
-        "or use skip_nonfinite)"
+        "no checkpoint was written for this epoch (lower the learning rate, set grad_clip "
+        "(--grad-clip), or skip such steps with skip_nonfinite (--skip-nonfinite))"
     )
+
+
+def _backward_and_step(
+    loss: torch.Tensor,
+    parameters: list[nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    settings: StepSettings,
+) -> tuple[bool, torch.Tensor | None]:
+    """One optimiser step: whether it was taken, and the gradient norm if it was computed.
+
+    With ``skip_nonfinite`` a step whose gradient norm is not finite is not taken (the
+    fp16 scaler skips such steps itself).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    norm = None
+    if settings.grad_clip is not None or settings.skip_nonfinite:
+        norm = torch.nn.utils.clip_grad_norm_(parameters, settings.grad_clip or float("inf"))
+        if settings.skip_nonfinite and not scaler.is_enabled() and not bool(norm.isfinite()):
+            return False, norm
+    scaler.step(optimizer)
+    scaler.update()
+    return True, norm
 
 
 def train_epoch(
-    model: nn.Module,
+    module: nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: Iterable[Any],
-    objective: Objective,
+    settings: StepSettings,
     *,
     epoch: int,
-    device: torch.device,
-    precision: str = "fp32",
+    first_step: int = 0,
     scaler: torch.amp.GradScaler | None = None,
-    grad_clip: float | None = None,
-    skip_nonfinite: bool = False,
     generator: torch.Generator | None = None,
-    rank: int = 0,
-    world: int = 1,
     show_progress: bool | None = None,
 ) -> EpochResult:
-    """Train ``model`` for one pass over ``batches``; return per-example means of each term.
+    """Train for one pass over ``batches``; return per-example means of each logged term.
 
-    Sums are kept on the device and read once at the end: no host sync per step, except
-    that the finiteness of each step's loss is checked one step late (when the device has
-    long finished it), or at once with ``skip_nonfinite``, which skips such steps. With
-    ``grad_clip`` (and no gradient scaler) the gradient norm is checked too, by the name
-    ``gradient``; the fp16 scaler handles non-finite gradients itself.
+    ``module`` is a `LossModule` (possibly inside DDP or ``torch.compile``); the global
+    step passed to ``model.loss`` is ``first_step`` plus the steps of this epoch. Sums are
+    kept on the device and read once at the end: no host sync per step, except that the
+    finiteness of each step's terms is checked one step late (when the device has long
+    finished it), or at once with ``skip_nonfinite``, which skips such steps. With
+    ``grad_clip`` the gradient norm is checked too, by the name ``gradient``.
     """
-    model.train()
-    sums: dict[str, torch.Tensor] = {}
-    examples, skipped, pending = 0, 0, None
-    bar = progress(
-        batches, total=_length(batches), description=f"epoch {epoch}", enabled=show_progress
-    )
+    module.train()
+    scaler = scaler or torch.amp.GradScaler(settings.device.type, enabled=False)
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    sums, skipped, pending = _Sums(), 0, None
+    description = f"epoch {epoch}"
+    bar = progress(batches, total=_length(batches), description=description, enabled=show_progress)
     start = time.perf_counter()
     for step, batch in enumerate(bar, start=1):
-        x = _shard(batch[0], rank, world).to(device, non_blocking=True)
-        with autocast(device, precision):
-            result = objective(model, x, generator)
-        names = ["loss", *result.terms]
-        flags = torch.stack(
-            [torch.isfinite(result.loss), *map(torch.isfinite, result.terms.values())]
-        )
-        if world > 1:  # every replica must skip or stop together, or DDP's all-reduce hangs
-            flags = _finite_on_all_replicas(flags)
-        if skip_nonfinite and not bool(flags.all()):
+        images, labels = _batch(batch)
+        x, labels = _shard(images, settings), _shard(labels, settings)
+        with autocast(settings.device, settings.precision):
+            parts = loss_parts(module(x, labels, first_step + step, generator))
+        flags, names = _finite_flags(parts, settings)
+        if settings.skip_nonfinite and not bool(flags.all()):
             skipped += 1
             continue
-        optimizer.zero_grad(set_to_none=True)
-        (scaler.scale(result.loss) if scaler is not None else result.loss).backward()
-        if scaler is not None:
-            scaler.unscale_(optimizer)
-        if grad_clip is not None or skip_nonfinite:
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or float("inf"))
-            if skip_nonfinite and scaler is None and not bool(torch.isfinite(norm)):
-                skipped += 1
-                continue
-            if scaler is None:  # the norm is at hand: report a bad gradient by name
-                flags = torch.cat([flags, torch.isfinite(norm).reshape(1)])
-                names = [*names, "gradient"]
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
+        stepped, norm = _backward_and_step(parts.loss, parameters, optimizer, scaler, settings)
+        if not stepped:
+            skipped += 1
+            continue
+        if norm is not None and not scaler.is_enabled():
+            flags, names = torch.cat([flags, norm.isfinite().reshape(1)]), [*names, "gradient"]
         if pending is not None:
             _check_finite(*pending)
         pending = (flags, names, epoch, step)
-        n = x.shape[0]
-        examples += n
-        for name, value in [("loss", result.loss), *result.terms.items()]:
-            sums[name] = sums.get(name, 0) + value.detach().float() * n
+        sums.add(parts, x.shape[0])
         if step % 20 == 0 and getattr(bar, "shown", True):  # a sync only when a bar is shown
-            rate = examples / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix_str(f"loss {result.loss.item():.4g}, {rate:,.0f} img/s")
+            rate = sums.examples / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix_str(f"loss {parts.loss.item():.4g}, {rate:,.0f} img/s")
     if pending is not None:
         _check_finite(*pending)
     bar.close()
-    metrics, examples = _all_reduce_means(sums, examples, device, world)
-    return EpochResult(metrics, examples, time.perf_counter() - start, skipped)
+    metrics, examples, counts = sums.reduce(settings)
+    return EpochResult(metrics, examples, time.perf_counter() - start, skipped, counts)
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module,
+def evaluate_epoch(
+    module: nn.Module,
     batches: Iterable[Any],
-    objective: Objective,
+    settings: StepSettings,
     *,
-    device: torch.device,
-    precision: str = "fp32",
     generator: torch.Generator | None = None,
-    rank: int = 0,
-    world: int = 1,
-) -> dict[str, float]:
-    """Per-example means of each loss term over ``batches``, in eval mode, without gradients."""
-    was_training = model.training
-    model.eval()
-    sums: dict[str, torch.Tensor] = {}
-    examples = 0
+) -> EpochResult:
+    """Per-example means of each logged term over ``batches``, in eval mode, no gradients."""
+    was_training = module.training
+    module.eval()
+    sums = _Sums()
+    start = time.perf_counter()
     for batch in batches:
-        x = _shard(batch[0], rank, world).to(device, non_blocking=True)
-        with autocast(device, precision):
-            result = objective(model, x, generator)
-        examples += x.shape[0]
-        for name, value in [("loss", result.loss), *result.terms.items()]:
-            sums[name] = sums.get(name, 0) + value.float() * x.shape[0]
-    model.train(was_training)
-    return _all_reduce_means(sums, examples, device, world)[0]
-
-
-def _all_reduce_means(
-    sums: dict[str, torch.Tensor], examples: int, device: torch.device, world: int
-) -> tuple[dict[str, float], int]:
-    names = sorted(sums)
-    packed = torch.stack(
-        [torch.as_tensor(sums[n], dtype=torch.float64, device=device) for n in names]
-        + [torch.tensor(float(examples), dtype=torch.float64, device=device)]
-    )
-    if world > 1:
-        torch.distributed.all_reduce(packed)
-    values = packed.tolist()
-    total = int(values[-1])
-    return {n: v / max(total, 1) for n, v in zip(names, values[:-1], strict=True)}, total
+        images, labels = _batch(batch)
+        x, labels = _shard(images, settings), _shard(labels, settings)
+        with autocast(settings.device, settings.precision):
+            sums.add(loss_parts(module(x, labels, None, generator)), x.shape[0])
+    module.train(was_training)
+    metrics, examples, counts = sums.reduce(settings)
+    return EpochResult(metrics, examples, time.perf_counter() - start, 0, counts)
 
 
 def _length(batches: Iterable[Any]) -> int | None:

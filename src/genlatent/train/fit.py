@@ -1,0 +1,407 @@
+"""`fit`: train any model that follows the model protocol, with a run directory."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from genlatent.data.batching import TensorBatches
+from genlatent.data.collect import as_tensors
+from genlatent.metrics.stats import code_usage
+from genlatent.train.build import resolve_device
+from genlatent.train.checkpoint import atomic_save, load_latest_checkpoint
+from genlatent.train.config import TrainConfig
+from genlatent.train.distributed import ProcessGroup, setup_distributed
+from genlatent.train.loop import (
+    EpochResult,
+    LossModule,
+    NonFiniteLossError,
+    StepSettings,
+    evaluate_epoch,
+    train_epoch,
+)
+from genlatent.train.pictures import write_pictures
+from genlatent.train.rundir import RunDirectory, RunDirectoryError
+
+__all__ = ["RunData", "RunSummary", "fit"]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Where a run left its files and how it ended."""
+
+    run_dir: Path
+    """The run directory."""
+    epochs: int
+    """Epochs completed, counting those of a resumed run."""
+    last_metrics: dict[str, Any]
+    """The last line of ``metrics.jsonl``."""
+    model: nn.Module
+    """The trained model, with the last epoch's weights."""
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The training and test examples of a run, in memory: images $(N, *)$ and labels $(N,)$."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor | None
+    test_images: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+
+    @classmethod
+    def from_user(cls, train_data: object, test_data: object = None) -> RunData:
+        """Gather ``train_data`` and ``test_data`` (see `as_tensors`) and check they agree."""
+        train_images, train_labels = as_tensors(train_data, name="train_data")
+        if test_data is None:
+            return cls(train_images, train_labels)
+        test_images, test_labels = as_tensors(test_data, name="test_data")
+        if test_images.shape[1:] != train_images.shape[1:]:
+            raise ValueError(
+                f"test_data examples must have the shape of train_data's "
+                f"{tuple(train_images.shape[1:])}, got {tuple(test_images.shape[1:])}"
+            )
+        return cls(train_images, train_labels, test_images, test_labels)
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        """The shape of one example, e.g. ``(1, 28, 28)``."""
+        return tuple(int(n) for n in self.train_images.shape[1:])
+
+    @property
+    def num_classes(self) -> int | None:
+        """One more than the largest training label; ``None`` without labels."""
+        if self.train_labels is None or self.train_labels.numel() == 0:
+            return None
+        return int(self.train_labels.max()) + 1
+
+    @property
+    def shown_images(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The examples the pictures show: the test set's, else the training set's."""
+        if self.test_images is not None:
+            return self.test_images, self.test_labels
+        return self.train_images, self.train_labels
+
+
+def fit(
+    model: nn.Module,
+    train_data: object,
+    test_data: object = None,
+    *,
+    run_dir: str | os.PathLike[str],
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int = 0,
+    device: str = "auto",
+    precision: str = "fp32",
+    grad_clip: float | None = None,
+    skip_nonfinite: bool = False,
+    compile: bool = False,
+    resume: bool = False,
+    show_progress: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> RunSummary:
+    """Train any model that follows the model protocol and leave everything in ``run_dir``.
+
+    Each epoch minimises ``model.loss`` with Adam over shuffled mini-batches of
+    ``train_data``, evaluates ``test_data`` (if given) in eval mode, appends one line to
+    ``metrics.jsonl`` (every logged term, train and test, code usage if reported), writes
+    ``checkpoints/last.pt`` atomically (the previous one kept as ``last.prev.pt``) and
+    ``best.pt`` when the test loss improves (the training loss without test data), and
+    draws ``reconstructions.png`` and ``samples.png`` where the model can make them
+    (``reconstruct``, ``sample``; one row per class when ``sample`` takes ``labels``).
+
+    ``resume=True`` continues the run in ``run_dir`` exactly: pass the same model
+    constructor's fresh output and the same data; only ``epochs`` may change. Under
+    ``torchrun`` it trains with DistributedDataParallel (gloo on CPU, NCCL on GPUs), each
+    process on its share of every batch; rank 0 writes the run directory.
+
+    Args:
+        model: an ``nn.Module`` with ``loss(x)`` (see `genlatent.models.protocol`).
+        train_data: an `ImageDataset`, an images tensor, an ``(images, labels)`` pair of
+            tensors, or a map-style dataset of images or ``(image, label)`` pairs. uint8
+            images are scaled to $[0, 1]$.
+        test_data: the same kinds, or ``None``.
+        run_dir: the run directory (see `RunDirectory`).
+        epochs, batch_size, lr: passes over the data, examples per step, Adam's rate.
+        seed: seeds the batch order, the trainer's noise and the global RNG.
+        device: ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
+        precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast, scaler).
+        grad_clip: clip the gradient norm to this value.
+        skip_nonfinite: skip (and count) non-finite steps instead of stopping.
+        compile: compile the loss computation with ``torch.compile``.
+        resume: continue the run stored in ``run_dir``.
+        show_progress: progress bars; ``None`` shows them on a terminal.
+        log: where the one-line epoch summaries go.
+
+    Returns:
+        `RunSummary`.
+
+    Raises:
+        TypeError: if ``model`` has no ``loss`` method or the data is of no known kind.
+        ValueError: on a bad setting, or data the model cannot take.
+        RunDirectoryError: if ``run_dir`` holds another run (or none, with ``resume``).
+        NonFiniteLossError: on a NaN or infinite loss, naming the epoch, step and term.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from genlatent import VAE, MLPDecoder, MLPEncoder
+        >>> model = VAE(MLPEncoder(16, 8, 2), MLPDecoder(2, 8, 16, out_shape=(1, 4, 4)))
+        >>> images = torch.randint(0, 256, (64, 1, 4, 4), dtype=torch.uint8)
+        >>> with tempfile.TemporaryDirectory() as run_dir:
+        ...     summary = fit(model, images, run_dir=run_dir, epochs=2, batch_size=16,
+        ...                   lr=1e-3, log=lambda line: None)
+        >>> summary.epochs, sorted(summary.last_metrics)[:3]
+        (2, ['epoch', 'epoch_seconds', 'images_per_second'])
+    """
+    config = TrainConfig(
+        model="custom", dataset="custom", epochs=epochs, batch_size=batch_size, lr=lr,
+        seed=seed, device=device, precision=precision, grad_clip=grad_clip,
+        skip_nonfinite=skip_nonfinite, compile=compile,
+    )  # fmt: skip
+    data = RunData.from_user(train_data, test_data)
+    return run_training(
+        model, data, config, run_dir, resume=resume, show_progress=show_progress, log=log
+    )
+
+
+def run_training(
+    model: nn.Module,
+    data: RunData,
+    config: TrainConfig | None,
+    run_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    show_progress: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> RunSummary:
+    """The trainer behind `fit` and `train`: ``config`` holds every setting of the run."""
+    joined = torch.distributed.is_available() and torch.distributed.is_initialized()
+    try:
+        return _Run(model, data, config, RunDirectory(run_dir), resume, log).train(show_progress)
+    finally:
+        # leave no process group behind that this call created (under torchrun)
+        if not joined and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    # fused Adam where the device supports it (one kernel for all parameters), else foreach
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cuda", "cpu"))
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+
+
+class _Run:
+    """One training run: its state, its run directory, and the epoch loop."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: RunData,
+        config: TrainConfig | None,
+        run: RunDirectory,
+        resume: bool,
+        log: Callable[[str], None],
+    ) -> None:
+        self.loss_module = LossModule(model)  # checks the protocol before anything is written
+        self.model, self.data, self.run, self.log = model, data, run, log
+        self.config = _resolve_config(config, run, resume)
+        device = resolve_device(self.config.device)
+        self.group: ProcessGroup = setup_distributed(device.type)
+        if device.type == "cuda" and self.group.world > 1:
+            device = torch.device("cuda", self.group.local_rank)
+        self.settings = StepSettings(
+            device, self.config.precision, self.config.grad_clip, self.config.skip_nonfinite,
+            self.group.rank, self.group.world,
+        )  # fmt: skip
+        torch.manual_seed(self.config.seed)
+        model.to(device)
+        self.optimizer = _optimizer(model, cast(float, self.config.lr), device)
+        enabled = self.config.precision == "fp16"
+        self.scaler = torch.amp.GradScaler(device.type, enabled=enabled)
+        self.order = torch.Generator().manual_seed(self.config.seed)
+        self.noise = torch.Generator(device=device).manual_seed(
+            self.config.seed + 1 + self.group.rank
+        )
+        self.start_epoch, self.best = 0, float("inf")
+        if resume:
+            self._restore()
+        elif self.group.is_main:
+            run.create(self.config)
+
+    def _batches(self) -> tuple[TensorBatches, TensorBatches | None]:
+        device, batch_size = self.settings.device, cast(int, self.config.batch_size)
+        train = TensorBatches(
+            self.data.train_images, self.data.train_labels, batch_size=batch_size,
+            shuffle=True, generator=self.order, device=device,
+        )  # fmt: skip
+        if self.data.test_images is None:
+            return train, None
+        test = TensorBatches(
+            self.data.test_images, self.data.test_labels, batch_size=max(batch_size, 500),
+            device=device,
+        )  # fmt: skip
+        return train, test
+
+    def _restore(self) -> None:
+        if not self.run.last_checkpoint.parent.exists():
+            if self.group.is_main:
+                self.run.truncate_metrics(0)
+            return
+        device = self.settings.device
+        state, source = load_latest_checkpoint(self.run.last_checkpoint, map_location=device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        self.order.set_state(state["order_rng"])
+        self.noise.set_state(state["noise_rng"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.start_epoch, self.best = int(state["epoch"]), float(state["best_loss"])
+        self.log(f"resuming {self.run.path} from {source.name} at epoch {self.start_epoch}")
+        last = self.run.last_checkpoint
+        if source != last and self.group.is_main and last.exists():
+            # out of the rotation, kept for inspection: the next save must not move the
+            # unreadable file over the good previous checkpoint
+            kept = last.with_name(last.name + ".corrupt")
+            os.replace(last, kept)
+            self.log(f"{last} could not be read; kept as {kept.name}")
+        if self.group.is_main:  # drop lines of epochs the checkpoint does not hold
+            self.run.truncate_metrics(self.start_epoch)
+
+    def _trained_module(self) -> nn.Module:
+        module: nn.Module = self.loss_module
+        if self.group.world > 1:
+            module = nn.parallel.DistributedDataParallel(module)
+        if self.config.compile:
+            module = cast(nn.Module, torch.compile(module))
+        return module
+
+    def train(self, show_progress: bool | None) -> RunSummary:
+        epochs = cast(int, self.config.epochs)
+        train_batches, test_batches = self._batches()
+        module = self._trained_module()
+        record: dict[str, Any] = {}
+        started = time.perf_counter()
+        for epoch in range(self.start_epoch + 1, epochs + 1):
+            result = train_epoch(
+                module, self.optimizer, train_batches, self.settings, epoch=epoch,
+                first_step=(epoch - 1) * len(train_batches), scaler=self.scaler,
+                generator=self.noise, show_progress=show_progress,
+            )  # fmt: skip
+            test = None
+            if test_batches is not None:
+                test = evaluate_epoch(module, test_batches, self.settings, generator=self.noise)
+            record = _record(epoch, result, test, time.perf_counter() - started)
+            self._end_epoch(epoch, record)
+        if self.start_epoch >= epochs:
+            self.log(f"nothing left to do: the run has {self.start_epoch} of {epochs} epochs")
+        return RunSummary(self.run.path, max(epochs, self.start_epoch), record, self.model)
+
+    def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        # a surrogate objective (beta, warm-up, free bits) is compared by its true bound
+        keys = ("test_elbo_loss", "test_loss", "train_elbo_loss", "train_loss")
+        key = next(k for k in keys if k in record)
+        improved = record[key] < self.best
+        self.best = min(self.best, record[key])
+        _check_state_finite(self.model, epoch)
+        if self.group.is_main:
+            state = self._state(epoch)
+            # metrics first: a crash between the two leaves a line for an epoch that resume
+            # drops and trains again, never a checkpoint whose epoch has no line
+            self.run.append_metrics(record)
+            atomic_save(state, self.run.last_checkpoint, keep_previous=True)
+            if improved:
+                atomic_save(state, self.run.best_checkpoint)
+            images, labels = self.data.shown_images
+            write_pictures(
+                self.model, images, labels, self.run, seed=self.config.seed,
+                num_classes=self.data.num_classes,
+            )  # fmt: skip
+        self.log(_summary_line(record))
+
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": epoch,
+            "best_loss": self.best,
+            "config": self.config.to_dict(),
+            "data": {
+                "example_shape": list(self.data.example_shape),
+                "num_classes": self.data.num_classes,
+            },
+            "order_rng": self.order.get_state(),
+            "noise_rng": self.noise.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+
+def _resolve_config(config: TrainConfig | None, run: RunDirectory, resume: bool) -> TrainConfig:
+    """The config to run: on resume the stored one, where only ``epochs`` may differ."""
+    if not resume:
+        if config is None:
+            raise ValueError("config is required unless resume=True")
+        return config
+    stored = run.read_config()
+    if config is None:
+        return stored
+    if config.replace(epochs=stored.epochs) != stored:
+        raise RunDirectoryError(
+            f"--resume {run.path}: the stored config differs from the one given; only "
+            "epochs may change when resuming"
+        )
+    return config
+
+
+def _record(
+    epoch: int, result: EpochResult, test: EpochResult | None, wall_seconds: float
+) -> dict[str, Any]:
+    record: dict[str, Any] = {"epoch": epoch, "train_examples": result.examples}
+    record |= {f"train_{k}": v for k, v in result.metrics.items()}
+    if result.code_counts is not None:
+        used, perplexity = code_usage(result.code_counts)
+        record |= {"train_codes_used": used, "train_usage_perplexity": perplexity}
+    if test is not None:
+        record |= {f"test_{k}": v for k, v in test.metrics.items()}
+    return record | {
+        "images_per_second": result.examples / max(result.seconds, 1e-9),
+        "epoch_seconds": result.seconds,
+        "wall_seconds": wall_seconds,
+        "skipped_steps": result.skipped_steps,
+    }
+
+
+def _check_state_finite(model: nn.Module, epoch: int) -> None:
+    """Refuse to checkpoint weights or buffers holding NaN or infinity (one sync per epoch)."""
+    state = [(n, t) for n, t in model.state_dict().items() if t.is_floating_point()]
+    if not state:
+        return
+    flags = torch.stack([torch.isfinite(t).all() for _, t in state]).tolist()
+    bad = [name for (name, _), ok in zip(state, flags, strict=True) if not ok]
+    if bad:
+        raise NonFiniteLossError(
+            f"non-finite model state after epoch {epoch}: {', '.join(bad[:5])} hold NaN or "
+            "infinity; no checkpoint was written for this epoch, the previous one is kept"
+        )
+
+
+def _summary_line(record: dict[str, Any]) -> str:
+    parts = [f"epoch {record['epoch']}", f"train {record['train_loss']:.4f}"]
+    if "test_loss" in record:
+        parts.append(f"test {record['test_loss']:.4f}")
+    if "train_codes_used" in record:
+        parts.append(f"codes used {record['train_codes_used']:.0%}")
+    parts.append(f"{record['images_per_second']:.0f} img/s")
+    return " | ".join(parts)

@@ -1,0 +1,102 @@
+"""The pictures of a run, drawn by capability: reconstructions and samples."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from genlatent.models.protocol import declared_keywords
+from genlatent.train.images import save_image_grid
+from genlatent.train.rundir import RunDirectory
+
+__all__ = ["sample_images", "write_pictures"]
+
+_PER_CLASS = 8
+
+
+def _as_float(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 255 if images.dtype == torch.uint8 else images.float()
+
+
+def _scale(example_shape: tuple[int, ...]) -> int:
+    return max(1, 64 // example_shape[-1])
+
+
+def sample_images(
+    model: nn.Module,
+    num: int,
+    *,
+    example_shape: tuple[int, ...],
+    generator: torch.Generator | None = None,
+    labels: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``model.sample(num, generator=...)`` (with ``labels=`` where it takes them) as images.
+
+    The samples are reshaped to ``example_shape`` when they hold as many values (a model
+    of flat data) and clamped to $[0, 1]$.
+
+    Raises:
+        TypeError: if the model has no ``sample`` method.
+    """
+    sample = getattr(model, "sample", None)
+    if not callable(sample):
+        raise TypeError(
+            f"{type(model).__name__} cannot sample: it has no sample(num, *, generator) method"
+        )
+    kwargs: dict[str, object] = {"generator": generator}
+    if labels is not None and "labels" in declared_keywords(sample):
+        kwargs["labels"] = labels
+    images = sample(num, **kwargs)
+    if tuple(images.shape[1:]) != tuple(example_shape):
+        images = images.reshape(images.shape[0], *example_shape)
+    return images.float().clamp(0, 1)
+
+
+def class_labels(
+    model: nn.Module, num_classes: int | None, device: torch.device
+) -> torch.Tensor | None:
+    """``[0]*8 + [1]*8 + ...`` for a model whose ``sample`` takes ``labels``, else ``None``."""
+    sample = getattr(model, "sample", None)
+    if num_classes is None or not callable(sample) or "labels" not in declared_keywords(sample):
+        return None
+    return torch.arange(num_classes, device=device).repeat_interleave(_PER_CLASS)
+
+
+@torch.no_grad()
+def write_pictures(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    run: RunDirectory,
+    *,
+    seed: int,
+    num_classes: int | None = None,
+) -> None:
+    """``reconstructions.png`` (inputs above reconstructions) and ``samples.png``, if it can.
+
+    Pictures need image-shaped examples $(C, H, W)$ with 1 or 3 channels; a model without
+    ``reconstruct`` or ``sample`` gets no such picture. A class-conditional model's samples
+    show one row per class.
+    """
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        return
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    shape = tuple(int(n) for n in images.shape[1:])
+    x = _as_float(images[:32]).to(device)
+    y = None if labels is None else labels[:32].to(device)
+    reconstruct = getattr(model, "reconstruct", None)
+    if callable(reconstruct):
+        takes_labels = y is not None and "labels" in declared_keywords(reconstruct)
+        out = reconstruct(x, labels=y) if takes_labels else reconstruct(x)
+        out = out.reshape(x.shape).float().clamp(0, 1)
+        rows = [t for pair in zip(x.split(8), out.split(8), strict=True) for t in pair]
+        save_image_grid(torch.cat(rows), run.reconstructions_path, nrow=8, scale=_scale(shape))
+    if callable(getattr(model, "sample", None)):
+        generator = torch.Generator(device=device).manual_seed(seed)
+        wanted = class_labels(model, num_classes, device)
+        num = 64 if wanted is None else wanted.numel()
+        samples = sample_images(model, num, example_shape=shape, generator=generator, labels=wanted)
+        save_image_grid(samples, run.samples_path, nrow=8, scale=_scale(shape))
+    model.train(was_training)

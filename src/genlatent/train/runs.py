@@ -1,0 +1,190 @@
+"""Read a run back: `load_run` for user code and notebooks, evaluation and sampling for the CLI."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genlatent.data.batching import TensorBatches
+from genlatent.data.dataset import ImageDataset
+from genlatent.train.build import build_model, load_datasets, resolve_device
+from genlatent.train.checkpoint import load_latest_checkpoint
+from genlatent.train.config import TrainConfig
+from genlatent.train.images import save_image_grid
+from genlatent.train.pictures import class_labels, sample_images
+from genlatent.train.rundir import RunDirectory, RunDirectoryError
+
+__all__ = ["LoadedRun", "evaluate_run", "load_run", "sample_run"]
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedRun:
+    """A trained run: its model (in eval mode), config, metrics and where they came from."""
+
+    model: nn.Module
+    """The trained module, in eval mode, on the chosen device."""
+    config: TrainConfig
+    """The run's settings (``config.json``)."""
+    metrics: list[dict[str, Any]]
+    """One record per completed epoch (``metrics.jsonl``)."""
+    run_dir: Path
+    """The run directory."""
+    checkpoint: Path
+    """The checkpoint file the weights were read from."""
+    epoch: int
+    """The epoch that checkpoint holds."""
+    example_shape: tuple[int, ...]
+    """The shape of one training example, e.g. ``(1, 28, 28)``."""
+    num_classes: int | None
+    """The number of classes of the training labels; ``None`` without labels."""
+    note: str | None = None
+    """Set when the checkpoint read is not the one asked for (a fallback), saying which."""
+
+
+def load_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    checkpoint: str = "best",
+    model: nn.Module | None = None,
+    device: str | None = None,
+) -> LoadedRun:
+    """Load a run's trained model, config and metrics.
+
+    Runs of a preset or of a ``--model`` spec are rebuilt from their config; a run of a
+    model passed to `fit` from Python needs ``model=``: a fresh instance of the same
+    architecture, into which the weights are loaded.
+
+    Args:
+        run_dir: a run directory written by `fit` or `train`.
+        checkpoint: ``"best"`` (lowest test loss) or ``"last"``. A missing or unreadable
+            file falls back to the one kept before it; ``note`` then says so.
+        model: the module to load the weights into (required for ``fit`` runs).
+        device: where to put the model; defaults to the run's device setting.
+
+    Returns:
+        `LoadedRun`.
+
+    Raises:
+        ValueError: on an unknown ``checkpoint``, or a ``fit`` run without ``model``.
+        RunDirectoryError: if ``run_dir`` holds no run or no checkpoint yet.
+        CheckpointError: if no checkpoint file can be read.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from genlatent import VAE, MLPDecoder, MLPEncoder, fit
+        >>> def build():
+        ...     return VAE(MLPEncoder(16, 8, 2), MLPDecoder(2, 8, 16, out_shape=(1, 4, 4)))
+        >>> images = torch.rand(32, 1, 4, 4)
+        >>> with tempfile.TemporaryDirectory() as run_dir:
+        ...     _ = fit(build(), images, run_dir=run_dir, epochs=1, batch_size=8, lr=1e-3,
+        ...             log=lambda line: None)
+        ...     run = load_run(run_dir, model=build())
+        >>> run.epoch, run.model.training
+        (1, False)
+    """
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    run = RunDirectory(run_dir)
+    config = run.read_config()
+    target = resolve_device(device if device is not None else config.device)
+    wanted = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
+    path = wanted if wanted.exists() else run.last_checkpoint
+    if not path.exists() and not path.with_name("last.prev.pt").exists():
+        raise RunDirectoryError(
+            f"{run.path} has no checkpoint yet (no checkpoints/best.pt or last.pt): "
+            "it has not finished an epoch"
+        )
+    state, source = load_latest_checkpoint(path, map_location=target)
+    data = state.get("data", {})
+    shape = tuple(data.get("example_shape", ()))
+    num_classes = data.get("num_classes")
+    if model is None:
+        model = build_model(config, shape, num_classes)
+    model.load_state_dict(state["model"])
+    note = None
+    if source != wanted:
+        problem = "is unreadable" if wanted.exists() else "does not exist"
+        note = f"{wanted} {problem}; read {source.name} (epoch {int(state['epoch'])}) instead"
+    return LoadedRun(
+        model.to(target).eval(), config, run.read_metrics(), run.path, source,
+        int(state["epoch"]), shape, num_classes, note,
+    )  # fmt: skip
+
+
+def _test_set(
+    loaded: LoadedRun, data_dir: str | None, test_set: ImageDataset | None
+) -> ImageDataset:
+    if test_set is not None:
+        return test_set
+    config = loaded.config if data_dir is None else loaded.config.replace(data_dir=data_dir)
+    return load_datasets(config)[1]
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    iwae_k: int = 0,
+    checkpoint: str = "best",
+    data_dir: str | None = None,
+    test_set: ImageDataset | None = None,
+    model: nn.Module | None = None,
+) -> dict[str, Any]:
+    """Test-set metrics of a run, by capability (see `evaluate_model`).
+
+    Every term ``model.loss`` logs, the reconstruction MSE and PSNR where the model can
+    reconstruct, code usage where it reports codes; with ``iwae_k`` > 0 and a model with
+    ``encode``, ``decode`` and ``likelihood`` (a Gaussian-latent VAE), also the
+    importance-weighted bound with ``iwae_k`` samples (`iwae_bound`).
+    """
+    from genlatent.metrics import evaluate_model, iwae_bound
+
+    loaded = load_run(run_dir, checkpoint=checkpoint, model=model)
+    test = _test_set(loaded, data_dir, test_set)
+    device = next(loaded.model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(loaded.config.seed)
+    batches = TensorBatches(test, batch_size=500 if iwae_k == 0 else 100, device=device)
+    values: dict[str, Any] = {"epoch": loaded.epoch}
+    values |= evaluate_model(loaded.model, batches, generator=generator).as_dict()
+    if iwae_k > 0:
+        total = 0.0
+        with torch.no_grad():
+            for batch in batches:
+                total += float(iwae_bound(loaded.model, batch.images, num_samples=iwae_k,
+                                          generator=generator, reduction="sum"))  # fmt: skip
+        values["iwae_nll"] = -total / len(test)
+    if loaded.note is not None:
+        values["note"] = loaded.note
+    return values
+
+
+def sample_run(
+    run_dir: str | os.PathLike[str],
+    num: int,
+    out: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    checkpoint: str = "best",
+    model: nn.Module | None = None,
+) -> Path:
+    """Decode ``num`` samples of a run's model into an image grid at ``out``.
+
+    A class-conditional model (``sample`` takes ``labels``) gets one row of 8 per class
+    instead of ``num`` samples.
+    """
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        raise ValueError(f"num must be a positive int, got {num!r}")
+    loaded = load_run(run_dir, checkpoint=checkpoint, model=model)
+    device = next(loaded.model.parameters()).device
+    labels = class_labels(loaded.model, loaded.num_classes, device)
+    with torch.no_grad():
+        images = sample_images(
+            loaded.model, num if labels is None else labels.numel(),
+            example_shape=loaded.example_shape,
+            generator=torch.Generator(device=device).manual_seed(seed), labels=labels,
+        )  # fmt: skip
+    return save_image_grid(images, out, nrow=8, scale=max(1, 64 // loaded.example_shape[-1]))
