@@ -18,7 +18,7 @@ def test_reductions(seed, batch):
     q = torch.rand((), generator=g)
     none = vqvae_loss(x, rec, q, reduction="none")
     total = vqvae_loss(x, rec, q, reduction="sum")
-    for field in ("loss", "reconstruction", "quantizer"):
+    for field in ("loss", "reconstruction_loss", "quantizer_loss"):
         torch.testing.assert_close(getattr(total, field), getattr(none, field).sum())
     if batch:
         mean = vqvae_loss(x, rec, q)

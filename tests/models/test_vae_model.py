@@ -23,11 +23,11 @@ def test_forward_fields_and_loss(seed, batch):
     model = _model()
     x = torch.rand(batch, 3, 4)
     out = model(x, generator=torch.Generator().manual_seed(seed))
-    assert out.logits.shape == x.shape
+    assert out.decoder_output.shape == x.shape
     assert out.mean.shape == out.log_var.shape == out.z.shape == (batch, 3)
     again = model(x, generator=torch.Generator().manual_seed(seed))
     torch.testing.assert_close(out.z, again.z)
-    expected = vae_loss(x, out.logits, out.mean, out.log_var, reduction="sum")
+    expected = vae_loss(x, out.decoder_output, out.mean, out.log_var, reduction="sum")
     got = model.loss(x, reduction="sum", generator=torch.Generator().manual_seed(seed))
     torch.testing.assert_close(got.loss, expected.loss)
 

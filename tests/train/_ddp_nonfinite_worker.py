@@ -3,12 +3,35 @@
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from genlatent.train import NonFiniteLossError, StepLoss, train_epoch
+from genlatent.train import NonFiniteLossError
 from genlatent.train.distributed import setup_distributed
+from genlatent.train.loop import LossModule, StepSettings, train_epoch
+
+
+class _Loss(NamedTuple):
+    loss: torch.Tensor
+    square: torch.Tensor
+
+
+class _NaNOnRank(nn.Module):
+    """A linear model whose loss is NaN at the second call on rank ``rank``."""
+
+    def __init__(self, rank: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+        self.rank, self.calls = rank, 0
+
+    def loss(self, x: torch.Tensor) -> _Loss:
+        self.calls += 1
+        loss = self.linear(x).pow(2).mean()
+        if self.rank == 1 and self.calls == 2:
+            loss = loss * float("nan")
+        return _Loss(loss, loss)
 
 
 def main() -> None:
@@ -16,27 +39,18 @@ def main() -> None:
     torch.set_num_threads(1)
     group = setup_distributed("cpu")
     torch.manual_seed(0)
-    model = nn.Linear(4, 1)
-    replica = nn.parallel.DistributedDataParallel(model)
+    model = _NaNOnRank(group.rank)
+    replica = nn.parallel.DistributedDataParallel(LossModule(model))
     batches = [(torch.randn(8, 4, generator=torch.Generator().manual_seed(i)),) for i in range(4)]
-    calls = {"n": 0}
-
-    def objective(module, x, generator):
-        calls["n"] += 1
-        loss = module(x).pow(2).mean()
-        if group.rank == 1 and calls["n"] == 2:
-            loss = loss * float("nan")
-        return StepLoss(loss, {"square": loss})
 
     def run(skip: bool) -> dict:
-        calls["n"] = 0
+        model.calls = 0
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        kwargs = {"epoch": 1, "device": torch.device("cpu"), "rank": group.rank, "world": 2}
+        settings = StepSettings(torch.device("cpu"), skip_nonfinite=skip, rank=group.rank, world=2)
         try:
             result = train_epoch(
-                replica, optimizer, batches, objective, skip_nonfinite=skip,
-                show_progress=False, **kwargs,
-            )  # fmt: skip
+                replica, optimizer, batches, settings, epoch=1, show_progress=False
+            )
         except NonFiniteLossError as error:
             return {"error": str(error)}
         return {"skipped": result.skipped_steps, "examples": result.examples}

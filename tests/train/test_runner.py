@@ -6,21 +6,16 @@ import http.server
 import json
 import re
 import threading
+from typing import NamedTuple
 
 import pytest
 import torch
 from PIL import Image
 
 from genlatent.data import remote
-from genlatent.train import (
-    NonFiniteLossError,
-    RunDirectoryError,
-    StepLoss,
-    TrainConfig,
-    train,
-    train_epoch,
-)
+from genlatent.train import NonFiniteLossError, RunDirectoryError, TrainConfig, train
 from genlatent.train.checkpoint import load_checkpoint
+from genlatent.train.loop import LossModule, StepSettings, train_epoch
 
 QUIET = {"show_progress": False, "log": lambda line: None}
 SMALL_VAE = TrainConfig(model="vae", dataset="digits", epochs=3, latent_dim=8, device="cpu")
@@ -48,7 +43,8 @@ def test_run_directory_contents(tmp_path):
     assert json.loads((run / "config.json").read_text()) == SMALL_VAE.to_dict()
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3]
-    for key in ("train_loss", "train_kl", "test_loss", "test_reconstruction", "images_per_second"):
+    keys = ("train_loss", "train_kl", "test_loss", "test_reconstruction_loss", "images_per_second")
+    for key in keys:
         assert all(key in r for r in records), key
     assert records[-1]["train_loss"] < records[0]["train_loss"]
     assert all(r["train_examples"] == 1500 for r in records)
@@ -56,7 +52,9 @@ def test_run_directory_contents(tmp_path):
         with Image.open(run / name) as picture:
             assert picture.size[0] > 64
     best = load_checkpoint(run / "checkpoints" / "best.pt")
-    assert best["best_test_loss"] == min(r["test_loss"] for r in records)
+    assert best["best_loss"] == min(r["test_loss"] for r in records)
+    assert best["data"] == {"example_shape": [1, 8, 8], "num_classes": 10}
+    assert "scaler" in best
 
 
 @pytest.mark.parametrize(
@@ -92,72 +90,71 @@ def test_vqvae_run_logs_codebook_usage(tmp_path):
     record = summary.last_metrics
     assert 0 < record["train_codes_used"] <= 1
     assert 1 <= record["train_usage_perplexity"] <= 16
-    for key in ("train_codebook", "train_commitment", "train_perplexity", "test_reconstruction"):
-        assert key in record
+    keys = ("train_codebook", "train_commitment", "train_quantizer_loss")
+    keys += ("train_reconstruction_loss", "test_reconstruction_loss", "test_codebook")
+    for key in keys:
+        assert key in record, key
 
 
-def _nan_at(step_to_fail, term):
-    calls = {"n": 0}
+class _Parts(NamedTuple):
+    loss: torch.Tensor
+    reconstruction: torch.Tensor
+    kl: torch.Tensor
 
-    def objective(model, x, generator=None):
-        calls["n"] += 1
-        loss = model(x).square().mean()
-        value = float("nan") if calls["n"] == step_to_fail else 1.0
+
+class _NaNAt(torch.nn.Module):
+    """A linear model whose ``loss`` makes ``term`` NaN at its ``step_to_fail``-th call."""
+
+    def __init__(self, step_to_fail, term):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 3)
+        self.calls, self.step_to_fail, self.term = 0, step_to_fail, term
+
+    def loss(self, x):
+        self.calls += 1
+        loss = self.linear(x).square().mean()
+        value = float("nan") if self.calls == self.step_to_fail else 1.0
         parts = {"reconstruction": loss.detach(), "kl": torch.tensor(1.0)}
-        if term in parts:
-            parts[term] = parts[term] * value
-        return StepLoss(loss * (value if term == "loss" else 1.0), parts)
-
-    return objective
+        if self.term in parts:
+            parts[self.term] = parts[self.term] * value
+        return _Parts(loss * (value if self.term == "loss" else 1.0), **parts)
 
 
-def _tiny_setup():
+CPU = StepSettings(torch.device("cpu"))
+
+
+def _tiny_setup(step_to_fail=10_000, term="loss"):
     torch.manual_seed(0)
-    model = torch.nn.Linear(3, 3)
+    model = _NaNAt(step_to_fail, term)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     batches = [(torch.randn(4, 3),) for _ in range(5)]
     return model, optimizer, batches
 
 
 def test_nonfinite_loss_stops_naming_epoch_step_and_term():
-    model, optimizer, batches = _tiny_setup()
+    model, optimizer, batches = _tiny_setup(3, "kl")
     with pytest.raises(NonFiniteLossError, match=r"epoch 7, step 3: kl is NaN or infinite"):
-        train_epoch(
-            model, optimizer, batches, _nan_at(3, "kl"), epoch=7, device=torch.device("cpu")
-        )
+        train_epoch(LossModule(model), optimizer, batches, CPU, epoch=7)
 
 
 def test_nonfinite_steps_can_be_skipped_and_counted():
-    model, optimizer, batches = _tiny_setup()
-    result = train_epoch(
-        model,
-        optimizer,
-        batches,
-        _nan_at(2, "loss"),
-        epoch=1,
-        device=torch.device("cpu"),
-        skip_nonfinite=True,
-    )
+    model, optimizer, batches = _tiny_setup(2, "loss")
+    settings = StepSettings(torch.device("cpu"), skip_nonfinite=True)
+    result = train_epoch(LossModule(model), optimizer, batches, settings, epoch=1)
     assert result.skipped_steps == 1
     assert result.examples == 16
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_progress_bar_shows_live_loss_and_throughput(capsys):
-    model, optimizer, _ = _tiny_setup()
+    model, optimizer, _ = _tiny_setup()  # never NaN within 40 steps
     batches = [(torch.rand(4, 3),) for _ in range(40)]
-    objective = _nan_at(10_000, "loss")  # never NaN within 40 steps
-    train_epoch(
-        model, optimizer, batches, objective, epoch=1, device=torch.device("cpu"),
-        show_progress=True,
-    )  # fmt: skip
+    module = LossModule(model)
+    train_epoch(module, optimizer, batches, CPU, epoch=1, show_progress=True)
     err = capsys.readouterr().err
     assert "epoch 1" in err
     assert re.search(r"loss [-0-9.e]+, [0-9,]+ img/s", err), err
-    train_epoch(
-        model, optimizer, batches, objective, epoch=2, device=torch.device("cpu"),
-        show_progress=False,
-    )  # fmt: skip
+    train_epoch(module, optimizer, batches, CPU, epoch=2, show_progress=False)
     assert capsys.readouterr().err == ""
 
 
@@ -188,7 +185,7 @@ def test_mnist_small_vqvae_learns_and_uses_codes(tmp_path, mnist_dir):
     records = [
         json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     ]
-    assert records[-1]["test_reconstruction"] < records[0]["test_reconstruction"]
+    assert records[-1]["test_reconstruction_loss"] < records[0]["test_reconstruction_loss"]
     assert summary.last_metrics["train_codes_used"] > 0.25
 
 
@@ -239,7 +236,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def test_runs_on_user_datasets_record_custom_and_need_them_again(tmp_path):
     from genlatent.data import load_digits
-    from genlatent.train.inspect import evaluate_run
+    from genlatent.train import evaluate_run
 
     train_set, test_set = load_digits(split="train"), load_digits(split="test")
     config = SMALL_VAE.replace(dataset="mnist", epochs=1)
@@ -248,7 +245,7 @@ def test_runs_on_user_datasets_record_custom_and_need_them_again(tmp_path):
     assert stored["dataset"] == "custom"
     with pytest.raises(ValueError, match=r"datasets passed to train\(datasets=...\)"):
         evaluate_run(tmp_path / "run")
-    assert evaluate_run(tmp_path / "run", test_set=test_set)["examples"] == len(test_set)
+    assert evaluate_run(tmp_path / "run", test_set=test_set)["num_examples"] == len(test_set)
     train(
         config.replace(dataset="custom", epochs=2),
         tmp_path / "run",

@@ -11,6 +11,9 @@ def test_reference_defaults_per_model():
     vq = TrainConfig(model="vqvae", dataset="cifar10")
     assert (vq.lr, vq.batch_size, vq.epochs) == (2e-4, 128, 50)
     assert TrainConfig(model="vae", epochs=2).epochs == 2
+    for model in ("custom", "models.py:build", "package.module:build"):
+        custom = TrainConfig(model=model)
+        assert (custom.lr, custom.batch_size, custom.epochs) == (1e-3, 128, 10), model
 
 
 def test_round_trip_and_replace():
@@ -24,7 +27,10 @@ def test_round_trip_and_replace():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"model": "gan"}, r"model must be one of \('vae', 'vqvae'\), got 'gan'"),
+        (
+            {"model": "gan"},
+            r"model must be one of \('vae', 'vqvae'\), 'custom' or a spec .*, got 'gan'",
+        ),
         ({"dataset": "imagenet"}, "dataset must be one of"),
         ({"precision": "fp8"}, "precision must be one of"),
         ({"epochs": 0}, "epochs must be a positive int, got 0"),

@@ -12,7 +12,9 @@ _CHANNEL_FIRST = "(B, D), (B, D, L), (B, D, H, W) or (B, D, T, H, W)"
 _CHANNEL_LAST = "(B, D), (B, N, D), (B, H, W, D) or (B, T, H, W, D)"
 
 
-def check_channels(inputs: torch.Tensor, dim: int, *, channel_last: bool) -> None:
+def check_channels(
+    inputs: torch.Tensor, dim: int, *, channel_last: bool, dim_name: str = "dim"
+) -> None:
     """Check a floating $(B, D, *)$ (or $(B, *, D)$) ``inputs`` with $D$ = ``dim``."""
     check_floating("inputs", inputs)
     layout = (_CHANNEL_LAST if channel_last else _CHANNEL_FIRST).replace("D", str(dim))
@@ -20,7 +22,7 @@ def check_channels(inputs: torch.Tensor, dim: int, *, channel_last: bool) -> Non
     if inputs.shape[-1 if channel_last else 1] != dim:
         where = "last" if channel_last else "second"
         raise ValueError(
-            f"inputs must have {dim} channels in the {where} dim, shape {layout}, "
+            f"inputs must have {dim_name}={dim} channels in the {where} dim, shape {layout}, "
             f"got shape {tuple(inputs.shape)}"
         )
 

@@ -277,7 +277,9 @@ class VectorQuantizer(nn.Module):
     # ----------------------------------------------------------------------------- shapes
 
     def _check_inputs(self, inputs: torch.Tensor) -> None:
-        check_channels(inputs, self.embedding_dim, channel_last=self.channel_last)
+        check_channels(
+            inputs, self.embedding_dim, channel_last=self.channel_last, dim_name="embedding_dim"
+        )
 
     # ---------------------------------------------------------------------------- forward
 
