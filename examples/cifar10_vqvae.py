@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from genlatent import VQVAE
-from genlatent.data import ImageDataset, as_batches, fetch_cifar10, load_cifar10
+from genlatent.data import ImageDataset, as_batches, fetch, load_cifar10
 from genlatent.metrics import VQVAEEvaluation, evaluate_vqvae
 from genlatent.train import RunSummary, TrainConfig, train
 
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> Result:
     args = build_parser().parse_args(argv)
     if args.download:
-        fetch_cifar10(args.data_dir)  # verified by SHA-256; a no-op when the file is there
+        fetch("cifar10", args.data_dir)  # verified by SHA-256; a no-op when the file is there
 
     # --8<-- [start:config]
     config = TrainConfig(

@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 
-from genlatent.data import DIGITS_TEST_SIZE, load_digits
+from genlatent.data import load_digits
+from genlatent.data.digits import DIGITS_TEST_SIZE
 
 
 def test_splits() -> None:

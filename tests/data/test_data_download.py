@@ -13,16 +13,12 @@ from pathlib import Path
 import pytest
 
 import genlatent.data.remote as remote_module
-from genlatent.data import (
+from genlatent.data import DownloadError, data_home, fetch
+from genlatent.data.remote import (
     REMOTE_DATASETS,
-    DownloadError,
     RemoteDataset,
     RemoteFile,
-    data_home,
     download,
-    fetch,
-    fetch_cifar10,
-    fetch_mnist,
     resolve_mirrors,
     sha256_file,
 )
@@ -181,13 +177,13 @@ def test_fetch_known_dataset(server: str, tmp_path: Path, monkeypatch: pytest.Mo
     assert fetch("toy", tmp_path, mirrors=[server]) == folder  # the argument overrides both
 
 
-def test_fetch_wrappers_use_the_table(server: str, tmp_path: Path) -> None:
+def test_fetch_uses_the_table(server: str, tmp_path: Path) -> None:
     # The local mirror does not hold the real files: every file fails with a 404, which
-    # shows the wrappers ask for the right names in the right folder.
+    # shows fetch asks for the right names in the right folder.
     with pytest.raises(DownloadError, match=r"(?s)train-images-idx3-ubyte\.gz .*HTTP 404"):
-        fetch_mnist(tmp_path, variant="fashion-mnist", mirrors=[server])
+        fetch("fashion-mnist", tmp_path, mirrors=[server])
     with pytest.raises(DownloadError, match=r"(?s)cifar-10-python\.tar\.gz .*HTTP 404"):
-        fetch_cifar10(tmp_path, mirrors=[server])
+        fetch("cifar10", tmp_path, mirrors=[server])
     assert os.listdir(tmp_path / "fashion-mnist") == []
     assert os.listdir(tmp_path / "cifar10") == []
 
@@ -215,5 +211,5 @@ def test_argument_errors(tmp_path: Path, no_proxy: None) -> None:
         resolve_mirrors("http://a/")
     with pytest.raises(ValueError, match=r"name must be one of .* got 'svhn'"):
         fetch("svhn", tmp_path)
-    with pytest.raises(ValueError, match=r"variant must be one of .* got 'emnist'"):
-        fetch_mnist(tmp_path, variant="emnist")
+    with pytest.raises(ValueError, match=r"name must be one of .* got 'emnist'"):
+        fetch("emnist", tmp_path)

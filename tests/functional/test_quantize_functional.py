@@ -14,7 +14,6 @@ from genlatent.functional.quantize import (
     VQLosses,
     code_counts,
     code_sums,
-    codebook_perplexity,
     counts_perplexity,
     ema_codebook_update,
     nearest_code,
@@ -297,7 +296,7 @@ def test_code_counts_and_perplexity(seed, num_codes, shape):
     torch.testing.assert_close(
         counts, torch.bincount(indices.reshape(-1), minlength=num_codes).float()
     )
-    perplexity = codebook_perplexity(indices, num_codes)
+    perplexity = counts_perplexity(counts)
     assert 1.0 <= perplexity.item() <= num_codes
     if indices.numel() > 0:
         entropy = torch.distributions.Categorical(probs=counts).entropy()
@@ -310,7 +309,7 @@ def test_perplexity_known_values():
     # an empty batch: perplexity 1, by definition
     torch.testing.assert_close(counts_perplexity(torch.zeros(5)), torch.tensor(1.0))
     empty = torch.zeros(0, dtype=torch.int64)
-    torch.testing.assert_close(codebook_perplexity(empty, 4), torch.tensor(1.0))
+    torch.testing.assert_close(counts_perplexity(code_counts(empty, 4)), torch.tensor(1.0))
 
 
 def test_code_sums_matches_one_hot_matmul():

@@ -125,7 +125,7 @@ def load_cifar10(root: str | os.PathLike[str], *, split: str = "train") -> Image
 
     Looks, in order, for ``root/cifar-10-batches-py/``, ``root/cifar-10-python.tar.gz``,
     then the same two under ``root/cifar10/`` (where
-    :func:`~genlatent.data.fetch_cifar10` puts the archive). Batches are read straight
+    :func:`~genlatent.data.fetch` puts the archive). Batches are read straight
     from the archive, never extracted to disk; members with absolute paths, ``..``
     components, or links are refused. The pickles are read by a restricted unpickler
     that resolves only numpy's array-rebuilding globals (to stand-ins of ours) and never

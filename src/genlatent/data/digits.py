@@ -6,7 +6,7 @@ import torch
 
 from genlatent.data.dataset import ImageDataset
 
-__all__ = ["DIGITS_TEST_SIZE", "load_digits"]
+__all__ = ["load_digits"]
 
 #: The last this-many of the 1,797 images form the test split.
 DIGITS_TEST_SIZE = 297

@@ -24,7 +24,7 @@ import torch
 from genlatent.data._errors import DataError
 from genlatent.data.dataset import ImageDataset
 
-__all__ = ["MNIST_VARIANTS", "load_mnist", "read_idx"]
+__all__ = ["load_mnist", "read_idx"]
 
 _UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -140,7 +140,7 @@ def load_mnist(
     The files keep their official names (``train-images-idx3-ubyte``,
     ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``),
     raw or with ``.gz``. They are looked for in ``root``, then ``root/<variant>`` (where
-    :func:`~genlatent.data.fetch_mnist` puts them), then the torchvision layout
+    :func:`~genlatent.data.fetch` puts them), then the torchvision layout
     ``root/MNIST/raw`` or ``root/FashionMNIST/raw``. An uncompressed file wins over its
     ``.gz`` in the same folder.
 

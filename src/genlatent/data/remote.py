@@ -12,10 +12,8 @@ Where files go: the ``root`` argument, else ``$GENLATENT_DATA``, else
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -23,20 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from genlatent._atomic import atomic_write
 from genlatent.data._errors import DownloadError
 
-__all__ = [
-    "REMOTE_DATASETS",
-    "RemoteDataset",
-    "RemoteFile",
-    "data_home",
-    "download",
-    "fetch",
-    "fetch_cifar10",
-    "fetch_mnist",
-    "resolve_mirrors",
-    "sha256_file",
-]
+__all__ = ["data_home", "fetch"]
 
 _CHUNK = 1 << 20
 
@@ -180,33 +168,18 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def _fetch_one(url: str, final: Path, sha256: str, timeout: float) -> None:
-    """Stream ``url`` into a temp file next to ``final``; verify, fsync and rename."""
-    fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                while chunk := response.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+    """Stream ``url`` into a temp file next to ``final``; verify, then rename (`atomic_write`)."""
+    digest = hashlib.sha256()
+    with atomic_write(final, suffix=".part") as out:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            while chunk := response.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
         actual = digest.hexdigest()
-        if actual != sha256:
+        if actual != sha256:  # raised inside the block: the temp file goes, final stays
             raise ValueError(
                 f"checksum mismatch for {final.name}: expected sha256 {sha256}, got {actual}"
             )
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable where the OS allows
-        dir_fd = os.open(final.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _attempt(url: str, final: Path, sha256: str, timeout: float) -> Exception | None:
@@ -300,7 +273,11 @@ def fetch(
     mirrors: Sequence[str] | None = None,
     timeout: float = 60.0,
 ) -> Path:
-    """Download every file of a known dataset into ``data_home(root) / <name>``.
+    """Download every file of a known dataset into ``data_home(root) / <name>``, verified.
+
+    The one downloader: each file comes from the first mirror that serves it with the
+    published SHA-256, through a temporary file renamed into place only once verified.
+    The returned folder can be given to :func:`load_mnist` or :func:`load_cifar10`.
 
     Args:
         name: a key of :data:`REMOTE_DATASETS` (``"mnist"``, ``"fashion-mnist"``,
@@ -324,28 +301,3 @@ def fetch(
     for file in spec.files:
         download(file.filename, sha256=file.sha256, root=folder, mirrors=urls, timeout=timeout)
     return folder
-
-
-def fetch_mnist(
-    root: str | os.PathLike[str] | None = None,
-    *,
-    variant: str = "mnist",
-    mirrors: Sequence[str] | None = None,
-) -> Path:
-    """Download MNIST or Fashion-MNIST (``variant``), verified; see :func:`fetch`.
-
-    The returned folder can be given to :func:`~genlatent.data.load_mnist`.
-    """
-    if variant not in ("mnist", "fashion-mnist"):
-        raise ValueError(f"variant must be one of ('mnist', 'fashion-mnist'), got {variant!r}")
-    return fetch(variant, root, mirrors=mirrors)
-
-
-def fetch_cifar10(
-    root: str | os.PathLike[str] | None = None, *, mirrors: Sequence[str] | None = None
-) -> Path:
-    """Download ``cifar-10-python.tar.gz``, verified; see :func:`fetch`.
-
-    The returned folder can be given to :func:`~genlatent.data.load_cifar10`.
-    """
-    return fetch("cifar10", root, mirrors=mirrors)

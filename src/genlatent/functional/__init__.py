@@ -8,11 +8,8 @@ from genlatent.functional.bernoulli import bernoulli_log_likelihood
 from genlatent.functional.gaussian import gaussian_kl, gaussian_log_likelihood, reparameterize
 from genlatent.functional.likelihood import likelihood_mean, log_likelihood
 from genlatent.functional.quantize import (
-    EMAUpdate,
     VQLosses,
     code_counts,
-    code_sums,
-    codebook_perplexity,
     counts_perplexity,
     ema_codebook_update,
     nearest_code,
@@ -21,12 +18,9 @@ from genlatent.functional.quantize import (
 )
 
 __all__ = [
-    "EMAUpdate",
     "VQLosses",
     "bernoulli_log_likelihood",
     "code_counts",
-    "code_sums",
-    "codebook_perplexity",
     "counts_perplexity",
     "ema_codebook_update",
     "gaussian_kl",

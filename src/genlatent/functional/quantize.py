@@ -31,11 +31,8 @@ from genlatent._validation import (
 from genlatent.functional._reduce import reduce_batch, sum_non_batch
 
 __all__ = [
-    "EMAUpdate",
     "VQLosses",
     "code_counts",
-    "code_sums",
-    "codebook_perplexity",
     "counts_perplexity",
     "ema_codebook_update",
     "nearest_code",
@@ -481,34 +478,6 @@ def counts_perplexity(counts: torch.Tensor) -> torch.Tensor:
     probs = torch.where(total > 0, counts / total, torch.zeros_like(counts))
     entropy = -torch.xlogy(probs, probs).sum()
     return entropy.exp().clamp(1.0, float(counts.shape[0]))
-
-
-def codebook_perplexity(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
-    r"""Perplexity of the codes chosen in ``indices``: `counts_perplexity` of `code_counts`.
-
-    An empty ``indices`` has perplexity 1.
-
-    Args:
-        indices: chosen codes, any shape, values in $[0, K)$.
-        codebook_size: $K$.
-
-    Returns:
-        A float32 scalar in $[1, K]$.
-
-    Raises:
-        TypeError: if ``indices`` is not an integer tensor.
-        ValueError: if ``codebook_size < 1``.
-
-    Shape:
-        - indices: $(*)$
-        - output: $()$
-
-    Example:
-        >>> import torch
-        >>> codebook_perplexity(torch.tensor([0, 1, 2, 3]), 8)
-        tensor(4.)
-    """
-    return counts_perplexity(code_counts(indices, codebook_size))
 
 
 def ema_codebook_update(

@@ -11,7 +11,12 @@ import torch.nn.functional as F
 from einops import rearrange, unpack
 from torch import nn
 
-from genlatent._validation import check_in_open_interval, check_positive_int
+from genlatent._validation import (
+    check_in_open_interval,
+    check_non_negative_float,
+    check_optional_positive_int,
+    check_positive_int,
+)
 from genlatent.functional.quantize import (
     code_counts,
     code_sums,
@@ -71,24 +76,6 @@ def _all_finite(values: torch.Tensor) -> torch.Tensor:
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
-
-
-def _check_non_negative_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be finite and >= 0, got {value}")
-    return float(value)
-
-
-def _check_optional_positive_int(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1 or None, got {value}")
-    return value
 
 
 class VectorQuantizer(nn.Module):
@@ -204,7 +191,7 @@ class VectorQuantizer(nn.Module):
         super().__init__()
         self.codebook_size = check_positive_int("codebook_size", codebook_size)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
-        self.commitment_weight = _check_non_negative_float("commitment_weight", commitment_weight)
+        self.commitment_weight = check_non_negative_float("commitment_weight", commitment_weight)
         self.decay = check_in_open_interval("decay", decay, 0.0, 1.0)
         self.eps = check_in_open_interval("eps", eps, 0.0, math.inf)
         if bias_correction and not ema:
@@ -212,10 +199,10 @@ class VectorQuantizer(nn.Module):
         self.ema = bool(ema)
         self.bias_correction = bool(bias_correction)
         self.channel_last = bool(channel_last)
-        self.restart_dead_codes = _check_optional_positive_int(
+        self.restart_dead_codes = check_optional_positive_int(
             "restart_dead_codes", restart_dead_codes
         )
-        self.chunk_size = _check_optional_positive_int("chunk_size", chunk_size)
+        self.chunk_size = check_optional_positive_int("chunk_size", chunk_size)
         self.generator: torch.Generator | None = None
 
         codebook = torch.empty(codebook_size, embedding_dim, device=device, dtype=dtype)

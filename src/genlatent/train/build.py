@@ -45,7 +45,7 @@ def build_model(
         ValueError: for ``model="custom"``, which only the user's own code can build.
     """
     if config.model in PRESETS:
-        return preset(config.model, image_shape, **_preset_options(config))
+        return preset(config.model, image_shape, **_preset_options(config))  # type: ignore[arg-type]
     if is_model_spec(config.model):
         return build_from_spec(config.model, image_shape=image_shape, num_classes=num_classes)
     raise ValueError(
@@ -54,10 +54,14 @@ def build_model(
     )
 
 
+_PRESET_OPTIONS = (
+    "latent_dim", "hidden_channels", "embedding_dim", "codebook_size", "commitment_weight",
+    "ema", "restart_dead_codes",
+)  # fmt: skip
+
+
 def _preset_options(config: TrainConfig) -> dict[str, object]:
-    names = ("latent_dim", "hidden_channels", "embedding_dim", "codebook_size")
-    names += ("commitment_weight", "ema", "restart_dead_codes")
-    return {name: getattr(config, name) for name in names}
+    return {name: getattr(config, name) for name in _PRESET_OPTIONS}
 
 
 def load_datasets(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from genlatent._atomic import atomic_write, previous_path
 
 __all__ = ["CheckpointError", "atomic_save", "load_checkpoint", "load_latest_checkpoint"]
 
@@ -19,52 +20,18 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, truncated, corrupt or unsafe."""
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # some platforms cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_save(
     state: Mapping[str, Any], path: str | os.PathLike[str], *, keep_previous: bool = False
 ) -> None:
     """Write ``state`` with ``torch.save`` so that ``path`` is always a complete file.
 
     The bytes go to a temporary file in the same folder, are flushed and fsynced, and the
-    file is renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows). A crash at
-    any moment leaves either the old or the new checkpoint, never a partial one. With
-    ``keep_previous``, the old file is first kept as ``<name>.prev<suffix>``.
+    file is renamed over ``path`` (see `atomic_write`). A crash at any moment leaves either
+    the old or the new checkpoint, never a partial one. With ``keep_previous``, the old
+    file is first kept as ``<name>.prev<suffix>``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes 0600; give it a normal file's mode
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(dict(state), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if keep_previous and path.exists():
-            os.replace(path, previous_path(path))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def previous_path(path: Path) -> Path:
-    """Where `atomic_save` keeps the previous checkpoint: ``last.pt`` -> ``last.prev.pt``."""
-    return path.with_name(f"{path.stem}.prev{path.suffix}")
+    with atomic_write(path, keep_previous=keep_previous) as handle:
+        torch.save(dict(state), handle)
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, map_location: Any = "cpu") -> dict[str, Any]:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
+
+from genlatent._validation import (
+    check_choice,
+    check_non_negative_float,
+    check_optional_positive_int,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = ["TrainConfig"]
 
@@ -98,23 +105,21 @@ class TrainConfig:
                 f"model must be one of {PRESETS}, 'custom' or a spec 'FILE.py:FUNCTION' / "
                 f"'package.module:FUNCTION', got {self.model!r}"
             )
-        _choice("dataset", self.dataset, DATASETS)
-        _choice("precision", self.precision, PRECISIONS)
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("precision", self.precision, PRECISIONS)
         for name, value in MODEL_DEFAULTS[self.defaults_key].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         for name in ("epochs", "batch_size", "latent_dim", "codebook_size", "embedding_dim"):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         for name in ("hidden_channels", "restart_dead_codes", "train_limit", "test_limit"):
-            if getattr(self, name) is not None:
-                _positive_int(name, getattr(self, name))
+            check_optional_positive_int(name, getattr(self, name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
-        _positive_float("lr", self.lr)
+        check_positive_float("lr", self.lr)
         if self.grad_clip is not None:
-            _positive_float("grad_clip", self.grad_clip)
-        if not (isinstance(self.commitment_weight, (int, float)) and self.commitment_weight >= 0):
-            raise ValueError(f"commitment_weight must be >= 0, got {self.commitment_weight!r}")
+            check_positive_float("grad_clip", self.grad_clip)
+        check_non_negative_float("commitment_weight", self.commitment_weight)
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be a device string such as 'cpu', got {self.device!r}")
 
@@ -139,19 +144,3 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-
-def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-
-
-def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _positive_float(name: str, value: object) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type,operator]
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")

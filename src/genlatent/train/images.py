@@ -9,9 +9,12 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
+from genlatent._atomic import atomic_write
 from genlatent._validation import check_floating, check_ndim, check_positive_int
 
 __all__ = ["image_grid", "save_image_grid"]
+
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
 def image_grid(images: torch.Tensor, *, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
@@ -67,10 +70,18 @@ def save_image_grid(
     padding: int = 2,
     scale: int = 1,
 ) -> Path:
-    """Write `image_grid` of ``images`` to a PNG file at ``path`` (needs Pillow).
+    """Write `image_grid` of ``images`` to an image file at ``path`` (needs Pillow).
+
+    The format follows the extension: ``.png`` (lossless), ``.jpg``/``.jpeg`` (JPEG).
 
     ``scale`` enlarges each pixel (nearest neighbour) so small images stay legible.
     """
+    image_format = _FORMATS.get(Path(path).suffix.lower())
+    if image_format is None:
+        raise ValueError(
+            f"path must end in one of {', '.join(sorted(_FORMATS))} (the image format), "
+            f"got {str(path)!r}"
+        )
     try:
         from PIL import Image
     except ImportError as error:  # pragma: no cover - exercised only without the extra
@@ -83,8 +94,6 @@ def save_image_grid(
             (picture.width * scale, picture.height * scale), Image.Resampling.NEAREST
         )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    picture.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_write(path) as handle:
+        picture.save(handle, format=image_format)
     return path

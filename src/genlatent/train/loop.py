@@ -63,7 +63,7 @@ class LossModule(nn.Module):
         offered = {"labels": labels, "step": step, "generator": generator}
         kwargs = {k: v for k, v in offered.items() if k in self.declared and v is not None}
         with validate_args(False):
-            return self.model.loss(x, **kwargs)
+            return self.model.loss(x, **kwargs)  # type: ignore[operator]
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,11 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 
 def _shard(x: torch.Tensor | None, settings: StepSettings) -> torch.Tensor | None:
-    if x is None:
-        return None
-    x = x if settings.world == 1 else x[settings.rank :: settings.world]
+    return None if x is None else _shard_images(x, settings)
+
+
+def _shard_images(images: torch.Tensor, settings: StepSettings) -> torch.Tensor:
+    x = images if settings.world == 1 else images[settings.rank :: settings.world]
     return x.to(settings.device, non_blocking=True)
 
 
@@ -219,7 +221,7 @@ def train_epoch(
     start = time.perf_counter()
     for step, batch in enumerate(bar, start=1):
         images, labels = _batch(batch)
-        x, labels = _shard(images, settings), _shard(labels, settings)
+        x, labels = _shard_images(images, settings), _shard(labels, settings)
         with autocast(settings.device, settings.precision):
             parts = loss_parts(module(x, labels, first_step + step, generator))
         flags, names = _finite_flags(parts, settings)
@@ -261,7 +263,7 @@ def evaluate_epoch(
     start = time.perf_counter()
     for batch in batches:
         images, labels = _batch(batch)
-        x, labels = _shard(images, settings), _shard(labels, settings)
+        x, labels = _shard_images(images, settings), _shard(labels, settings)
         with autocast(settings.device, settings.precision):
             sums.add(loss_parts(module(x, labels, None, generator)), x.shape[0])
     module.train(was_training)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from genlatent._atomic import atomic_write
 from genlatent.train.config import TrainConfig
 
 __all__ = ["RunDirectory", "RunDirectoryError"]
@@ -80,14 +81,10 @@ class RunDirectory:
     def truncate_metrics(self, epochs: int) -> None:
         """Keep the records of the first ``epochs`` epochs (on resume, drop later ones)."""
         kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= epochs]
-        tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
-        tmp.write_text(
-            "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8"
-        )
-        os.replace(tmp, self.metrics_path)
+        with atomic_write(self.metrics_path, text=True) as handle:
+            handle.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path, text=True) as handle:
+        handle.write(json.dumps(value, indent=2, sort_keys=True) + "\n")

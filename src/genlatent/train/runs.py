@@ -154,7 +154,7 @@ def evaluate_run(
         total = 0.0
         with torch.no_grad():
             for batch in batches:
-                total += float(iwae_bound(loaded.model, batch.images, num_samples=iwae_k,
+                total += float(iwae_bound(loaded.model, batch.images, num_samples=iwae_k,  # type: ignore[arg-type]
                                           generator=generator, reduction="sum"))  # fmt: skip
         values["iwae_nll"] = -total / len(test)
     if loaded.note is not None:
