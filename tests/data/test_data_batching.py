@@ -94,9 +94,12 @@ def test_errors() -> None:
     with pytest.raises(TypeError, match=r"data must be a torch.Tensor, got list"):
         TensorBatches([1, 2], batch_size=2)  # type: ignore[arg-type]
     with pytest.raises(
-        ValueError, match=r"images must have shape \(N, C, H, W\) \(4 dims\), got shape \(4, 3\)"
+        ValueError,
+        match=r"images must have shape \(N, \*\) such as \(N, C, H, W\), got shape \(4,\)",
     ):
-        TensorBatches(torch.zeros(4, 3), batch_size=2)
+        TensorBatches(torch.zeros(4), batch_size=2)
+    flat = TensorBatches(torch.zeros(4, 3), batch_size=2)  # flat examples are fine
+    assert [b.images.shape for b in flat] == [(2, 3), (2, 3)]
     with pytest.raises(TypeError, match=r"images must be uint8 or floating, got torch.int64"):
         TensorBatches(torch.zeros(4, 1, 2, 2, dtype=torch.int64), batch_size=2)
     with pytest.raises(

@@ -243,7 +243,7 @@ def test_runs_on_user_datasets_record_custom_and_need_them_again(tmp_path):
     train(config, tmp_path / "run", datasets=(train_set, test_set), **QUIET)
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert stored["dataset"] == "custom"
-    with pytest.raises(ValueError, match=r"datasets passed to train\(datasets=...\)"):
+    with pytest.raises(ValueError, match=r"data passed to fit\(\) or train\(datasets=\.\.\.\)"):
         evaluate_run(tmp_path / "run")
     assert evaluate_run(tmp_path / "run", test_set=test_set)["num_examples"] == len(test_set)
     train(

@@ -33,19 +33,31 @@ def test_round_trip_and_replace():
         ),
         ({"dataset": "imagenet"}, "dataset must be one of"),
         ({"precision": "fp8"}, "precision must be one of"),
-        ({"epochs": 0}, "epochs must be a positive int, got 0"),
-        ({"batch_size": 2.5}, "batch_size must be a positive int, got 2.5"),
+        ({"epochs": 0}, "epochs must be >= 1, got 0"),
         ({"lr": -1.0}, "lr must be a positive finite number, got -1.0"),
         ({"lr": float("inf")}, "lr must be a positive finite number, got inf"),
         ({"grad_clip": 0}, "grad_clip must be a positive finite number"),
         ({"seed": -1}, "seed must be a non-negative int, got -1"),
-        ({"commitment_weight": -0.1}, "commitment_weight must be >= 0"),
-        ({"restart_dead_codes": 0}, "restart_dead_codes must be a positive int"),
+        ({"commitment_weight": -0.1}, "commitment_weight must be finite and >= 0, got -0.1"),
+        ({"restart_dead_codes": 0}, "restart_dead_codes must be >= 1 or None, got 0"),
         ({"device": ""}, "device must be a device string"),
     ],
 )
 def test_invalid_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"batch_size": 2.5}, "batch_size must be an int, got float"),
+        ({"restart_dead_codes": 1.5}, "restart_dead_codes must be an int or None, got float"),
+        ({"lr": "fast"}, "lr must be a float, got str"),
+    ],
+)
+def test_values_of_the_wrong_type(kwargs, match):
+    with pytest.raises(TypeError, match=match):
         TrainConfig(**kwargs)
 
 

@@ -141,7 +141,7 @@ def resolve_mirrors(mirrors: Sequence[str] | None, default: Sequence[str] = ()) 
         ValueError: if the result is empty.
 
     Example:
-        >>> from genlatent.data import resolve_mirrors
+        >>> from genlatent.data.remote import resolve_mirrors
         >>> resolve_mirrors(["http://a.example/", "http://b.example"])
         ('http://a.example/', 'http://b.example')
     """
@@ -233,7 +233,7 @@ def download(
             (HTTP error, network error, or the expected and actual hash).
 
     Example:
-        >>> from genlatent.data import download
+        >>> from genlatent.data.remote import download
         >>> download("t10k-labels-idx1-ubyte.gz", sha256="f7ae60f9...",
         ...          mirrors=["https://example.org/mnist/"])  # doctest: +SKIP
     """

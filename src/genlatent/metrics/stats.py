@@ -77,8 +77,9 @@ def code_usage(counts: torch.Tensor) -> tuple[float, float]:
 
     Example:
         >>> import torch
-        >>> code_usage(torch.tensor([3, 3, 3, 0]))
-        (0.75, 3.0000000000000004)
+        >>> used, perplexity = code_usage(torch.tensor([3, 3, 3, 0]))
+        >>> used, round(perplexity, 6)
+        (0.75, 3.0)
     """
     check_tensor("counts", counts)
     if counts.dtype.is_complex or counts.dtype == torch.bool:
