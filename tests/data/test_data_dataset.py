@@ -62,3 +62,18 @@ def test_rejects_shapes() -> None:
         )
     with pytest.raises(ValueError, match=r"same number of items, got 2 images and 3 labels"):
         ImageDataset(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64))
+
+
+def test_channel_last_images_are_refused_with_the_fix_named():
+    with pytest.raises(
+        ValueError, match=r"looks channel-last .* pass images\.permute\(0, 3, 1, 2\)"
+    ):
+        ImageDataset(
+            torch.zeros(2, 32, 32, 3, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64)
+        )
+    # the permuted images are accepted, and so are channel-first ones of any size
+    fixed = torch.zeros(2, 32, 32, 3, dtype=torch.uint8).permute(0, 3, 1, 2)
+    assert ImageDataset(fixed, torch.zeros(2, dtype=torch.int64)).image_shape == (3, 32, 32)
+    assert ImageDataset(
+        torch.zeros(2, 1, 3, 3, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64)
+    )

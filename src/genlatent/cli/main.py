@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from genlatent.train.config import DATASETS, PRECISIONS, PRESETS, TrainConfig
+from genlatent.train.config import (
+    DATASETS,
+    PRECISIONS,
+    PRESET_ONLY,
+    PRESETS,
+    TrainConfig,
+    inapplicable_options,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -62,6 +70,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         flag = "--" + field.name.replace("_", "-")
         default = "" if field.default is None else f" (default {field.default})"
         help_text = _TRAIN_HELP[field.name] + default
+        if field.name in PRESET_ONLY:
+            help_text += f" [{PRESET_ONLY[field.name]} only]"
         if field.type == "bool":
             parser.add_argument(flag, action="store_true", default=None, help=help_text)
             continue
@@ -90,7 +100,18 @@ def _add_train(commands: Any) -> None:
     )
     _add_config_options(train)
     train.add_argument("--out", help="run directory (default runs/<model>-<dataset>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR; --epochs, --data-dir, --download and --device may "
+        "change, other options must match the run's",
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run that already has checkpoints in --out (a run that never "
+        "finished an epoch is replaced without it)",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -125,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks (also GENLATENT_DEBUG=1)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(commands)
     _add_inspection(commands)
@@ -137,20 +161,55 @@ def _version() -> str:
     return f"genlatent {__version__}"
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _note(command: str) -> Callable[[str], None]:
+    return lambda message: print(f"genlatent {command}: note: {message}", file=sys.stderr)
+
+
+def _exit_status(error: BaseException) -> int:
+    """1 for a training failure (a diverged run, a broken step), 2 for usage and data errors."""
+    from genlatent.train import CheckpointError, NonFiniteLossError
+
+    if isinstance(error, NonFiniteLossError):
+        return 1
+    if isinstance(error, RuntimeError) and not isinstance(error, CheckpointError):
+        return 1
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (errors print one line to stderr)."""
+    """Run the command line; returns the exit status.
+
+    Every failure prints one line to stderr (no traceback unless ``--debug`` or
+    ``GENLATENT_DEBUG=1``): exit status 2 for usage and data errors, 1 for training
+    failures, 130 on an interrupt.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("GENLATENT_DEBUG", "") not in ("", "0")
+    commands = {"train": _train, "eval": _eval, "sample": _sample, "plot": _plot}
     try:
-        return {"train": _train, "eval": _eval, "sample": _sample, "plot": _plot}[args.command](
-            args
-        )
+        return commands[args.command](args)
     except KeyboardInterrupt:
-        print("genlatent: interrupted; resume with --resume", file=sys.stderr)
+        if debug:
+            raise
+        hint = " (resume with --resume RUN_DIR)" if args.command == "train" else ""
+        print(f"genlatent {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, ImportError, RuntimeError) as error:
-        print(f"genlatent {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError, OSError, ImportError, RuntimeError, ArithmeticError) as error:
+        if debug:
+            raise
+        message = " ".join(str(error).split())  # one line, whatever the error held
+        print(f"genlatent {args.command}: error: {message}", file=sys.stderr)
+        return _exit_status(error)
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The config values given on the command line (flags left unset are not given)."""
+    return {name: getattr(args, name) for name in _TRAIN_HELP if getattr(args, name) is not None}
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -161,25 +220,33 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise ValueError(
             "train needs a model: vae, vqvae or --model FILE.py:FUNCTION (or --resume RUN_DIR)"
         )
-    given = {name: getattr(args, name) for name in _TRAIN_HELP if getattr(args, name) is not None}
+    given = _given(args)
+    wrong = inapplicable_options(model, given)
+    if wrong:
+        owners = ", ".join(f"{_flag(name)} ({PRESET_ONLY[name]} only)" for name in wrong)
+        raise ValueError(f"options that do not apply to {model}: {owners}")
     return TrainConfig(model=model, **given)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from genlatent.train.rundir import RunDirectory
     from genlatent.train.runner import train
 
     progress = False if args.no_progress else None
     if args.resume:
-        config = None
-        if args.epochs is not None:
-            config = RunDirectory(args.resume).read_config().replace(epochs=args.epochs)
-        summary = train(config, args.resume, resume=True, show_progress=progress)
+        given = _given(args)
+        if args.preset or args.model:
+            given["model"] = args.preset or args.model
+        summary = train(
+            None, args.resume, resume=True, given=given, show_progress=progress,
+            log=print, flag=_flag,
+        )  # fmt: skip
     else:
         config = _config_from_args(args)
         name = args.preset or Path(config.model.rpartition(":")[0]).stem.split(".")[-1]
         out = args.out or f"runs/{name}-{config.dataset}"
-        summary = train(config, out, show_progress=progress)
+        summary = train(
+            config, out, overwrite=args.overwrite, show_progress=progress, log=print, flag=_flag
+        )
     run = summary.run_dir
     print(f"run directory: {run}")
     print(f"  metrics:         {run / 'metrics.jsonl'}")
@@ -194,11 +261,9 @@ def _eval(args: argparse.Namespace) -> int:
     from genlatent.train.runs import evaluate_run
 
     results = evaluate_run(
-        args.run_dir, iwae_k=args.iwae_k, checkpoint=args.checkpoint, data_dir=args.data_dir
-    )
-    note = results.pop("note", None)
-    if note is not None:
-        print(f"genlatent eval: note: {note}", file=sys.stderr)
+        args.run_dir, iwae_k=args.iwae_k, checkpoint=args.checkpoint, data_dir=args.data_dir,
+        log=_note("eval"),
+    )  # fmt: skip
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     else:
@@ -213,8 +278,9 @@ def _sample(args: argparse.Namespace) -> int:
     from genlatent.train.runs import sample_run
 
     path = sample_run(
-        args.run_dir, args.num, Path(args.out), seed=args.seed, checkpoint=args.checkpoint
-    )
+        args.run_dir, args.num, Path(args.out), seed=args.seed, checkpoint=args.checkpoint,
+        log=_note("sample"),
+    )  # fmt: skip
     print(f"wrote {path}")
     return 0
 
@@ -222,6 +288,6 @@ def _sample(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from genlatent.plotting import plot_run
 
-    for path in plot_run(args.run_dir, data_dir=args.data_dir):
+    for path in plot_run(args.run_dir, data_dir=args.data_dir, log=_note("plot")):
         print(f"wrote {path}")
     return 0

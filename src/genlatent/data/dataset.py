@@ -10,6 +10,8 @@ from genlatent._validation import check_tensor
 
 __all__ = ["ImageDataset"]
 
+_CHANNELS = (1, 3, 4)  # grey, RGB, RGBA
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class ImageDataset:
@@ -23,7 +25,8 @@ class ImageDataset:
     Raises:
         TypeError: if ``images`` or ``labels`` is not a tensor of the right dtype, or
             ``name`` is not a string.
-        ValueError: if the shapes are wrong or the counts differ.
+        ValueError: if the shapes are wrong (channel-last images are refused, with the
+            ``permute`` that fixes them) or the counts differ.
 
     Shape:
         - images: ``(N, C, H, W)``
@@ -59,6 +62,13 @@ class ImageDataset:
         if images.ndim != 4:
             raise ValueError(
                 f"images must have shape (N, C, H, W) (4 dims), got shape {tuple(images.shape)}"
+            )
+        if images.shape[1] not in _CHANNELS and images.shape[3] in _CHANNELS:
+            n, h, w, c = images.shape
+            raise ValueError(
+                f"images must be channel-first (N, C, H, W), got shape {tuple(images.shape)}, "
+                f"which looks channel-last (N, H, W, C) = ({n}, {h}, {w}, {c}): pass "
+                "images.permute(0, 3, 1, 2)"
             )
         if labels.ndim != 1:
             raise ValueError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -63,6 +63,7 @@ def plot_run(
     method: str = "auto",
     test_set: ImageDataset | None = None,
     model: torch.nn.Module | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Write the plots of a run into its directory and return their paths, by capability.
 
@@ -84,6 +85,7 @@ def plot_run(
         method: the latent map's projection (see `plot_latent_map`).
         test_set: the test images for a run trained on data passed in from Python.
         model: the module for a run of a model passed to `fit` (see `load_run`).
+        log: hears of a checkpoint fallback (see `load_run`).
 
     Returns:
         The paths written, in the order above.
@@ -94,7 +96,7 @@ def plot_run(
         FileNotFoundError: if the dataset's files are not found.
         ImportError: if matplotlib is not installed.
     """
-    loaded = load_run(run_dir, model=model, device=device)
+    loaded = load_run(run_dir, model=model, device=device, log=log)
     written: list[Path] = []
     records = loaded.metrics
     if records:

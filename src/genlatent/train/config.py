@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,39 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # A model from user code (a spec or fit()): Adam 1e-3, batch 128, 10 epochs.
     "custom": {"lr": 1e-3, "batch_size": 128, "epochs": 10},
 }
+
+
+PRESET_ONLY: dict[str, str] = {
+    "latent_dim": "vae",
+    "hidden_channels": "vqvae",
+    "codebook_size": "vqvae",
+    "embedding_dim": "vqvae",
+    "commitment_weight": "vqvae",
+    "ema": "vqvae",
+    "restart_dead_codes": "vqvae",
+}
+"""Options of one preset's architecture: set away from their default for any other model
+(the other preset, a ``--model`` spec, a `fit` model), they are refused, not ignored."""
+
+RESUMABLE = ("epochs", "data_dir", "download", "device")
+"""What may change when a run is resumed: how long, where its data is, where it runs."""
+
+
+def inapplicable_options(model: str, values: Mapping[str, object]) -> list[str]:
+    """The names in ``values`` that `PRESET_ONLY` keeps to a preset other than ``model``.
+
+    Values equal to the field's default count as not set.
+
+    Example:
+        >>> inapplicable_options("vae", {"ema": True, "latent_dim": 8, "codebook_size": 512})
+        ['ema']
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return [
+        name
+        for name, value in values.items()
+        if name in PRESET_ONLY and PRESET_ONLY[name] != model and value != defaults[name]
+    ]
 
 
 def is_model_spec(model: str) -> bool:
@@ -105,6 +139,10 @@ class TrainConfig:
                 f"model must be one of {PRESETS}, 'custom' or a spec 'FILE.py:FUNCTION' / "
                 f"'package.module:FUNCTION', got {self.model!r}"
             )
+        wrong = inapplicable_options(self.model, dataclasses.asdict(self))
+        if wrong:
+            owners = ", ".join(f"{name} ({PRESET_ONLY[name]} only)" for name in wrong)
+            raise ValueError(f"options that do not apply to model {self.model!r}: {owners}")
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("precision", self.precision, PRECISIONS)
         for name, value in MODEL_DEFAULTS[self.defaults_key].items():
@@ -144,3 +182,54 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def merge_on_resume(
+    stored: TrainConfig,
+    given: Mapping[str, Any],
+    *,
+    flag: Callable[[str], str] = str,
+) -> tuple[TrainConfig, list[str]]:
+    """Apply the values given again on resume to the stored config.
+
+    Values equal to the stored ones are fine; the `RESUMABLE` ones may change (each change
+    is reported); any other change is refused, each conflict named.
+
+    Args:
+        stored: the run's config.
+        given: field names and the values given now.
+        flag: how to name a field in messages (e.g. ``--batch-size`` on the command line).
+
+    Returns:
+        The config to go on with, and one line per change.
+
+    Raises:
+        ValueError: naming every given value that differs from the stored one and cannot
+            change on resume.
+
+    Example:
+        >>> stored = TrainConfig(model="vae", epochs=5)
+        >>> config, changes = merge_on_resume(stored, {"epochs": 7, "lr": 1e-3})
+        >>> config.epochs, changes
+        (7, ['epochs: 5 -> 7'])
+    """
+    changes: dict[str, Any] = {}
+    conflicts = []
+    for name, value in given.items():
+        old = getattr(stored, name)
+        if value == old:
+            continue
+        if name in RESUMABLE:
+            changes[name] = value
+        else:
+            conflicts.append(f"{flag(name)} {value!r} (the run has {old!r})")
+    if conflicts:
+        raise ValueError(
+            "cannot change on resume: "
+            + "; ".join(conflicts)
+            + ". Resume with the run's values, or start a new run"
+        )
+    notes = [
+        f"{flag(name)}: {getattr(stored, name)!r} -> {value!r}" for name, value in changes.items()
+    ]
+    return stored.replace(**changes), notes

@@ -18,7 +18,7 @@ from genlatent.metrics.stats import code_usage
 from genlatent.train.build import resolve_device
 from genlatent.train.checkpoint import atomic_save, load_latest_checkpoint
 from genlatent.train.config import TrainConfig
-from genlatent.train.distributed import ProcessGroup, setup_distributed
+from genlatent.train.distributed import ProcessGroup, is_main_process, setup_distributed
 from genlatent.train.loop import (
     EpochResult,
     LossModule,
@@ -28,7 +28,8 @@ from genlatent.train.loop import (
     train_epoch,
 )
 from genlatent.train.pictures import write_pictures
-from genlatent.train.rundir import RunDirectory, RunDirectoryError
+from genlatent.train.resume import prepare_run
+from genlatent.train.rundir import RunDirectory
 
 __all__ = ["RunData", "RunSummary", "fit"]
 
@@ -106,6 +107,7 @@ def fit(
     skip_nonfinite: bool = False,
     compile: bool = False,
     resume: bool = False,
+    overwrite: bool = False,
     show_progress: bool | None = None,
     log: Callable[[str], None] = print,
 ) -> RunSummary:
@@ -120,7 +122,9 @@ def fit(
     (``reconstruct``, ``sample``; one row per class when ``sample`` takes ``labels``).
 
     ``resume=True`` continues the run in ``run_dir`` exactly: pass the same model
-    constructor's fresh output and the same data; only ``epochs`` may change. Under
+    constructor's fresh output and the same data; only ``epochs`` and ``device`` may
+    change. A ``run_dir`` whose run never finished an epoch is started again; one with
+    checkpoints is replaced only with ``overwrite=True``. Under
     ``torchrun`` it trains with DistributedDataParallel (gloo on CPU, NCCL on GPUs), each
     process on its share of every batch; rank 0 writes the run directory.
 
@@ -139,6 +143,7 @@ def fit(
         skip_nonfinite: skip (and count) non-finite steps instead of stopping.
         compile: compile the loss computation with ``torch.compile``.
         resume: continue the run stored in ``run_dir``.
+        overwrite: replace a run with checkpoints in ``run_dir``.
         show_progress: progress bars; ``None`` shows them on a terminal.
         log: where the one-line epoch summaries go.
 
@@ -168,25 +173,34 @@ def fit(
         skip_nonfinite=skip_nonfinite, compile=compile,
     )  # fmt: skip
     data = RunData.from_user(train_data, test_data)
+    LossModule(model)  # check the protocol before anything is written
+    config, fresh = prepare_run(
+        RunDirectory(run_dir), config, resume=resume, overwrite=overwrite,
+        is_main=is_main_process(), log=log,
+    )  # fmt: skip
     return run_training(
-        model, data, config, run_dir, resume=resume, show_progress=show_progress, log=log
+        model, data, config, run_dir, fresh=fresh, show_progress=show_progress, log=log
     )
 
 
 def run_training(
     model: nn.Module,
     data: RunData,
-    config: TrainConfig | None,
+    config: TrainConfig,
     run_dir: str | os.PathLike[str],
     *,
-    resume: bool = False,
+    fresh: bool = True,
     show_progress: bool | None = None,
     log: Callable[[str], None] = print,
 ) -> RunSummary:
-    """The trainer behind `fit` and `train`: ``config`` holds every setting of the run."""
+    """The trainer behind `fit` and `train`: ``config`` holds every setting of the run.
+
+    ``fresh`` starts the run (writing ``config.json``); otherwise it continues from the
+    last good checkpoint (`prepare_run` decides which).
+    """
     joined = torch.distributed.is_available() and torch.distributed.is_initialized()
     try:
-        return _Run(model, data, config, RunDirectory(run_dir), resume, log).train(show_progress)
+        return _Run(model, data, config, RunDirectory(run_dir), fresh, log).train(show_progress)
     finally:
         # leave no process group behind that this call created (under torchrun)
         if not joined and torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -208,14 +222,13 @@ class _Run:
         self,
         model: nn.Module,
         data: RunData,
-        config: TrainConfig | None,
+        config: TrainConfig,
         run: RunDirectory,
-        resume: bool,
+        fresh: bool,
         log: Callable[[str], None],
     ) -> None:
-        self.loss_module = LossModule(model)  # checks the protocol before anything is written
-        self.model, self.data, self.run, self.log = model, data, run, log
-        self.config = _resolve_config(config, run, resume)
+        self.loss_module = LossModule(model)
+        self.model, self.data, self.run, self.log, self.config = model, data, run, log, config
         device = resolve_device(self.config.device)
         self.group: ProcessGroup = setup_distributed(device.type)
         if device.type == "cuda" and self.group.world > 1:
@@ -234,7 +247,7 @@ class _Run:
             self.config.seed + 1 + self.group.rank
         )
         self.start_epoch, self.best = 0, float("inf")
-        if resume:
+        if not fresh:
             self._restore()
         elif self.group.is_main:
             run.create(self.config)
@@ -254,10 +267,6 @@ class _Run:
         return train, test
 
     def _restore(self) -> None:
-        if not self.run.last_checkpoint.parent.exists():
-            if self.group.is_main:
-                self.run.truncate_metrics(0)
-            return
         device = self.settings.device
         state, source = load_latest_checkpoint(self.run.last_checkpoint, map_location=device)
         self.model.load_state_dict(state["model"])
@@ -346,23 +355,6 @@ class _Run:
             "noise_rng": self.noise.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
-
-
-def _resolve_config(config: TrainConfig | None, run: RunDirectory, resume: bool) -> TrainConfig:
-    """The config to run: on resume the stored one, where only ``epochs`` may differ."""
-    if not resume:
-        if config is None:
-            raise ValueError("config is required unless resume=True")
-        return config
-    stored = run.read_config()
-    if config is None:
-        return stored
-    if config.replace(epochs=stored.epochs) != stored:
-        raise RunDirectoryError(
-            f"--resume {run.path}: the stored config differs from the one given; only "
-            "epochs may change when resuming"
-        )
-    return config
 
 
 def _record(

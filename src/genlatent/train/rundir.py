@@ -13,6 +13,12 @@ from genlatent.train.config import TrainConfig
 __all__ = ["RunDirectory", "RunDirectoryError"]
 
 
+_PICTURES = (
+    "reconstructions.png", "samples.png", "loss_curves.png", "latent_map.png",
+    "interpolation.png", "code_usage.png",
+)  # fmt: skip
+
+
 class RunDirectoryError(ValueError):
     """A run directory is missing, belongs to another run, or is malformed."""
 
@@ -47,7 +53,31 @@ class RunDirectory:
                 "continue it, or choose another --out"
             )
         self.path.mkdir(parents=True, exist_ok=True)
+        self.write_config(config)
+
+    def write_config(self, config: TrainConfig) -> None:
+        """Write (or replace) ``config.json``, atomically."""
         _write_json_atomic(self.config_path, config.to_dict())
+
+    def checkpoints(self) -> list[Path]:
+        """The checkpoint files present: ``last.pt``, ``last.prev.pt``, ``best.pt``."""
+        folder = self.path / "checkpoints"
+        names = ("last.pt", "last.prev.pt", "best.pt")
+        return [folder / name for name in names if (folder / name).is_file()]
+
+    def clear(self) -> list[Path]:
+        """Remove the files a run writes (config, metrics, checkpoints, pictures); return them.
+
+        Files genlatent did not write are left alone, and so is the folder.
+        """
+        folder = self.path / "checkpoints"
+        owned = [self.config_path, self.metrics_path, *self.checkpoints()]
+        owned += sorted(folder.glob("*.corrupt")) if folder.is_dir() else []
+        owned += [self.path / name for name in _PICTURES]
+        removed = [path for path in owned if path.is_file()]
+        for path in removed:
+            path.unlink()
+        return removed
 
     def read_config(self) -> TrainConfig:
         """The config of the run stored here."""

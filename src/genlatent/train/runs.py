@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def load_run(
     checkpoint: str = "best",
     model: nn.Module | None = None,
     device: str | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> LoadedRun:
     """Load a run's trained model, config and metrics.
 
@@ -65,6 +67,7 @@ def load_run(
             file falls back to the one kept before it; ``note`` then says so.
         model: the module to load the weights into (required for ``fit`` runs).
         device: where to put the model; defaults to the run's device setting.
+        log: called with the ``note`` when the checkpoint read is not the one asked for.
 
     Returns:
         `LoadedRun`.
@@ -110,6 +113,8 @@ def load_run(
     if source != wanted:
         problem = "is unreadable" if wanted.exists() else "does not exist"
         note = f"{wanted} {problem}; read {source.name} (epoch {int(state['epoch'])}) instead"
+        if log is not None:
+            log(note)
     return LoadedRun(
         model.to(target).eval(), config, run.read_metrics(), run.path, source,
         int(state["epoch"]), shape, num_classes, note,
@@ -133,17 +138,19 @@ def evaluate_run(
     data_dir: str | None = None,
     test_set: ImageDataset | None = None,
     model: nn.Module | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Test-set metrics of a run, by capability (see `evaluate_model`).
 
     Every term ``model.loss`` logs, the reconstruction MSE and PSNR where the model can
     reconstruct, code usage where it reports codes; with ``iwae_k`` > 0 and a model with
     ``encode``, ``decode`` and ``likelihood`` (a Gaussian-latent VAE), also the
-    importance-weighted bound with ``iwae_k`` samples (`iwae_bound`).
+    importance-weighted bound with ``iwae_k`` samples (`iwae_bound`). ``log`` hears of a
+    checkpoint fallback (see `load_run`).
     """
     from genlatent.metrics import evaluate_model, iwae_bound
 
-    loaded = load_run(run_dir, checkpoint=checkpoint, model=model)
+    loaded = load_run(run_dir, checkpoint=checkpoint, model=model, log=log)
     test = _test_set(loaded, data_dir, test_set)
     device = next(loaded.model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(loaded.config.seed)
@@ -157,8 +164,6 @@ def evaluate_run(
                 total += float(iwae_bound(loaded.model, batch.images, num_samples=iwae_k,  # type: ignore[arg-type]
                                           generator=generator, reduction="sum"))  # fmt: skip
         values["iwae_nll"] = -total / len(test)
-    if loaded.note is not None:
-        values["note"] = loaded.note
     return values
 
 
@@ -170,6 +175,7 @@ def sample_run(
     seed: int = 0,
     checkpoint: str = "best",
     model: nn.Module | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Decode ``num`` samples of a run's model into an image grid at ``out``.
 
@@ -178,7 +184,7 @@ def sample_run(
     """
     if isinstance(num, bool) or not isinstance(num, int) or num < 1:
         raise ValueError(f"num must be a positive int, got {num!r}")
-    loaded = load_run(run_dir, checkpoint=checkpoint, model=model)
+    loaded = load_run(run_dir, checkpoint=checkpoint, model=model, log=log)
     device = next(loaded.model.parameters()).device
     labels = class_labels(loaded.model, loaded.num_classes, device)
     with torch.no_grad():
