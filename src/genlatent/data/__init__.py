@@ -14,7 +14,7 @@ from genlatent.data.collect import as_tensors
 from genlatent.data.dataset import ImageDataset
 from genlatent.data.digits import load_digits
 from genlatent.data.idx import load_mnist, read_idx
-from genlatent.data.registry import DATASET_NAMES, dataset_by_name
+from genlatent.data.registry import DATASET_NAMES, class_names, dataset_by_name
 from genlatent.data.remote import data_home, fetch
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "TensorBatches",
     "as_batches",
     "as_tensors",
+    "class_names",
     "data_home",
     "dataset_by_name",
     "fetch",

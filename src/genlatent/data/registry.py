@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import os
 
-from genlatent.data.cifar import load_cifar10
+from genlatent.data.cifar import CIFAR10_CLASSES, load_cifar10
 from genlatent.data.dataset import ImageDataset
 from genlatent.data.digits import load_digits
 from genlatent.data.idx import load_mnist
 from genlatent.data.remote import data_home, fetch
 
-__all__ = ["DATASET_NAMES", "dataset_by_name"]
+__all__ = ["DATASET_NAMES", "class_names", "dataset_by_name"]
 
 DATASET_NAMES = ("mnist", "fashion-mnist", "cifar10", "digits")
+
+_FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+_CLASS_NAMES = {"cifar10": CIFAR10_CLASSES, "fashion-mnist": _FASHION_MNIST_CLASSES}
+
+
+def class_names(name: str) -> tuple[str, ...] | None:
+    """The names of a dataset's classes by label, where its labels are not the digits.
+
+    Example:
+        >>> class_names("fashion-mnist")[9], class_names("mnist")
+        ('Ankle boot', None)
+    """
+    return _CLASS_NAMES.get(name)
 
 
 def _load(name: str, split: str, root: os.PathLike[str] | str) -> ImageDataset:

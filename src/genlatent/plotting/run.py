@@ -10,12 +10,13 @@ import torch
 
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
+from genlatent.data.registry import class_names
 from genlatent.models.protocol import declared_keywords
 from genlatent.plotting.codes import plot_code_usage
 from genlatent.plotting.curves import plot_loss_curves
 from genlatent.plotting.interpolation import latent_interpolation, plot_interpolation
 from genlatent.plotting.latent import _TSNE_MAX_POINTS, plot_latent_map
-from genlatent.train.build import load_datasets
+from genlatent.train.build import load_test_set
 from genlatent.train.runs import LoadedRun, load_run
 
 __all__ = ["plot_run"]
@@ -103,9 +104,9 @@ def plot_run(
         written.append(plot_loss_curves(records, loaded.run_dir / "loss_curves.png"))
     if test_set is None:
         config = loaded.config
-        test_set = load_datasets(
+        test_set = load_test_set(
             config if data_dir is None else config.replace(data_dir=str(data_dir))
-        )[1]
+        )
     written += _latent_plots(loaded, test_set, method)
     written += _code_usage_plot(loaded, test_set)
     return written
@@ -117,17 +118,20 @@ def _latent_plots(loaded: LoadedRun, test: ImageDataset, method: str) -> list[Pa
     means = _posterior_means(model, test, device)
     if means is None:
         return []
+    names = class_names(loaded.config.dataset)
     written = [
         plot_latent_map(
             means, test.labels[: means.shape[0]], path / "latent_map.png", method=method,
-            seed=loaded.config.seed,
+            seed=loaded.config.seed, class_names=names,
         )
     ]  # fmt: skip
     other = _second_image(test.labels)
     if other is not None and callable(getattr(model, "decode", None)):
         x_a, x_b = (test.images[i].to(device).float() / 255 for i in (0, other))
         images = latent_interpolation(model, x_a, x_b, steps=10)  # type: ignore[arg-type]
-        labels = (int(test.labels[0]), int(test.labels[other]))
+        labels = tuple(
+            names[int(test.labels[i])] if names else str(int(test.labels[i])) for i in (0, other)
+        )
         written.append(
             plot_interpolation(
                 images, path / "interpolation.png",

@@ -64,14 +64,28 @@ def _preset_options(config: TrainConfig) -> dict[str, object]:
     return {name: getattr(config, name) for name in _PRESET_OPTIONS}
 
 
-def load_datasets(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
-    """The train and test splits named by ``config``, cut to its limits."""
+def load_test_set(config: TrainConfig) -> ImageDataset:
+    """The test split named by ``config``, cut to its ``test_limit`` (the training split is
+    not read: evaluation and plots need only this one)."""
+    _check_named(config)
+    test = dataset_by_name(
+        config.dataset, split="test", root=config.data_dir, download=config.download
+    )
+    return _head(test, config.test_limit)
+
+
+def _check_named(config: TrainConfig) -> None:
     if config.dataset == "custom":
         raise ValueError(
             "this run trained on data passed to fit() or train(datasets=...), which a run "
             "directory does not store: pass it again (fit(..., resume=True), "
-            "evaluate_run(..., test_set=...))"
+            "evaluate_run(..., test_set=...), plot_run(..., test_set=...))"
         )
+
+
+def load_datasets(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
+    """The train and test splits named by ``config``, cut to its limits."""
+    _check_named(config)
     root, download = config.data_dir, config.download
     train = dataset_by_name(config.dataset, split="train", root=root, download=download)
     test = dataset_by_name(config.dataset, split="test", root=root, download=download)

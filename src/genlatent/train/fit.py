@@ -18,7 +18,7 @@ from genlatent.metrics.stats import code_usage
 from genlatent.train.build import resolve_device
 from genlatent.train.checkpoint import atomic_save, load_latest_checkpoint
 from genlatent.train.config import TrainConfig
-from genlatent.train.distributed import ProcessGroup, is_main_process, setup_distributed
+from genlatent.train.distributed import ProcessGroup, setup_distributed
 from genlatent.train.loop import (
     EpochResult,
     LossModule,
@@ -175,9 +175,8 @@ def fit(
     data = RunData.from_user(train_data, test_data)
     LossModule(model)  # check the protocol before anything is written
     config, fresh = prepare_run(
-        RunDirectory(run_dir), config, resume=resume, overwrite=overwrite,
-        is_main=is_main_process(), log=log,
-    )  # fmt: skip
+        RunDirectory(run_dir), config, resume=resume, overwrite=overwrite, log=log
+    )
     return run_training(
         model, data, config, run_dir, fresh=fresh, show_progress=show_progress, log=log
     )
@@ -249,7 +248,8 @@ class _Run:
         self.start_epoch, self.best = 0, float("inf")
         if not fresh:
             self._restore()
-        elif self.group.is_main:
+        elif self.group.is_main:  # prepare_run allowed it: replace a failed start or overwrite
+            run.clear()
             run.create(self.config)
 
     def _batches(self) -> tuple[TensorBatches, TensorBatches | None]:
@@ -287,6 +287,8 @@ class _Run:
             self.log(f"{last} could not be read; kept as {kept.name}")
         if self.group.is_main:  # drop lines of epochs the checkpoint does not hold
             self.run.truncate_metrics(self.start_epoch)
+            if self.run.read_config() != self.config:  # what resume changed, recorded
+                self.run.write_config(self.config)
 
     def _trained_module(self) -> nn.Module:
         module: nn.Module = self.loss_module

@@ -18,11 +18,14 @@ def prepare_run(
     *,
     resume: bool,
     overwrite: bool = False,
-    is_main: bool = True,
     flag: Callable[[str], str] = str,
     log: Callable[[str], None] = print,
 ) -> tuple[TrainConfig, bool]:
     """Decide how a run starts in ``run``; return its config and whether it starts afresh.
+
+    Nothing is written or removed here: the trainer does that once the data and model
+    are ready (`RunDirectory.clear`, then ``config.json``), so a run that fails to start
+    (missing data, say) leaves the folder as it was.
 
     - A new run in an empty folder starts afresh.
     - A folder whose run never finished an epoch (a config but no checkpoint: a failed
@@ -41,7 +44,6 @@ def prepare_run(
             compares every field of ``config``.
         resume: continue the stored run.
         overwrite: replace a run that has checkpoints.
-        is_main: whether this process writes the run directory (rank 0).
         flag: how to name a field in messages.
         log: where the notes go.
 
@@ -59,35 +61,26 @@ def prepare_run(
         if config is None:
             raise ValueError("config is required unless resume=True")
         if has_run:
-            _replace_existing(run, overwrite, is_main, log)
+            _check_replaceable(run, overwrite, log)
         return config, True
     stored = run.read_config()  # raises when there is no run to resume
     if not run.checkpoints():
         restart = stored.replace(**values)
         log(f"{run.path} never finished an epoch: starting it again with the options given")
-        if is_main:
-            run.clear()
         return restart, True
     merged, changes = merge_on_resume(stored, values, flag=flag)
     if changes:
         log(f"resuming {run.path} with " + ", ".join(changes))
-        if is_main:
-            run.write_config(merged)
     return merged, False
 
 
-def _replace_existing(
-    run: RunDirectory, overwrite: bool, is_main: bool, log: Callable[[str], None]
-) -> None:
-    checkpoints = run.checkpoints()
-    if checkpoints and not overwrite:
+def _check_replaceable(run: RunDirectory, overwrite: bool, log: Callable[[str], None]) -> None:
+    if run.checkpoints() and not overwrite:
         raise RunDirectoryError(
             f"run directory {run.path} already holds a run with checkpoints; pass --resume "
             f"{run.path} to continue it, --overwrite to replace it, or choose another --out"
         )
-    if checkpoints:
+    if run.checkpoints():
         log(f"overwriting the run in {run.path} (--overwrite)")
     else:
         log(f"{run.path} holds a run that never finished an epoch: replacing its config")
-    if is_main:
-        run.clear()

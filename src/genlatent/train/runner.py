@@ -11,7 +11,6 @@ import torch
 from genlatent.data.dataset import ImageDataset
 from genlatent.train.build import build_model, load_datasets
 from genlatent.train.config import TrainConfig
-from genlatent.train.distributed import is_main_process
 from genlatent.train.fit import RunData, RunSummary, run_training
 from genlatent.train.resume import prepare_run
 from genlatent.train.rundir import RunDirectory
@@ -55,8 +54,8 @@ def train(
     if datasets is not None and config is not None:
         config = config.replace(dataset="custom")  # what the run really trained on
     config, fresh = prepare_run(
-        RunDirectory(run_dir), config, given, resume=resume, overwrite=overwrite,
-        is_main=is_main_process(), flag=flag, log=log,
+        RunDirectory(run_dir), config, given, resume=resume, overwrite=overwrite, flag=flag,
+        log=log,
     )  # fmt: skip
     train_set, test_set = datasets if datasets is not None else load_datasets(config)
     torch.manual_seed(config.seed)  # the weights are drawn from the run's seed

@@ -11,10 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from genlatent._atomic import previous_path
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
-from genlatent.train.build import build_model, load_datasets, resolve_device
-from genlatent.train.checkpoint import load_latest_checkpoint
+from genlatent.train.build import build_model, load_test_set, resolve_device
+from genlatent.train.checkpoint import CheckpointError, load_checkpoint
 from genlatent.train.config import TrainConfig
 from genlatent.train.images import save_image_grid
 from genlatent.train.pictures import class_labels, sample_images
@@ -64,7 +65,8 @@ def load_run(
     Args:
         run_dir: a run directory written by `fit` or `train`.
         checkpoint: ``"best"`` (lowest test loss) or ``"last"``. A missing or unreadable
-            file falls back to the one kept before it; ``note`` then says so.
+            file falls back to ``last.pt``, then to ``last.prev.pt``; ``note`` then says
+            which file and epoch were read instead.
         model: the module to load the weights into (required for ``fit`` runs).
         device: where to put the model; defaults to the run's device setting.
         log: called with the ``note`` when the checkpoint read is not the one asked for.
@@ -96,13 +98,7 @@ def load_run(
     config = run.read_config()
     target = resolve_device(device if device is not None else config.device)
     wanted = run.best_checkpoint if checkpoint == "best" else run.last_checkpoint
-    path = wanted if wanted.exists() else run.last_checkpoint
-    if not path.exists() and not path.with_name("last.prev.pt").exists():
-        raise RunDirectoryError(
-            f"{run.path} has no checkpoint yet (no checkpoints/best.pt or last.pt): "
-            "it has not finished an epoch"
-        )
-    state, source = load_latest_checkpoint(path, map_location=target)
+    state, source = _first_readable(run, wanted, target)
     data = state.get("data", {})
     shape = tuple(data.get("example_shape", ()))
     num_classes = data.get("num_classes")
@@ -121,13 +117,35 @@ def load_run(
     )  # fmt: skip
 
 
+def _first_readable(
+    run: RunDirectory, wanted: Path, device: torch.device
+) -> tuple[dict[str, Any], Path]:
+    """Read ``wanted``, else ``last.pt``, else ``last.prev.pt``: the first that loads."""
+    candidates = list(
+        dict.fromkeys([wanted, run.last_checkpoint, previous_path(run.last_checkpoint)])
+    )
+    present = [path for path in candidates if path.is_file()]
+    if not present:
+        raise RunDirectoryError(
+            f"{run.path} has no checkpoint yet (no checkpoints/best.pt or last.pt): "
+            "it has not finished an epoch"
+        )
+    errors = []
+    for path in present:
+        try:
+            return load_checkpoint(path, map_location=device), path
+        except CheckpointError as error:
+            errors.append(str(error))
+    raise CheckpointError("no readable checkpoint: " + "; ".join(errors))
+
+
 def _test_set(
     loaded: LoadedRun, data_dir: str | None, test_set: ImageDataset | None
 ) -> ImageDataset:
     if test_set is not None:
         return test_set
     config = loaded.config if data_dir is None else loaded.config.replace(data_dir=data_dir)
-    return load_datasets(config)[1]
+    return load_test_set(config)
 
 
 def evaluate_run(
