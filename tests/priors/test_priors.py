@@ -265,6 +265,26 @@ def test_cached_and_uncached_transformer_draw_the_same_samples(make_prior, condi
         assert torch.equal(cached, uncached)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_sample_frequencies_match_the_likelihood(make_prior, kind):
+    """20,000 draws of K = 3 codes on a 2x2 grid against exp(log_prob) of all 81 grids."""
+    prior = make_prior(kind, 3, (2, 2), seed=21, num_classes=2)
+    with torch.no_grad():
+        for parameter in prior.parameters():
+            parameter.mul_(3.0)
+    num = 20_000
+    labels = torch.ones(num, dtype=torch.long)
+    samples = prior.sample(num, labels=labels, generator=_gen(0))
+    grid_ids = (samples.flatten(1) * torch.tensor([27, 9, 3, 1])).sum(dim=1)
+    frequencies = torch.bincount(grid_ids, minlength=81).double() / num
+    every_grid = torch.tensor(list(itertools.product(range(3), repeat=4))).reshape(-1, 2, 2)
+    with torch.no_grad():
+        probs = prior.log_prob(every_grid, torch.ones(81, dtype=torch.long)).exp()
+    standard_error = (probs * (1 - probs) / num).sqrt()
+    # 81 cells: 5 standard errors each leaves a false alarm rate below 1e-4
+    assert torch.all((frequencies - probs).abs() <= 5 * standard_error + 1e-12)
+
+
 def _greedy(prior, num, labels):
     """Reference greedy decoding through the one-pass `logits`, one position at a time."""
     height, width = prior.grid_shape

@@ -167,7 +167,7 @@ class _GridPrior(nn.Module):
         with $\ell_t$ the logits at position $t$ (see `logits`); computed in float32 at
         least.
 
-        Args / Raises: as `logits`.
+        Takes the arguments of `logits` and raises its errors.
 
         Shape:
             - indices: $(B, h, w)$

@@ -197,8 +197,9 @@ class PixelCNNPrior(_GridPrior):
 
         Each position runs the whole network on the grid drawn so far; the logits at
         the position are filtered (temperature, then top-k, then top-p; see
-        `filter_logits`) and one code is drawn with ``torch.multinomial``. Runs without
-        gradients, on the parameters' device.
+        `filter_logits`) and one code is drawn by inverting the cumulative distribution
+        with one uniform from ``generator``. Runs without gradients, on the parameters'
+        device.
 
         Args:
             num: the number of grids $N$.

@@ -61,7 +61,8 @@ class _SelfAttention(nn.Module):
         keys = cache.keys[:, :, : position + 1]
         values = cache.values[:, :, : position + 1]
         # one query over the past and itself: nothing to mask
-        y = F.scaled_dot_product_attention(q, keys, values)
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, keys, values, dropout_p=dropout)
         return self.proj(rearrange(y, "b heads t d -> b t (heads d)"))
 
 
@@ -267,9 +268,10 @@ class TransformerPrior(_GridPrior):
         r"""Draw ``num`` grids of codes, one position at a time in raster order.
 
         At each position the logits are filtered (temperature, then top-k, then top-p;
-        see `filter_logits`) and one code is drawn with ``torch.multinomial``. Dropout
-        applies in training mode: call ``eval()`` first if ``dropout > 0``. Runs without
-        gradients, on the parameters' device.
+        see `filter_logits`) and one code is drawn by inverting the cumulative
+        distribution with one uniform from ``generator``. Dropout applies in training
+        mode: call ``eval()`` first if ``dropout > 0``. Runs without gradients, on the
+        parameters' device.
 
         Args:
             num: the number of grids $N$.
