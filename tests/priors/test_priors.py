@@ -95,6 +95,23 @@ def test_logits_have_zero_gradient_wrt_current_and_later_codes(
         assert per_code[row - 1, col] > 0
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_blind_spot_every_earlier_code_is_seen(make_prior, kind):
+    """With enough layers the logits at each position depend on every earlier code,
+    including those above and to the right, which a masked PixelCNN misses."""
+    grid = (4, 4)
+    prior = make_prior(kind, 5, grid, seed=1, layers=6)
+    indices = _codes(0, 2, 5, grid)
+    for position, (row, col) in enumerate(_raster(grid)):
+        tap = _EmbeddingTap(prior)
+        logits = prior.logits(indices)
+        tap.handle.remove()
+        (grad,) = torch.autograd.grad(logits[:, :, row, col].sum(), tap.leaf)
+        seen = (grad.abs().sum(dim=(0, 3)) > 0).flatten()
+        assert seen[:position].all(), f"{(row, col)} misses {(~seen[:position]).nonzero()}"
+        assert not seen[position:].any()
+
+
 @SETTINGS
 @given(
     kind=st.sampled_from(KINDS),
