@@ -389,3 +389,17 @@ def test_cross_entropy_reference_agrees(make_prior):
     with torch.no_grad():
         logits = prior.logits(indices)
         torch.testing.assert_close(prior.loss(indices).loss, F.cross_entropy(logits, indices))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bfloat16_autocast_loss_is_float32_and_close(make_prior, kind):
+    prior = make_prior(kind, 16, (3, 3), seed=6, num_classes=2, dtype=torch.float32)
+    indices, labels = _codes(0, 8, 16, (3, 3)), _labels(1, 8, 2)
+    reference = prior.loss(indices, labels).loss
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = prior.loss(indices, labels).loss
+        samples = prior.sample(2, labels=torch.tensor([0, 1]), generator=_gen(0))
+    assert mixed.dtype == torch.float32
+    # bfloat16 keeps 8 bits of mantissa: logits are right to about 1%, so is the loss
+    torch.testing.assert_close(mixed, reference, rtol=2e-2, atol=2e-2)
+    assert samples.shape == (2, 3, 3)
