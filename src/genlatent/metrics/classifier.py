@@ -143,8 +143,8 @@ def train_classifier(
 ) -> Classifier:
     """Train a `Classifier` on ``dataset`` with Adam and cross-entropy; return it in eval mode.
 
-    The initial weights and the shuffling come from ``seed`` alone (the global random
-    state is used under ``torch.random.fork_rng`` and restored), so one seed on one
+    The initial weights (drawn on the CPU, under ``torch.random.fork_rng``, so the global
+    random state is restored) and the shuffling come from ``seed`` alone: one seed on one
     machine gives one classifier. The number of classes is ``max(labels) + 1``.
 
     Args:
@@ -185,7 +185,8 @@ def train_classifier(
     num_classes = int(dataset.labels.max()) + 1
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        classifier = Classifier(channels, num_classes, image_size=height, device=device)
+        # initialised on the CPU: the same weights whatever the device, no accelerator RNG used
+        classifier = Classifier(channels, num_classes, image_size=height).to(device)
     batches = TensorBatches(
         dataset,
         batch_size=batch_size,
