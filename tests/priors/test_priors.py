@@ -403,3 +403,17 @@ def test_bfloat16_autocast_loss_is_float32_and_close(make_prior, kind):
     # bfloat16 keeps 8 bits of mantissa: logits are right to about 1%, so is the loss
     torch.testing.assert_close(mixed, reference, rtol=2e-2, atol=2e-2)
     assert samples.shape == (2, 3, 3)
+
+
+def test_transformer_dropout_acts_in_training_only(make_prior):
+    prior = make_prior("transformer", 6, (2, 3), seed=8, dropout=0.3)
+    indices = _codes(0, 4, 6, (2, 3))
+    with torch.no_grad():
+        prior.train()
+        assert not torch.equal(prior.logits(indices), prior.logits(indices))
+        prior.eval()
+        expected = prior.logits(indices)
+        assert torch.equal(prior.logits(indices), expected)
+        steps = prior._sequential_logits(indices.flatten(1), None, use_cache=True)
+        got = torch.stack(list(steps), dim=2)
+    torch.testing.assert_close(got, expected.flatten(2), rtol=1e-10, atol=1e-10)
