@@ -194,7 +194,7 @@ class TransformerPrior(_GridPrior):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """GPT-2's initialisation: N(0, 0.02) weights, zero biases."""
+        """N(0, 0.02) weights and zero biases, as GPT-2 (without its scaled residual init)."""
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, std=0.02)
