@@ -1,0 +1,251 @@
+r"""What every autoregressive prior over a grid of codes shares: checks, likelihood, sampling.
+
+A prior models a grid of code indices $x \in \{0, \dots, K-1\}^{h \times w}$ in raster
+order (row by row, left to right), $T = hw$ positions:
+
+$$p(x \mid y) = \prod_{t=0}^{T-1} p(x_t \mid x_{<t}, y),$$
+
+with an optional class label $y$. A subclass computes the logits of every conditional in
+one pass (`_forward_logits`) and, for sampling, the logits of position $t$ given the
+codes already drawn (`_sequential_logits`); this base turns them into `loss`,
+`log_prob` and `sample`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from genlatent._validation import (
+    _checking_values,
+    check_positive_int,
+    check_reduction,
+    check_tensor,
+)
+from genlatent.priors._sampling import check_sampling_args, draw
+
+__all__ = ["PriorLoss"]
+
+_LN_2 = math.log(2.0)
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+class PriorLoss(NamedTuple):
+    """What a prior's ``loss`` returns; ``loss`` is minimised, both are logged."""
+
+    loss: torch.Tensor
+    r"""Negative log-likelihood in nats per code, $-\log p(x \mid y) / T$, reduced over the
+    batch."""
+    bits_per_code: torch.Tensor
+    r"""The same in bits: ``loss / ln 2``; $\log_2 K$ for a uniform prior."""
+
+
+def _check_grid_shape(grid_shape: object) -> tuple[int, int]:
+    if (
+        isinstance(grid_shape, (str, bytes))
+        or not isinstance(grid_shape, Sequence)
+        or len(grid_shape) != 2
+    ):
+        raise TypeError(f"grid_shape must be a pair (h, w) of ints, got {grid_shape!r}")
+    height, width = (check_positive_int("grid_shape", size) for size in grid_shape)
+    return height, width
+
+
+class _GridPrior(nn.Module):
+    """Base of the priors: argument checks, `loss`, `log_prob`, `logits` and `sample`."""
+
+    def __init__(
+        self, codebook_size: int, grid_shape: Sequence[int], num_classes: int | None
+    ) -> None:
+        super().__init__()
+        self.codebook_size = check_positive_int("codebook_size", codebook_size)
+        self.grid_shape = _check_grid_shape(grid_shape)
+        if num_classes is not None:
+            check_positive_int("num_classes", num_classes)
+        self.num_classes = num_classes
+
+    @property
+    def num_positions(self) -> int:
+        """$T = h w$, the number of codes in one grid."""
+        return self.grid_shape[0] * self.grid_shape[1]
+
+    # ------------------------------------------------------------------ to implement
+
+    def _forward_logits(self, indices: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Logits $(B, K, h, w)$ of every conditional, from checked int64 indices."""
+        raise NotImplementedError
+
+    def _sequential_logits(
+        self, codes: torch.Tensor, labels: torch.Tensor | None, *, use_cache: bool
+    ) -> Iterator[torch.Tensor]:
+        """Yield the logits $(B, K)$ of position $t = 0, 1, \\dots$ of the flat ``codes``
+        $(B, T)$, reading ``codes[:, :t]`` only, which the caller may fill in between."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_indices(self, indices: object) -> torch.Tensor:
+        indices = check_tensor("indices", indices)
+        if indices.dtype not in _INTEGER_DTYPES:
+            raise TypeError(
+                f"indices must have an integer dtype (code indices, int64), got {indices.dtype}"
+            )
+        height, width = self.grid_shape
+        if indices.ndim != 3 or tuple(indices.shape[1:]) != self.grid_shape:
+            raise ValueError(
+                f"indices must have shape (B, {height}, {width}) (the prior's grid_shape), "
+                f"got {tuple(indices.shape)}"
+            )
+        _check_range("indices", indices, self.codebook_size)
+        return indices.long()
+
+    def _check_labels(self, labels: object, batch: int) -> torch.Tensor | None:
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError(
+                    "labels must be None: this prior is unconditional (num_classes=None), "
+                    f"got a {type(labels).__name__}"
+                )
+            return None
+        if labels is None:
+            raise ValueError(
+                f"labels are required: this prior is class-conditional "
+                f"(num_classes={self.num_classes}), got None"
+            )
+        labels = check_tensor("labels", labels)
+        if labels.dtype not in _INTEGER_DTYPES:
+            raise TypeError(f"labels must have an integer dtype (int64), got {labels.dtype}")
+        if tuple(labels.shape) != (batch,):
+            raise ValueError(f"labels must have shape (B,) = ({batch},), got {tuple(labels.shape)}")
+        _check_range("labels", labels, self.num_classes)
+        return labels.long()
+
+    # ------------------------------------------------------------------ the protocol
+
+    def forward(self, indices: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The logits of every conditional; see `logits`."""
+        indices = self._check_indices(indices)
+        return self._forward_logits(indices, self._check_labels(labels, indices.shape[0]))
+
+    def logits(self, indices: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        r"""The logits of $p(x_t \mid x_{<t}, y)$ at every position, in one pass.
+
+        The logits at position $(i, j)$ depend only on the codes before it in raster
+        order (and on the label), never on $x_{ij}$ itself or later codes.
+
+        Args:
+            indices: the codes $x$, integers in $[0, K)$.
+            labels: the class $y$ of each grid, required exactly when ``num_classes`` is set.
+
+        Returns:
+            Unnormalised log-probabilities over the codebook at every position.
+
+        Raises:
+            TypeError: if ``indices`` or ``labels`` is not an integer tensor.
+            ValueError: on a shape other than $(B, h, w)$, codes outside $[0, K)$ or labels
+                outside $[0, \text{num\_classes})$ (while value checks are on), labels
+                given to an unconditional prior or missing for a conditional one.
+
+        Shape:
+            - indices: $(B, h, w)$
+            - labels: $(B,)$
+            - output: $(B, K, h, w)$
+        """
+        return self(indices, labels)
+
+    def log_prob(self, indices: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        r"""The exact log-likelihood of each grid, in nats.
+
+        $$\log p(x \mid y) = \sum_{t=0}^{T-1} \log \operatorname{softmax}(\ell_t)_{x_t},$$
+
+        with $\ell_t$ the logits at position $t$ (see `logits`); computed in float32 at
+        least.
+
+        Takes the arguments of `logits` and raises its errors.
+
+        Shape:
+            - indices: $(B, h, w)$
+            - labels: $(B,)$
+            - output: $(B,)$
+        """
+        logits = self.logits(indices, labels)
+        if logits.dtype not in (torch.float32, torch.float64):
+            logits = logits.float()
+        nll = F.cross_entropy(logits, indices.long(), reduction="none")  # (B, h, w)
+        return -rearrange(nll, "b h w -> b (h w)").sum(dim=1)
+
+    def loss(
+        self,
+        indices: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        *,
+        reduction: str = "mean",
+    ) -> PriorLoss:
+        r"""Negative log-likelihood per code: the quantity a prior is trained on.
+
+        $$\mathcal{L}(x) = -\frac{1}{T} \log p(x \mid y) \quad \text{nats per code},$$
+
+        averaged over the batch for ``reduction="mean"`` (an empty batch gives ``nan``),
+        summed for ``"sum"``, one per grid for ``"none"``. ``bits_per_code`` is
+        $\mathcal{L} / \ln 2$.
+
+        Args:
+            indices: the codes $(B, h, w)$.
+            labels: the classes $(B,)$, exactly when ``num_classes`` is set.
+            reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+        Raises:
+            ValueError: on an unknown ``reduction``; otherwise as `logits`.
+        """
+        reduction = check_reduction(reduction)
+        per_grid = -self.log_prob(indices, labels) / self.num_positions
+        if reduction == "mean":
+            per_grid = per_grid.mean()
+        elif reduction == "sum":
+            per_grid = per_grid.sum()
+        return PriorLoss(per_grid, per_grid / _LN_2)
+
+    def _sample(
+        self,
+        num: int,
+        labels: torch.Tensor | None,
+        temperature: float,
+        top_k: int | None,
+        top_p: float | None,
+        generator: torch.Generator | None,
+        *,
+        use_cache: bool,
+    ) -> torch.Tensor:
+        check_positive_int("num", num)
+        labels = self._check_labels(labels, num)
+        temperature, top_k, top_p = check_sampling_args(temperature, top_k, top_p)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        device = next(self.parameters()).device
+        codes = torch.zeros(num, self.num_positions, dtype=torch.long, device=device)
+        with torch.no_grad():
+            steps = self._sequential_logits(codes, labels, use_cache=use_cache)
+            for t, logits in enumerate(steps):
+                codes[:, t] = draw(
+                    logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+                )
+        return rearrange(codes, "b (h w) -> b h w", h=self.grid_shape[0])
+
+    def extra_repr(self) -> str:
+        conditional = f", num_classes={self.num_classes}" if self.num_classes is not None else ""
+        return f"codebook_size={self.codebook_size}, grid_shape={self.grid_shape}{conditional}"
+
+
+def _check_range(name: str, values: torch.Tensor, size: int) -> None:
+    """While value checks are on, require integers in ``[0, size)``."""
+    if not _checking_values() or values.numel() == 0:
+        return
+    low, high = (int(v) for v in torch.aminmax(values))
+    if low < 0 or high >= size:
+        raise ValueError(f"{name} must be in [0, {size}), got values from {low} to {high}")
