@@ -40,6 +40,7 @@ NAMESPACES = (
     "genlatent.nn",
     "genlatent.losses",
     "genlatent.models",
+    "genlatent.priors",
     "genlatent.metrics",
     "genlatent.data",
     "genlatent.train",
@@ -48,12 +49,15 @@ NAMESPACES = (
 SKIP = frozenset({"__version__"})
 
 # Nav sections in layer order (DESIGN.md): each object goes under the layer defining it.
-LAYERS = ("functional", "nn", "losses", "models", "metrics", "data", "train", "plotting", "cli")
+LAYERS = (
+    "functional", "nn", "losses", "models", "priors", "metrics", "data", "train", "plotting", "cli",
+)  # fmt: skip
 LAYER_TITLES = {
     "functional": "genlatent.functional",
     "nn": "genlatent.nn",
     "losses": "genlatent.losses",
     "models": "genlatent.models",
+    "priors": "genlatent.priors",
     "metrics": "genlatent.metrics",
     "data": "genlatent.data",
     "train": "genlatent.train",

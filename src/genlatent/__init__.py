@@ -40,6 +40,7 @@ from genlatent.nn import (
     ResidualBlock,
     VectorQuantizer,
 )
+from genlatent.priors import PixelCNNPrior, TransformerPrior
 from genlatent.train import fit, load_run
 
 __all__ = [
@@ -50,9 +51,11 @@ __all__ = [
     "GaussianParams",
     "MLPDecoder",
     "MLPEncoder",
+    "PixelCNNPrior",
     "Quantizer",
     "QuantizerOutput",
     "ResidualBlock",
+    "TransformerPrior",
     "VAELoss",
     "VAEOutput",
     "VQVAELoss",

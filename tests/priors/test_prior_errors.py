@@ -106,13 +106,30 @@ def _prior(kind: str, conditional: bool) -> TransformerPrior | PixelCNNPrior:
     return PixelCNNPrior(8, GRID, channels=4, layers=1, num_classes=num_classes)
 
 
-@pytest.mark.parametrize(("conditional", "indices", "labels", "exception", "match"), CALL_ERRORS)
-@pytest.mark.parametrize("method", ["logits", "log_prob", "loss"])
+# an unconditional prior's loss ignores labels (see the test below); the rest refuse them
+CALLS = [
+    (method, *case)
+    for method in ("logits", "log_prob", "loss")
+    for case in CALL_ERRORS
+    if not (method == "loss" and "unconditional" in case[-1])
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "conditional", "indices", "labels", "exception", "match"), CALLS
+)
 def test_bad_indices_and_labels(kind, method, conditional, indices, labels, exception, match):
     prior = _prior(kind, conditional)
     with pytest.raises(exception, match=match) as error:
         getattr(prior, method)(indices, labels)
     _one_line(error)
+
+
+def test_unconditional_loss_ignores_the_labels_a_trainer_passes(kind):
+    prior = _prior(kind, False)
+    codes = torch.randint(8, (3, 3, 3), generator=torch.Generator().manual_seed(0))
+    with_labels = prior.loss(codes, torch.tensor([0, 1, 2]))
+    torch.testing.assert_close(with_labels.loss, prior.loss(codes).loss)
 
 
 def test_range_checks_follow_validate_args(kind):

@@ -1,15 +1,36 @@
-"""Evaluation: any model by protocol, the VAE's ELBO and IWAE bound, bits per dim, code usage."""
+"""Evaluation: any model by protocol, the VAE's ELBO and IWAE bound, bits per dim, code usage,
+and sample quality (Fréchet distance and class consistency from a classifier trained here)."""
 
+from genlatent.metrics.classifier import (
+    Classifier,
+    class_consistency,
+    load_or_train_classifier,
+    train_classifier,
+)
 from genlatent.metrics.evaluate import Evaluation, VAEEvaluation, evaluate_model, evaluate_vae
+from genlatent.metrics.frechet import (
+    FeatureStatistics,
+    feature_statistics,
+    frechet_distance,
+    frechet_distance_from_statistics,
+)
 from genlatent.metrics.iwae import iwae_bound
 from genlatent.metrics.stats import bits_per_dim, code_usage
 
 __all__ = [
+    "Classifier",
     "Evaluation",
+    "FeatureStatistics",
     "VAEEvaluation",
     "bits_per_dim",
+    "class_consistency",
     "code_usage",
     "evaluate_model",
     "evaluate_vae",
+    "feature_statistics",
+    "frechet_distance",
+    "frechet_distance_from_statistics",
     "iwae_bound",
+    "load_or_train_classifier",
+    "train_classifier",
 ]

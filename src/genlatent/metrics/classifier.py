@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlatent._checkpoint import atomic_save, load_checkpoint
 from genlatent._validation import check_positive_int, check_tensor
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
@@ -321,8 +322,6 @@ def load_or_train_classifier(
             retrain).
         TypeError, ValueError: as `train_classifier`.
     """
-    from genlatent.train.checkpoint import atomic_save, load_checkpoint
-
     if not isinstance(dataset, ImageDataset):
         raise TypeError(f"dataset must be an ImageDataset, got {type(dataset).__name__}")
     settings = {"epochs": epochs, "seed": seed, "version": _CACHE_VERSION}

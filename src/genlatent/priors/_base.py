@@ -197,13 +197,18 @@ class _GridPrior(nn.Module):
 
         Args:
             indices: the codes $(B, h, w)$.
-            labels: the classes $(B,)$, exactly when ``num_classes`` is set.
+            labels: the classes $(B,)$, required when ``num_classes`` is set. An
+                unconditional prior ignores them, so a trainer that passes a labelled
+                dataset's labels to every ``loss`` that declares them can train it
+                (`logits`, `log_prob` and `sample` still refuse them).
             reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
         Raises:
             ValueError: on an unknown ``reduction``; otherwise as `logits`.
         """
         reduction = check_reduction(reduction)
+        if self.num_classes is None:
+            labels = None
         per_grid = -self.log_prob(indices, labels) / self.num_positions
         if reduction == "mean":
             per_grid = per_grid.mean()

@@ -3,63 +3,13 @@
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from genlatent._atomic import atomic_write, previous_path
+from genlatent._atomic import previous_path
+from genlatent._checkpoint import CheckpointError, atomic_save, load_checkpoint
 
 __all__ = ["CheckpointError", "atomic_save", "load_checkpoint", "load_latest_checkpoint"]
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated, corrupt or unsafe."""
-
-
-def atomic_save(
-    state: Mapping[str, Any], path: str | os.PathLike[str], *, keep_previous: bool = False
-) -> None:
-    """Write ``state`` with ``torch.save`` so that ``path`` is always a complete file.
-
-    The bytes go to a temporary file in the same folder, are flushed and fsynced, and the
-    file is renamed over ``path`` (see `atomic_write`). A crash at any moment leaves either
-    the old or the new checkpoint, never a partial one. With ``keep_previous``, the old
-    file is first kept as ``<name>.prev<suffix>``.
-    """
-    with atomic_write(path, keep_previous=keep_previous) as handle:
-        torch.save(dict(state), handle)
-
-
-def load_checkpoint(path: str | os.PathLike[str], *, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by `atomic_save`, refusing anything but plain data.
-
-    Uses ``torch.load(weights_only=True)``: tensors, numbers, strings and containers load;
-    a pickle that would import or call anything else is refused without being run.
-
-    Raises:
-        CheckpointError: naming the file, if it is missing, truncated, corrupt or unsafe.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"checkpoint {path} holds objects other than tensors and plain data and was "
-            f"refused (it may be malicious or from another program): {error}"
-        ) from error
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt and cannot be read: {error}"
-        ) from error
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {path} must hold a dict, got {type(state).__name__}")
-    return state
 
 
 def load_latest_checkpoint(
