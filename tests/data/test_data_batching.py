@@ -100,8 +100,12 @@ def test_errors() -> None:
         TensorBatches(torch.zeros(4), batch_size=2)
     flat = TensorBatches(torch.zeros(4, 3), batch_size=2)  # flat examples are fine
     assert [b.images.shape for b in flat] == [(2, 3), (2, 3)]
-    with pytest.raises(TypeError, match=r"images must be uint8 or floating, got torch.int64"):
-        TensorBatches(torch.zeros(4, 1, 2, 2, dtype=torch.int64), batch_size=2)
+    with pytest.raises(
+        TypeError, match=r"images must be uint8 or floating \(or integer codes\), got torch.bool"
+    ):
+        TensorBatches(torch.zeros(4, 1, 2, 2, dtype=torch.bool), batch_size=2)
+    codes = torch.arange(12).reshape(4, 3)  # integer codes pass through unchanged
+    assert [b.images for b in TensorBatches(codes, batch_size=4)][0].dtype == torch.int64
     with pytest.raises(
         ValueError,
         match=r"labels must have shape \(N,\) with N=4 like the images, got shape \(3,\)",

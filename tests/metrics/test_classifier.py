@@ -167,8 +167,13 @@ def test_class_consistency_errors(images, labels, exception, match):
 
 
 def test_classifier_and_training_errors():
-    with pytest.raises(ValueError, match="image_size must be a multiple of 4 and >= 12, got 30"):
-        Classifier(image_size=30)
+    with pytest.raises(ValueError, match="image_size must be >= 1, got 0"):
+        Classifier(image_size=0)
+    # sizes the conv-pool stages cannot take are resized to the next one they can
+    for size, working in ((8, 12), (30, 32), (28, 28)):
+        classifier = Classifier(image_size=size)
+        assert classifier.working_size == working
+        assert classifier.features(torch.rand(2, 1, size, size)).shape == (2, 128)
     with pytest.raises(TypeError, match=r"x must have a floating-point dtype .*got torch.uint8"):
         Classifier()(torch.zeros(1, 1, 28, 28, dtype=torch.uint8))
     with pytest.raises(TypeError, match="dataset must be an ImageDataset, got Tensor"):

@@ -27,6 +27,7 @@ EPILOG = """examples:
   genlatent train vae --dataset mnist --data-dir ../shared/data/mnist --out runs/mnist-vae
   genlatent train vqvae --dataset cifar10 --data-dir ~/data --ema --out runs/cifar-vqvae
   genlatent train --model examples/conditional_vae.py:build --dataset digits
+  genlatent train prior runs/mnist-vqvae --conditional --epochs 20
   genlatent train --resume runs/mnist-vae
   genlatent eval runs/mnist-vae --iwae-k 1000
   genlatent sample runs/mnist-vae -n 64 --out samples.png
@@ -90,7 +91,24 @@ def _add_train(commands: Any) -> None:
         "(VAE: Adam 1e-3, batch 100, 30 epochs; VQ-VAE: Adam 2e-4, batch 128, 50 epochs; "
         "your own model: Adam 1e-3, batch 128, 10 epochs).",
     )
-    train.add_argument("preset", nargs="?", choices=PRESETS, help="the reference model to train")
+    train.add_argument(
+        "preset",
+        nargs="?",
+        choices=(*PRESETS, "prior"),
+        help="the reference model to train, or 'prior': a prior over the codes of RUN_DIR",
+    )
+    train.add_argument(
+        "source", nargs="?", metavar="RUN_DIR", help="with 'prior': the trained VQ-VAE's run"
+    )
+    train.add_argument(
+        "--prior",
+        choices=("transformer", "pixelcnn"),
+        default="transformer",
+        help="with 'prior': the architecture (default transformer)",
+    )
+    train.add_argument(
+        "--conditional", action="store_true", help="with 'prior': condition on the class labels"
+    )
     train.add_argument(
         "--model",
         metavar="SPEC",
@@ -124,6 +142,14 @@ def _add_inspection(commands: Any) -> None:
     evaluate.add_argument("--checkpoint", default="best", choices=["best", "last"])
     evaluate.add_argument("--data-dir", help="override the dataset folder stored in the run")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also the Frechet distance (and class consistency) of N samples, measured with "
+        "a classifier trained on the dataset (not Inception: not comparable with FID)",
+    )
 
     sample = commands.add_parser("sample", help="decode samples of a run into an image grid")
     sample.add_argument("run_dir", help="a run directory")
@@ -228,9 +254,37 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(model=model, **given)
 
 
+def _train_prior(args: argparse.Namespace) -> int:
+    from genlatent.train.prior import fit_prior
+
+    if args.source is None:
+        raise ValueError("train prior needs the VQ-VAE's run directory: train prior RUN_DIR")
+    given = _given(args)
+    allowed = {"epochs", "batch_size", "lr", "seed", "device"}
+    extra = sorted(set(given) - allowed)
+    if extra:
+        raise ValueError(
+            "options that do not apply to train prior: " + ", ".join(map(_flag, extra))
+        )
+    resume = args.resume is not None
+    out = args.resume or args.out
+    summary = fit_prior(
+        args.source, prior=args.prior, conditional=args.conditional, out=out, resume=resume,
+        overwrite=args.overwrite, show_progress=False if args.no_progress else None,
+        **{"epochs": 20, "batch_size": 128, "lr": 1e-3, **given},
+    )  # fmt: skip
+    print(f"prior run directory: {summary.run_dir}")
+    print(f"  samples:         {summary.run_dir / 'samples.png'}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from genlatent.train.runner import train
 
+    if args.preset == "prior":
+        return _train_prior(args)
+    if args.source is not None:
+        raise ValueError(f"unexpected argument {args.source!r}: only train prior takes RUN_DIR")
     progress = False if args.no_progress else None
     if args.resume:
         given = _given(args)
@@ -257,13 +311,35 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prior_of(run_dir: str, log: Callable[[str], None]) -> Any:
+    """The prior fitted to a run's codes (``RUN_DIR/prior``), or ``None``."""
+    from genlatent.train.prior import SPEC_FILE, load_prior
+
+    folder = Path(run_dir) / "prior"
+    if not (folder / SPEC_FILE).is_file():
+        return None
+    return load_prior(folder, log=log).model
+
+
 def _eval(args: argparse.Namespace) -> int:
     from genlatent.train.runs import evaluate_run
 
+    log = _note("eval")
     results = evaluate_run(
         args.run_dir, iwae_k=args.iwae_k, checkpoint=args.checkpoint, data_dir=args.data_dir,
-        log=_note("eval"),
+        log=log,
     )  # fmt: skip
+    prior = _prior_of(args.run_dir, log)
+    if prior is not None:
+        from genlatent.train.prior import evaluate_prior
+
+        results |= evaluate_prior(args.run_dir, log=log)
+    if args.samples:
+        from genlatent.train.quality import sample_quality
+
+        results |= sample_quality(
+            args.run_dir, args.samples, prior=prior, data_dir=args.data_dir, log=log
+        )
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     else:
@@ -277,9 +353,10 @@ def _eval(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from genlatent.train.runs import sample_run
 
+    log = _note("sample")
     path = sample_run(
         args.run_dir, args.num, Path(args.out), seed=args.seed, checkpoint=args.checkpoint,
-        log=_note("sample"),
+        prior=_prior_of(args.run_dir, log), log=log,
     )  # fmt: skip
     print(f"wrote {path}")
     return 0

@@ -26,9 +26,12 @@ class Batch(NamedTuple):
 
 
 def _to_float(images: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """uint8 pixels to ``dtype`` in [0, 1]; floats cast; other integers (codes) kept as they are."""
     if images.dtype == torch.uint8:
         return images.to(dtype).div_(255)
-    return images.to(dtype)
+    if images.is_floating_point():
+        return images.to(dtype)
+    return images
 
 
 class TensorBatches:
@@ -98,8 +101,10 @@ class TensorBatches:
                 f"images must have shape (N, *) such as (N, C, H, W), got shape "
                 f"{tuple(images.shape)}"
             )
-        if images.dtype != torch.uint8 and not images.is_floating_point():
-            raise TypeError(f"images must be uint8 or floating, got {images.dtype}")
+        if images.dtype == torch.bool or images.is_complex():
+            raise TypeError(
+                f"images must be uint8 or floating (or integer codes), got {images.dtype}"
+            )
         if labels is not None:
             labels = check_tensor("labels", labels)
             if labels.shape[:1] != images.shape[:1]:

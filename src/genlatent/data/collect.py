@@ -19,8 +19,10 @@ def _image(value: object, name: str) -> torch.Tensor:
             raise TypeError(
                 f"{name} must hold image tensors, got {type(value).__name__}"
             ) from error
-    if value.dtype != torch.uint8 and not value.is_floating_point():
-        raise TypeError(f"{name} images must be uint8 or floating, got {value.dtype}")
+    if value.dtype == torch.bool or value.is_complex():
+        raise TypeError(
+            f"{name} images must be uint8 or floating (or integer codes), got {value.dtype}"
+        )
     return value
 
 

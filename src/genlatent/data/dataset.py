@@ -63,7 +63,8 @@ class ImageDataset:
             raise ValueError(
                 f"images must have shape (N, C, H, W) (4 dims), got shape {tuple(images.shape)}"
             )
-        if images.shape[1] not in _CHANNELS and images.shape[3] in _CHANNELS:
+        # (N, 32, 32, 3) is an RGB image saved channel-last, not 32 channels of 32x3
+        if images.shape[1] > max(_CHANNELS) and images.shape[3] in _CHANNELS:
             n, h, w, c = images.shape
             raise ValueError(
                 f"images must be channel-first (N, C, H, W), got shape {tuple(images.shape)}, "

@@ -15,7 +15,7 @@ from genlatent.metrics.frechet import (
     frechet_distance_from_statistics,
 )
 from genlatent.metrics.iwae import iwae_bound
-from genlatent.metrics.stats import bits_per_dim, code_usage
+from genlatent.metrics.stats import bits_per_dim, code_usage, unigram_bits_per_code
 
 __all__ = [
     "Classifier",
@@ -33,4 +33,5 @@ __all__ = [
     "iwae_bound",
     "load_or_train_classifier",
     "train_classifier",
+    "unigram_bits_per_code",
 ]

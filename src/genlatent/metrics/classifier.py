@@ -43,15 +43,16 @@ class Classifier(nn.Module):
     Args:
         in_channels: channels $C$ of the images.
         num_classes: number of classes.
-        image_size: height and width $S$ of the (square) images, a multiple of 4, at least 12.
+        image_size: height and width $S$ of the (square) images. Images whose size is not a
+            multiple of 4 of at least 12 (the two conv-pool stages need it) are resized
+            bilinearly to the next such size first: 8x8 digits to 12x12, 30x30 to 32x32.
         hidden_features: width of the penultimate layer: the dimension of `features`.
         device: where to create the parameters.
         dtype: their dtype.
 
     Raises:
         TypeError: on a non-int size.
-        ValueError: on a size below 1 or an ``image_size`` that is not a multiple of 4 or is
-            below 12.
+        ValueError: on a size below 1.
 
     Shape:
         - input: $(B, C, S, S)$ floating images in $[0, 1]$.
@@ -82,10 +83,9 @@ class Classifier(nn.Module):
         self.num_classes = check_positive_int("num_classes", num_classes)
         self.image_size = check_positive_int("image_size", image_size)
         self.hidden_features = check_positive_int("hidden_features", hidden_features)
-        if image_size % 4 or image_size < 12:
-            raise ValueError(f"image_size must be a multiple of 4 and >= 12, got {image_size}")
+        self.working_size = max(12, -(-image_size // 4) * 4)
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
-        side = (image_size // 2 - 4) // 2  # after pad-2 conv, pool, valid conv, pool
+        side = (self.working_size // 2 - 4) // 2  # after pad-2 conv, pool, valid conv, pool
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5, padding=2, **factory),
             nn.ReLU(),
@@ -115,7 +115,11 @@ class Classifier(nn.Module):
 
         These are the features `frechet_distance` compares.
         """
-        return self.body(self._check(x))
+        x = self._check(x)
+        if self.working_size != self.image_size:
+            size = (self.working_size, self.working_size)
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The class logits $(B, \\text{num\\_classes})$."""

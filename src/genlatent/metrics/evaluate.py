@@ -103,15 +103,17 @@ def _model_device(model: torch.nn.Module) -> torch.device:
         raise ValueError("model must have at least one parameter to infer its device") from None
 
 
-def _batch_data(batch: object, index: int) -> torch.Tensor:
-    """``x`` from a batch ``x`` or ``(x, y, ...)``, checked to be a floating ``(B, *)``."""
+def _batch_data(batch: object, index: int, *, codes: bool = False) -> torch.Tensor:
+    """``x`` from a batch ``x`` or ``(x, y, ...)``, checked to be a floating ``(B, *)``
+    (or, with ``codes``, an integer one: the code grids a prior models)."""
     x = batch[0] if isinstance(batch, (tuple, list)) and len(batch) > 0 else batch
     if not isinstance(x, torch.Tensor):
         raise TypeError(
             f"batches must yield tensors x or tuples (x, y), got {type(x).__name__} "
             f"in batch {index}"
         )
-    check_floating(f"x (batch {index})", x)
+    if not (codes and not x.is_floating_point() and x.dtype != torch.bool):
+        check_floating(f"x (batch {index})", x)
     if x.ndim < 2:
         raise ValueError(
             f"x (batch {index}) must have shape (B, *) with at least one data dim, "
@@ -288,7 +290,8 @@ def evaluate_model(
 
     Args:
         model: an ``nn.Module`` with ``loss(x)``.
-        batches: an iterable of float tensors ``x`` or tuples ``(x, y, ...)``.
+        batches: an iterable of tensors ``x`` or tuples ``(x, y, ...)``: float data, or
+            integer code grids for a prior.
         data_range: $R$, the span of the data values: 1 for $[0, 1]$.
         generator: the noise source for models whose ``loss`` takes one.
 
@@ -327,7 +330,7 @@ def evaluate_model(
     num_examples = num_values = 0
     with _evaluation_mode(model):
         for index, batch in enumerate(batches):
-            x = _batch_data(batch, index).to(device, non_blocking=True)
+            x = _batch_data(batch, index, codes=True).to(device, non_blocking=True)
             labels = _batch_labels(batch, device)
             parts = loss_parts(_call(model.loss, x, labels, generator=generator))
             for name, value in [("loss", parts.loss), *parts.terms.items()]:

@@ -9,7 +9,7 @@ import torch
 from genlatent._validation import check_positive_int, check_tensor
 from genlatent.functional.quantize import counts_perplexity
 
-__all__ = ["bits_per_dim", "code_usage"]
+__all__ = ["bits_per_dim", "code_usage", "unigram_bits_per_code"]
 
 _LN_2 = math.log(2.0)
 
@@ -92,3 +92,33 @@ def code_usage(counts: torch.Tensor) -> tuple[float, float]:
     used = float((rows > 0).double().mean())
     perplexity = sum(float(counts_perplexity(row)) for row in rows) / rows.shape[0]
     return used, perplexity
+
+
+def unigram_bits_per_code(
+    train_codes: torch.Tensor, test_codes: torch.Tensor, codebook_size: int
+) -> float:
+    r"""Test cross-entropy of the code-frequency (unigram) model, in bits per code.
+
+    The baseline a prior over code grids must beat: every position independently drawn
+    from the training set's code frequencies with add-one (Laplace) smoothing,
+
+    $$p_k = \frac{n_k + 1}{N + K}, \qquad
+      \text{bits} = -\frac{1}{M}\sum_{j=1}^{M} \log_2 p_{c_j},$$
+
+    over the $M$ test codes $c_j$ ($n_k$: training count of code $k$, $N$ training codes).
+
+    Args:
+        train_codes: training code indices, any shape, values in $[0, K)$.
+        test_codes: test code indices, any shape.
+        codebook_size: $K$.
+
+    Example:
+        >>> import torch
+        >>> codes = torch.tensor([0, 1, 2, 3])  # uniform use of 4 codes: 2 bits each
+        >>> round(unigram_bits_per_code(codes, codes, 4), 6)
+        2.0
+    """
+    check_positive_int("codebook_size", codebook_size)
+    counts = torch.bincount(train_codes.reshape(-1).long(), minlength=codebook_size).double()
+    log_probs = torch.log2(counts + 1) - math.log2(counts.sum().item() + codebook_size)
+    return float(-log_probs[test_codes.reshape(-1).long()].mean())

@@ -141,5 +141,44 @@ class VQVAE(nn.Module):
         )
         return self.decode(indices)
 
+    @torch.no_grad()
+    def generate(
+        self,
+        prior: nn.Module,
+        num_samples: int,
+        *,
+        labels: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draw code grids from ``prior`` and decode them: the VQ-VAE's samples, $(N, *)$.
+
+        Args:
+            prior: a prior over this model's code grids with ``sample(num, *, labels,
+                temperature, top_k, top_p, generator)``, such as `TransformerPrior`.
+            num_samples: how many images.
+            labels: the class of each sample $(N,)$, for a class-conditional prior.
+            temperature, top_k, top_p: passed to ``prior.sample``.
+            generator: the source of the prior's draws.
+
+        Example:
+            >>> import torch
+            >>> from genlatent import ConvDecoder, ConvEncoder, TransformerPrior, VectorQuantizer
+            >>> model = VQVAE(ConvEncoder(1, 8, 4), VectorQuantizer(16, 4), ConvDecoder(4, 8, 1),
+            ...               grid_shape=(2, 2))
+            >>> prior = TransformerPrior(16, (2, 2), layers=1, heads=1, dim=8)
+            >>> model.generate(prior, 3).shape
+            torch.Size([3, 1, 8, 8])
+        """
+        check_positive_int("num_samples", num_samples)
+        indices = prior.sample(  # type: ignore[operator]
+            num_samples, labels=labels, temperature=temperature, top_k=top_k, top_p=top_p,
+            generator=generator,
+        )  # fmt: skip
+        device = next(self.parameters()).device
+        return self.decode(indices.to(device))
+
     def extra_repr(self) -> str:
         return f"grid_shape={self.grid_shape}"

@@ -1,0 +1,225 @@
+"""The second stage of a VQ-VAE: a prior over its code grids, fitted with the same trainer.
+
+`fit_prior` encodes a trained run's training and test sets with its model (in eval mode,
+under ``no_grad``: no quantizer state changes), fits a `TransformerPrior` or
+`PixelCNNPrior` to the code grids with `fit` in a run directory of its own
+(``RUN_DIR/prior`` by default, resumable like any run), and draws its samples through the
+VQ-VAE's decoder. `load_prior` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genlatent._atomic import atomic_write
+from genlatent._validation import check_choice, require_methods
+from genlatent.priors import PixelCNNPrior, TransformerPrior
+from genlatent.train.build import load_datasets
+from genlatent.train.fit import RunSummary, fit
+from genlatent.train.images import save_image_grid
+from genlatent.train.rundir import RunDirectory, RunDirectoryError
+from genlatent.train.runs import LoadedRun, load_run, prior_samples
+
+__all__ = ["PRIOR_KINDS", "PriorSpec", "encode_codes", "evaluate_prior", "fit_prior", "load_prior"]
+
+PRIOR_KINDS: dict[str, type[nn.Module]] = {
+    "transformer": TransformerPrior,
+    "pixelcnn": PixelCNNPrior,
+}
+"""The priors `fit_prior` can fit, by name."""
+
+SPEC_FILE = "prior.json"
+
+
+@dataclass(frozen=True)
+class PriorSpec:
+    """What rebuilds a fitted prior: kept as ``prior.json`` in its run directory."""
+
+    kind: str
+    codebook_size: int
+    grid_shape: tuple[int, int]
+    num_classes: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> nn.Module:
+        """A fresh prior of this architecture."""
+        cls = PRIOR_KINDS[check_choice("prior", self.kind, tuple(PRIOR_KINDS))]
+        return cls(
+            self.codebook_size, self.grid_shape, num_classes=self.num_classes, **self.options
+        )
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder / SPEC_FILE, text=True) as handle:
+            handle.write(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def read(cls, folder: Path) -> PriorSpec:
+        path = folder / SPEC_FILE
+        if not path.is_file():
+            raise RunDirectoryError(f"{folder} holds no prior: no {SPEC_FILE} in it")
+        values = json.loads(path.read_text(encoding="utf-8"))
+        values["grid_shape"] = tuple(values["grid_shape"])
+        return cls(**values)
+
+
+@torch.no_grad()
+def encode_codes(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
+    """The code grids of ``images`` under ``model.encode``, int64 on the CPU.
+
+    uint8 images are scaled to $[0, 1]$. The model runs in eval mode (restored after), so
+    an EMA codebook and dead-code counters do not change.
+    """
+    require_methods(model, ("encode",), "encoding codes")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    grids = []
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(device)
+        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        grids.append(model.encode(x).long().cpu())  # type: ignore[operator]
+    model.train(was_training)
+    return torch.cat(grids)
+
+
+def _codebook_size(model: nn.Module) -> int:
+    size = getattr(getattr(model, "quantizer", None), "codebook_size", None)
+    if not isinstance(size, int):
+        raise TypeError(
+            f"fitting a prior needs a model whose quantizer has a codebook_size; "
+            f"{type(model).__name__} has none"
+        )
+    return size
+
+
+def fit_prior(
+    run_dir: str | os.PathLike[str],
+    *,
+    prior: str = "transformer",
+    conditional: bool = False,
+    out: str | os.PathLike[str] | None = None,
+    epochs: int = 20,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = "auto",
+    options: dict[str, Any] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> RunSummary:
+    """Fit a prior over the code grids of a trained VQ-VAE run.
+
+    Args:
+        run_dir: the VQ-VAE's run directory (its best checkpoint is used).
+        prior: ``"transformer"`` or ``"pixelcnn"``.
+        conditional: condition the prior on the dataset's class labels.
+        out: the prior's run directory; default ``run_dir/prior``.
+        epochs, batch_size, lr, seed, device: as for `fit`.
+        options: keyword arguments of the prior's constructor (``layers``, ``dim``...).
+        resume, overwrite, show_progress, log: as for `fit`.
+
+    Returns:
+        The prior's `RunSummary`; its run directory also holds ``prior.json`` and
+        ``samples.png`` (prior samples decoded by the VQ-VAE, one row per class when
+        conditional).
+
+    Raises:
+        TypeError: if the run's model cannot ``encode``/``decode`` code grids.
+        ValueError: on an unknown ``prior``, or ``conditional`` for unlabelled data.
+        RunDirectoryError: as for `fit`.
+    """
+    source = load_run(run_dir, log=log)
+    require_methods(source.model, ("encode", "decode", "generate"), "fitting a prior")
+    folder = Path(out) if out is not None else Path(run_dir) / "prior"
+    if resume:
+        spec = PriorSpec.read(folder)
+    else:
+        if RunDirectory(folder).checkpoints() and not overwrite:
+            raise RunDirectoryError(
+                f"{folder} already holds a prior with checkpoints; pass --resume to continue "
+                "it or --overwrite to replace it"
+            )
+        if conditional and source.num_classes is None:
+            raise ValueError("conditional=True needs labelled data; the run has no labels")
+        check_choice("prior", prior, tuple(PRIOR_KINDS))
+    train_set, test_set = load_datasets(source.config)
+    codes_train = encode_codes(source.model, train_set.images)
+    codes_test = encode_codes(source.model, test_set.images)
+    if not resume:
+        grid = (int(codes_train.shape[1]), int(codes_train.shape[2]))
+        classes = source.num_classes if conditional else None
+        spec = PriorSpec(prior, _codebook_size(source.model), grid, classes, dict(options or {}))
+    torch.manual_seed(seed)
+    model = spec.build()
+    if not resume:
+        spec.save(folder)
+    summary = fit(
+        model, (codes_train, train_set.labels), (codes_test, test_set.labels), run_dir=folder,
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
+        overwrite=overwrite, show_progress=show_progress, log=log,
+    )  # fmt: skip
+    prior_run = load_prior(folder, device=str(next(source.model.parameters()).device))
+    write_prior_samples(source, prior_run.model, folder / "samples.png", seed=seed)
+    return summary
+
+
+def load_prior(
+    prior_dir: str | os.PathLike[str],
+    *,
+    checkpoint: str = "best",
+    device: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> LoadedRun:
+    """Read a prior fitted by `fit_prior` back: its `LoadedRun` (``.model`` is the prior)."""
+    folder = Path(prior_dir)
+    spec = PriorSpec.read(folder)
+    return load_run(folder, checkpoint=checkpoint, model=spec.build(), device=device, log=log)
+
+
+def evaluate_prior(
+    run_dir: str | os.PathLike[str],
+    prior_dir: str | os.PathLike[str] | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, float]:
+    """The prior's test negative log-likelihood in bits per code, beside the unigram baseline.
+
+    Returns ``prior_test_bits_per_code`` (exact, from `log_prob`) and
+    ``unigram_test_bits_per_code`` (`unigram_bits_per_code` of the training codes'
+    frequencies), both over the run's test set encoded by its model.
+    """
+    from genlatent.metrics import evaluate_model, unigram_bits_per_code
+
+    source = load_run(run_dir, log=log)
+    folder = Path(prior_dir) if prior_dir is not None else Path(run_dir) / "prior"
+    fitted = load_prior(folder, device=str(next(source.model.parameters()).device), log=log)
+    train_set, test_set = load_datasets(source.config)
+    codes_train = encode_codes(source.model, train_set.images)
+    codes_test = encode_codes(source.model, test_set.images)
+    size = _codebook_size(source.model)
+    batches = [
+        (codes_test[i : i + 500], test_set.labels[i : i + 500])
+        for i in range(0, len(codes_test), 500)
+    ]
+    result = evaluate_model(fitted.model, batches)
+    return {
+        "prior_test_bits_per_code": result.terms["bits_per_code"],
+        "unigram_test_bits_per_code": unigram_bits_per_code(codes_train, codes_test, size),
+    }
+
+
+def write_prior_samples(source: LoadedRun, prior: nn.Module, path: Path, *, seed: int) -> Path:
+    """The prior's samples, decoded, as an image grid of 8 per row."""
+    images = prior_samples(source, prior, 64, seed=seed)
+    return save_image_grid(images, path, nrow=8, scale=max(1, 64 // images.shape[-1]))

@@ -1,0 +1,96 @@
+"""How good a run's samples are, measured offline: Fréchet distance and class consistency.
+
+Both use the small classifier that genlatent trains on the run's own dataset
+(`load_or_train_classifier`, cached in the data folder), not Inception: the numbers
+compare genlatent models with each other, not with published FID values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from genlatent.data.remote import data_home
+from genlatent.metrics.classifier import class_consistency, load_or_train_classifier
+from genlatent.metrics.frechet import frechet_distance
+from genlatent.models.protocol import declared_keywords
+from genlatent.train.build import load_datasets
+from genlatent.train.pictures import sample_images
+from genlatent.train.runs import load_run, prior_samples
+
+__all__ = ["sample_quality"]
+
+
+@torch.no_grad()
+def _features(classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    device = next(classifier.parameters()).device
+    parts = []
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(device)
+        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        parts.append(classifier.features(x).double().cpu())  # type: ignore[operator]
+    return torch.cat(parts)
+
+
+def sample_quality(
+    run_dir: str | os.PathLike[str],
+    num: int,
+    *,
+    prior: nn.Module | None = None,
+    seed: int = 0,
+    data_dir: str | None = None,
+    classifier_epochs: int = 2,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, float]:
+    """Fréchet distance (and class consistency) of ``num`` samples of a run.
+
+    The samples come from ``model.sample`` (balanced over the classes, ``labels[i] = i mod
+    C``, when it takes ``labels``), or with ``prior`` from the prior's code grids decoded
+    by the run's model. The classifier's features of the samples are compared with those
+    of the first ``num`` test images (`frechet_distance`); ``frechet_distance_floor`` is
+    the same distance for ``num`` real training images, the value of a perfect model at
+    this sample size. ``class_consistency`` is the fraction of class-conditional samples
+    that the classifier assigns to the class asked for.
+
+    Raises:
+        TypeError: if the run's model can neither sample nor take a prior.
+        ValueError: if ``num`` < 2 or exceeds the test set.
+    """
+    if isinstance(num, bool) or not isinstance(num, int) or num < 2:
+        raise ValueError(f"num must be an int >= 2 (a covariance needs two samples), got {num!r}")
+    loaded = load_run(run_dir, log=log)
+    config = loaded.config if data_dir is None else loaded.config.replace(data_dir=data_dir)
+    train_set, test_set = load_datasets(config)
+    if num > len(test_set):
+        raise ValueError(f"num must be at most the {len(test_set)} test images, got {num}")
+    classifier = load_or_train_classifier(
+        train_set, data_home(config.data_dir) / "classifiers", epochs=classifier_epochs
+    )
+    classes = getattr(prior, "num_classes", None) if prior is not None else loaded.num_classes
+    labels = None if classes is None else torch.arange(num) % classes
+    if prior is not None:
+        images = prior_samples(loaded, prior, num, labels=labels, seed=seed)
+    else:
+        sample = getattr(loaded.model, "sample", None)
+        if not callable(sample) or "labels" not in declared_keywords(sample):
+            labels = None
+        device = next(loaded.model.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(seed)
+        images = sample_images(
+            loaded.model, num, example_shape=loaded.example_shape, generator=generator,
+            labels=None if labels is None else labels.to(device),
+        )  # fmt: skip
+    real = _features(classifier, test_set.images[:num])
+    result = {
+        "frechet_distance": frechet_distance(real, _features(classifier, images)),
+        "frechet_distance_floor": frechet_distance(
+            real, _features(classifier, train_set.images[:num])
+        ),
+        "samples": float(num),
+    }
+    if labels is not None:
+        result["class_consistency"] = class_consistency(classifier, images.cpu(), labels)
+    return result
