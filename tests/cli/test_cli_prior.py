@@ -1,0 +1,98 @@
+"""The second stage from the command line: ``train prior``, ``sample`` and ``eval --samples``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from genlatent.cli import main
+from genlatent.metrics import unigram_bits_per_code
+from genlatent.train.prior import encode_codes, load_prior
+from genlatent.train.runs import load_run
+
+SMALL_VQ = [
+    "train", "vqvae", "--dataset", "digits", "--epochs", "2", "--hidden-channels", "16",
+    "--codebook-size", "16", "--embedding-dim", "4", "--ema", "--restart-dead-codes", "5",
+    "--lr", "3e-3", "--no-progress", "--device", "cpu",
+]  # fmt: skip
+PRIOR = ["--epochs", "3", "--batch-size", "64", "--lr", "3e-3", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def vq_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("vq") / "run"
+    assert main([*SMALL_VQ, "--out", str(run)]) == 0
+    return run
+
+
+def test_train_prior_then_sample_and_eval(vq_run, capsys, tmp_path):
+    assert main(["train", "prior", str(vq_run), "--conditional", *PRIOR]) == 0
+    out = capsys.readouterr().out
+    folder = vq_run / "prior"
+    assert f"prior run directory: {folder}" in out
+    spec = json.loads((folder / "prior.json").read_text())
+    assert spec["kind"] == "transformer"
+    assert spec["num_classes"] == 10
+    assert spec["grid_shape"] == [2, 2]  # 8x8 digits through two stride-2 convolutions
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[-1]["test_bits_per_code"] == pytest.approx(
+        records[-1]["test_loss"] / torch.log(torch.tensor(2.0)).item()
+    )
+
+    # the codes the prior trained on are the VQ-VAE's, and encoding changed no state
+    source = load_run(vq_run)
+    state = {k: v.clone() for k, v in source.model.state_dict().items()}
+    codes = encode_codes(source.model, torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8))
+    assert codes.shape == (5, 2, 2)
+    assert all(torch.equal(v, source.model.state_dict()[k]) for k, v in state.items())
+
+    # sample decodes the prior's grids: one row of 8 per class
+    grid = tmp_path / "prior.png"
+    assert main(["sample", str(vq_run), "--out", str(grid)]) == 0
+    with Image.open(grid) as image:
+        assert image.size == ((8 * (8 + 2) + 2) * 8, (10 * (8 + 2) + 2) * 8)
+
+    capsys.readouterr()
+    assert main(["eval", str(vq_run), "--samples", "100", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["frechet_distance"] >= 0
+    assert results["frechet_distance_floor"] < results["frechet_distance"]
+    assert 0 <= results["class_consistency"] <= 1
+    # the unigram baseline of the report is the formula's, on the run's own codes
+    prior = load_prior(folder).model
+    assert prior.num_classes == 10
+    assert results["prior_test_bits_per_code"] > 0
+    assert results["unigram_test_bits_per_code"] <= 4.0 + 1e-9  # log2(16): uniform use
+
+
+def test_prior_resumes_exactly(vq_run, tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert main(["train", "prior", str(vq_run), "--out", str(whole), *PRIOR]) == 0
+    short = [*PRIOR[:1], "1", *PRIOR[2:]]
+    assert main(["train", "prior", str(vq_run), "--out", str(parts), *short]) == 0
+    assert main(["train", "prior", str(vq_run), "--resume", str(parts), *PRIOR]) == 0
+    a = torch.load(whole / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(parts / "checkpoints" / "last.pt", weights_only=True)["model"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_bad_prior_commands_are_one_line(cli_error, vq_run, tmp_path):
+    cli_error(["train", "prior"], "needs the VQ-VAE's run directory")
+    cli_error(["train", "prior", str(vq_run), "--ema", "--out", str(tmp_path / "p")],
+              "do not apply to train prior: --ema")  # fmt: skip
+    cli_error(["train", "prior", str(tmp_path / "none")], "no config.json")
+    cli_error(["train", "vae", str(vq_run)], "only train prior takes RUN_DIR")
+
+
+def test_unigram_baseline_is_the_add_one_cross_entropy():
+    train = torch.tensor([0, 0, 0, 1])  # counts 3, 1, 0 of K = 3
+    test = torch.tensor([0, 2])
+    # p = (n + 1) / (N + K): p0 = 4/7, p2 = 1/7
+    expected = -(torch.log2(torch.tensor(4 / 7)) + torch.log2(torch.tensor(1 / 7))) / 2
+    assert unigram_bits_per_code(train, test, 3) == pytest.approx(float(expected))
