@@ -29,6 +29,8 @@ from genlatent.models import (
     mnist_vqvae,
 )
 from genlatent.nn import (
+    FSQ,
+    LFQ,
     ConvDecoder,
     ConvEncoder,
     GaussianParams,
@@ -36,10 +38,13 @@ from genlatent.nn import (
     MLPEncoder,
     QuantizerOutput,
     ResidualBlock,
+    ResidualVQ,
     VectorQuantizer,
 )
 
 __all__ = [
+    "FSQ",
+    "LFQ",
     "VAE",
     "VQVAE",
     "ConvDecoder",
@@ -49,6 +54,7 @@ __all__ = [
     "MLPEncoder",
     "QuantizerOutput",
     "ResidualBlock",
+    "ResidualVQ",
     "VAELoss",
     "VAEOutput",
     "VQVAELoss",
