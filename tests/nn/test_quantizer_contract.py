@@ -125,12 +125,12 @@ def _seeded(module: nn.Module, seed: int, scale: float = 1.0) -> nn.Module:
 
 
 def _bound_reference(z: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
-    """The paper's bound written out per channel from its formula (two levels: no shift)."""
+    """The paper's bound written out per channel from its reference code (appendix A.1)."""
     columns = []
     for c, level in enumerate(levels):
         half_level = (level - 1) * (1 - 1e-3) / 2
         offset = 0.5 if level % 2 == 0 else 0.0
-        shift = math.atanh(offset / half_level) if level > 2 else 0.0
+        shift = math.tan(offset / half_level)
         columns.append(torch.tanh(z[:, c] + shift) * half_level - offset)
     return torch.stack(columns, dim=1)
 
@@ -476,14 +476,14 @@ def test_fsq_even_levels_take_the_half_level_offset():
     assert torch.equal(torch.unique(fsq_codes(z, [5])[0]), torch.tensor([-1, -0.5, 0, 0.5, 1]))
 
 
-def test_fsq_two_levels_are_the_sign_where_the_reference_shift_is_undefined():
-    # the reference code's shift artanh(0.5 / 0.4995) does not exist for L = 2
-    with pytest.raises(ValueError, match="math domain error"):
-        math.atanh(0.5 / ((2 - 1) * (1 - 1e-3) / 2))
-    z = torch.tensor([[-3.0], [-1e-3], [1e-3], [3.0]])
+def test_fsq_two_levels_follow_the_reference_shift():
+    # L = 2: h = 0.4995, o = 0.5, shift tan(o / h) ~ 1.5608 (artanh(o / h) does not exist);
+    # the boundary between codes -1 and 0 is where the bound is -1/2: z = -shift
+    shift = math.tan(0.5 / (0.5 * (1 - 1e-3)))
+    z = torch.tensor([[-3.0], [-shift - 1e-3], [-shift + 1e-3], [0.0], [3.0]])
     codes, indices = fsq_codes(z, [2])
-    assert torch.equal(codes.squeeze(1), torch.tensor([-1.0, -1.0, 0.0, 0.0]))
-    assert torch.equal(indices, torch.tensor([0, 0, 1, 1]))
+    assert torch.equal(codes.squeeze(1), torch.tensor([-1.0, -1.0, 0.0, 0.0, 0.0]))
+    assert torch.equal(indices, torch.tensor([0, 0, 1, 1, 1]))
 
 
 def test_fsq_mixed_radix_index_by_hand_and_bijection():
@@ -500,7 +500,7 @@ def test_fsq_mixed_radix_index_by_hand_and_bijection():
     for c, level in enumerate(levels):
         half_level = (level - 1) * (1 - 1e-3) / 2
         offset = 0.5 if level % 2 == 0 else 0.0
-        shift = math.atanh(offset / half_level) if level > 2 else 0.0
+        shift = math.tan(offset / half_level)
         rounded = codes[:, c].double() * (level // 2)
         target = rounded - 0.3 * rounded.sign()
         columns.append(torch.atanh((target + offset) / half_level) - shift)

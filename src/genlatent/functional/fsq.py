@@ -1,5 +1,5 @@
 r"""Finite scalar quantization maths (FSQ, Mentzer et al. 2023, "Finite Scalar Quantization:
-VQ-VAE Made Simple").
+VQ-VAE Made Simple", appendix A.1).
 
 Each of the $C$ channels of a row is bounded to an interval that holds $L_c$ integers
 (``levels[c]``), rounded with the straight-through estimator and scaled to $[-1, 1]$. The
@@ -8,7 +8,7 @@ paper's reference code (appendix A.1), with $\epsilon = 10^{-3}$:
 
 $$h_c = \tfrac{(L_c - 1)(1 - \epsilon)}{2}, \quad
   o_c = \begin{cases} 0 & L_c \text{ odd} \\ \tfrac12 & L_c \text{ even} \end{cases}, \quad
-  s_c = \operatorname{artanh}(o_c / h_c), \quad
+  s_c = \tan(o_c / h_c), \quad
   f(z)_c = h_c \tanh(z_c + s_c) - o_c,$$
 
 $$\hat z_c = \operatorname{round}(f(z)_c) / \lfloor L_c / 2 \rfloor .$$
@@ -17,11 +17,17 @@ For odd $L_c$ the rounded values are the $L_c$ integers $-\lfloor L_c/2 \rfloor,
 \lfloor L_c/2 \rfloor$. For even $L_c$ the bound is shifted down by half a level, so the
 rounded values are $-L_c/2, \ldots, L_c/2 - 1$: $L_c$ integers whose grid, shifted back up
 by $o_c = 1/2$, is symmetric around 0 ($L_c = 4$: rounded $\{-2, -1, 0, 1\}$, codes
-$\{-1, -\tfrac12, 0, \tfrac12\}$). The shift $s_c$ makes $z = 0$ map to the code 0.
+$\{-1, -\tfrac12, 0, \tfrac12\}$).
 
-**Two levels.** For $L_c = 2$, $o_c / h_c = 1/(1 - \epsilon) > 1$ and the reference code's
-$\operatorname{artanh}$ is NaN. Here $s_c = 0$ for that case: $f(z)_c = h_c\tanh(z_c) - 1/2$
-rounds to 0 for $z_c > 0$ and to $-1$ for $z_c < 0$ (codes $\{-1, 0\}$): a sign quantizer.
+**The shift.** The reference code writes $s_c = \tan(o_c / h_c)$, which is kept here so the
+codes are the paper's. The shift that would put $f(0)$ exactly at 0 is
+$\operatorname{artanh}(o_c / h_c)$; the two agree to third order in $o_c / h_c$ (for
+$L_c = 4$: 0.34663 against 0.34695, so $f(0) = -4.3 \cdot 10^{-4}$, still code 0), and
+only $\tan$ is defined for $L_c = 2$, where $o_c / h_c = 1/(1-\epsilon) > 1$: there
+$f(0) \approx -0.043$ (code 0) and the boundary between the codes $-1$ and $0$ lies at
+$z_c = -\tan(o_c/h_c) \approx -1.56$, not at 0. (vector-quantize-pytorch uses
+$\operatorname{artanh}$ with $1 + \epsilon$, and rejects $L_c = 2$ unless asked for its
+symmetric variant.)
 
 **Indices** are mixed-radix numbers with the first channel the least significant digit
 (as the reference code): with digits $d_c = \operatorname{round}(f(z)_c) +
@@ -83,9 +89,7 @@ def _constants(
     count = torch.tensor(levels, device=device, dtype=dtype)
     half_level = (count - 1) * (1 - FSQ_EPS) / 2
     offset = torch.where(torch.remainder(count, 2) == 0, 0.5, 0.0).to(dtype)
-    ratio = offset / half_level
-    # L = 2: ratio > 1, artanh undefined; no shift there (see the module docstring)
-    shift = torch.atanh(torch.where(ratio < 1, ratio, torch.zeros_like(ratio)))
+    shift = torch.tan(offset / half_level)  # as the reference code (module docstring)
     half_width = torch.floor(count / 2)
     return half_level, offset, shift, half_width
 
@@ -122,9 +126,10 @@ def fsq_bound(inputs: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
 
     Example:
         >>> import torch
+        >>> # L = 4 maps 0 to -4.3e-4 (the reference code's tan shift), still code 0
         >>> fsq_bound(torch.tensor([[0.0, 0.0], [50.0, -50.0]]), [5, 4])
-        tensor([[ 0.0000,  0.0000],
-                [ 1.9980, -1.9985]])
+        tensor([[ 0.0000e+00, -4.2850e-04],
+                [ 1.9980e+00, -1.9985e+00]])
     """
     levels = check_levels(levels)
     rows = _check_rows(inputs, levels)
