@@ -26,8 +26,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from genlatent.functional.fsq import fsq_bound, fsq_codes, fsq_indices
-from genlatent.functional.lfq import lfq_entropy
+from genlatent.functional.fsq import fsq_bound, fsq_codes, fsq_codes_from_indices, fsq_indices
+from genlatent.functional.lfq import lfq_codes, lfq_codes_from_indices, lfq_entropy, lfq_indices
 from genlatent.nn import FSQ, LFQ, Quantizer, QuantizerOutput, ResidualVQ, VectorQuantizer
 from genlatent.nn.quantizer import check_quantizer
 from genlatent.nn.residual import _residual_rows
@@ -728,3 +728,69 @@ def test_residual_hot_path_compiles_as_one_graph_with_gradients():
     torch.testing.assert_close(comp.loss, eager.loss)
     for got, want in zip(grads[1], grads[0], strict=True):
         torch.testing.assert_close(got, want)
+
+
+# --------------------------------------------------------- the functional layer's errors
+
+FUNCTIONAL_ERRORS = [
+    (lambda: fsq_bound(torch.zeros(2, 3), [5, 4]), ValueError, r"inputs must have C=2 channels"),
+    (lambda: fsq_bound(torch.zeros(2), [5]), ValueError, r"inputs must have shape \(N, C\)"),
+    (lambda: fsq_codes(torch.zeros(2, 1, dtype=torch.int64), [5]), TypeError, r"floating-point"),
+    (lambda: fsq_indices(torch.zeros(2, 1), [1]), ValueError, r"levels must each be >= 2"),
+    (
+        lambda: fsq_codes_from_indices(torch.zeros(2), [5]),
+        TypeError,
+        r"indices must have an integer dtype, got torch\.float32",
+    ),
+    (lambda: lfq_codes(torch.zeros(2, 3), scale=0.0), ValueError, r"scale must be finite and > 0"),
+    (
+        lambda: lfq_codes(torch.zeros(2, 3), scale=True),
+        TypeError,
+        r"scale must be a float, got bool",
+    ),
+    (lambda: lfq_indices(torch.zeros(2, 63)), ValueError, r"at most 62 bits \(columns\), got 63"),
+    (lambda: lfq_entropy(torch.zeros(2, 41)), ValueError, r"at most 40 bits \(columns\), got 41"),
+    (lambda: lfq_entropy(torch.zeros(2, 3, 1)), ValueError, r"inputs must have shape \(N, n\)"),
+    (
+        lambda: lfq_entropy(torch.zeros(2, 3), temperature=-1.0),
+        ValueError,
+        r"temperature must be finite and > 0, got -1\.0",
+    ),
+    (
+        lambda: lfq_entropy(torch.zeros(2, 3), diversity_gamma=-0.5),
+        ValueError,
+        r"diversity_gamma must be finite and >= 0, got -0\.5",
+    ),
+    (
+        lambda: lfq_entropy(torch.zeros(2, 3), diversity_gamma="1"),
+        TypeError,
+        r"diversity_gamma must be a float, got str",
+    ),
+    (
+        lambda: lfq_codes_from_indices(torch.zeros(2), 3),
+        TypeError,
+        r"indices must have an integer dtype, got torch\.float32",
+    ),
+    (
+        lambda: ResidualVQ(3, 5, 2).decode(torch.zeros(4, 2, dtype=torch.int64)),
+        ValueError,
+        r"indices must have num_quantizers=3 in the last dim, got shape \(4, 2\)",
+    ),
+    (
+        lambda: ResidualVQ(3, 5, 2).decode(torch.zeros(4, dtype=torch.int64)),
+        ValueError,
+        r"indices must have shape \(B, \*, 3\)",
+    ),
+    (
+        lambda: ResidualVQ(3, 5, 2).decode([[0, 0, 0]]),
+        TypeError,
+        r"indices must be a torch\.Tensor, got list",
+    ),
+    (lambda: LFQ(8, dim=0), ValueError, r"dim must be >= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), FUNCTIONAL_ERRORS)
+def test_functional_and_decode_errors_name_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

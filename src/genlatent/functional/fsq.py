@@ -45,7 +45,8 @@ from collections.abc import Sequence
 
 import torch
 
-from genlatent._validation import check_floating, check_ndim, check_tensor
+from genlatent._validation import check_floating, check_ndim
+from genlatent.functional.quantize import _check_integer
 
 __all__ = [
     "FSQ_EPS",
@@ -58,8 +59,6 @@ __all__ = [
 
 FSQ_EPS = 1e-3
 """The $\\epsilon$ of the bound: keeps $h_c \\tanh$ strictly inside the outer half levels."""
-
-_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def check_levels(levels: object) -> tuple[int, ...]:
@@ -258,9 +257,7 @@ def fsq_codes_from_indices(
                 [ 1.0000,  0.5000]])
     """
     levels = check_levels(levels)
-    check_tensor("indices", indices)
-    if indices.dtype not in _INTEGER_DTYPES:
-        raise TypeError(f"indices must have an integer dtype, got {indices.dtype}")
+    _check_integer("indices", indices)
     basis = _basis(levels, indices.device)
     count = torch.tensor(levels, dtype=torch.int64, device=indices.device)
     digits = torch.div(indices.long().unsqueeze(-1), basis, rounding_mode="floor") % count

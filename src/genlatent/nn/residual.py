@@ -13,6 +13,7 @@ from torch import nn
 from genlatent._validation import check_ndim, check_positive_int
 from genlatent.functional.quantize import nearest_code, straight_through
 from genlatent.nn._layout import (
+    _INTEGER_DTYPES,
     check_channels,
     from_rows,
     indices_from_rows,
@@ -23,7 +24,6 @@ from genlatent.nn.quantizer import QuantizerOutput
 
 __all__ = ["ResidualVQ"]
 
-_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 DROPPED = -1
 """The index of a stage that quantize dropout left out."""
 
