@@ -153,6 +153,29 @@ def _identity(quantizer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _unit(quantizer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Cosine distance: straight-through from the unit-length inputs."""
+    return F.normalize(x, dim=-1 if quantizer.channel_last else 1)
+
+
+def _rotation(quantizer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The rotation trick written with explicit matrices: sg[|q|/|e| R] e per row."""
+    channel = -1 if quantizer.channel_last else 1
+    with torch.no_grad():
+        codes = quantizer.decode(quantizer.encode(x)).movedim(channel, -1).double()
+    e = x.movedim(channel, -1).double()
+    flat_e, flat_q = e.reshape(-1, e.shape[-1]), codes.reshape(-1, e.shape[-1])
+    with torch.no_grad():
+        e_hat = flat_e / flat_e.norm(dim=1, keepdim=True)
+        q_hat = flat_q / flat_q.norm(dim=1, keepdim=True)
+        r = (e_hat + q_hat) / (e_hat + q_hat).norm(dim=1, keepdim=True)
+        eye = torch.eye(e.shape[-1], dtype=e.dtype)
+        rotation = eye - 2 * r[:, :, None] * r[:, None, :] + 2 * q_hat[:, :, None] * e_hat[:, None]
+        scale = (flat_q.norm(dim=1) / flat_e.norm(dim=1))[:, None, None]
+    out = ((scale * rotation) @ flat_e[:, :, None]).squeeze(2).reshape(e.shape)
+    return out.movedim(-1, channel).to(x.dtype)
+
+
 @dataclass(frozen=True)
 class Case:
     """One implementation: how to build it, its input channels and stages, its gradient."""
@@ -167,6 +190,18 @@ class Case:
 CASES = {
     "vq": Case(lambda s, cl: _seeded(VectorQuantizer(7, 3, channel_last=cl), s), 3),
     "vq_ema": Case(lambda s, cl: _seeded(VectorQuantizer(7, 3, ema=True, channel_last=cl), s), 3),
+    "vq_cosine": Case(
+        lambda s, cl: _seeded(VectorQuantizer(7, 3, distance="cosine", channel_last=cl), s),
+        3,
+        surrogate=_unit,
+    ),
+    "vq_ema_rotation": Case(
+        lambda s, cl: _seeded(
+            VectorQuantizer(7, 3, ema=True, gradient="rotation", channel_last=cl), s
+        ),
+        3,
+        surrogate=_rotation,
+    ),
     "fsq": Case(lambda s, cl: FSQ([5, 4, 3], channel_last=cl), 3, surrogate=_fsq_surrogate),
     "fsq_dim": Case(
         lambda s, cl: _seeded(FSQ([5, 2], dim=4, channel_last=cl), s), 4, surrogate=_fsq_surrogate

@@ -20,6 +20,7 @@ from genlatent.functional.quantize import (
     straight_through,
     vq_losses,
 )
+from genlatent.functional.rotation import rotation_trick
 from genlatent.nn._layout import check_channels, check_indices, from_rows, to_rows
 from genlatent.nn.quantizer import QuantizerOutput
 
@@ -41,6 +42,7 @@ def _quantize_rows(
     commitment_weight: float,
     ema: bool,
     chunk_size: int | None,
+    gradient: str = "straight_through",
 ) -> _Quantized:
     """The hot path: a pure function of tensors with no data-dependent Python branches."""
     indices = nearest_code(rows, codebook, chunk_size=chunk_size)
@@ -53,12 +55,22 @@ def _quantize_rows(
     if not ema:
         terms = {"codebook": losses.codebook, **terms}
     return _Quantized(
-        quantized=straight_through(rows, selected),
+        quantized=_ESTIMATORS[gradient](rows, selected),
         indices=indices,
         loss=loss,
         terms=terms,
         counts=code_counts(indices, codebook.shape[0]),
     )
+
+
+_ESTIMATORS = {"straight_through": straight_through, "rotation": rotation_trick}
+_DISTANCES = ("l2", "cosine")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return str(value)
 
 
 def _all_finite(values: torch.Tensor) -> torch.Tensor:
@@ -156,14 +168,19 @@ class VectorQuantizer(nn.Module):
             steps; ``None`` (default) never does.
         chunk_size: codes per distance block in the nearest-code search (bounded memory
             for huge codebooks); ``None`` for all at once.
+        distance: ``"l2"`` (default), or ``"cosine"``: inputs and codes are scaled to unit
+            length before the search, and the quantized vectors are unit codes (the
+            codebook, and the EMA statistics of unit inputs, keep any length).
+        gradient: ``"straight_through"`` (default), or ``"rotation"``: the rotation trick
+            of Fifty et al. 2024 (`rotation_trick`), same values, rotated gradients.
         device: where to create the codebook and buffers.
         dtype: the codebook's dtype; EMA statistics are at least float32.
 
     Raises:
         TypeError: on an argument of the wrong type.
         ValueError: on ``codebook_size``/``embedding_dim`` < 1, ``decay`` outside (0, 1),
-            ``eps`` <= 0, a negative or non-finite ``commitment_weight``, or
-            ``bias_correction`` without ``ema``.
+            ``eps`` <= 0, a negative or non-finite ``commitment_weight``,
+            ``bias_correction`` without ``ema``, or an unknown ``distance``/``gradient``.
 
     Shape:
         - inputs: $(B, D, *)$ with up to three trailing dims, or $(B, *, D)$ if ``channel_last``
@@ -198,6 +215,8 @@ class VectorQuantizer(nn.Module):
         channel_last: bool = False,
         restart_dead_codes: int | None = None,
         chunk_size: int | None = None,
+        distance: str = "l2",
+        gradient: str = "straight_through",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -216,6 +235,8 @@ class VectorQuantizer(nn.Module):
             "restart_dead_codes", restart_dead_codes
         )
         self.chunk_size = _check_optional_positive_int("chunk_size", chunk_size)
+        self.distance = _check_choice("distance", distance, _DISTANCES)
+        self.gradient = _check_choice("gradient", gradient, tuple(_ESTIMATORS))
         self.generator: torch.Generator | None = None
 
         codebook = torch.empty(codebook_size, embedding_dim, device=device, dtype=dtype)
@@ -272,12 +293,26 @@ class VectorQuantizer(nn.Module):
             parts.append(f"restart_dead_codes={self.restart_dead_codes}")
         if self.chunk_size is not None:
             parts.append(f"chunk_size={self.chunk_size}")
+        if self.distance != "l2":
+            parts.append(f"distance={self.distance!r}")
+        if self.gradient != "straight_through":
+            parts.append(f"gradient={self.gradient!r}")
         return ", ".join(parts)
 
     # ----------------------------------------------------------------------------- shapes
 
     def _check_inputs(self, inputs: torch.Tensor) -> None:
         check_channels(inputs, self.embedding_dim, channel_last=self.channel_last)
+
+    def _unit(self, rows: torch.Tensor) -> torch.Tensor:
+        """With ``distance="cosine"``, rows scaled to unit length (in at least float32)."""
+        if self.distance == "l2":
+            return rows
+        return F.normalize(rows.to(torch.promote_types(rows.dtype, torch.float32)), dim=1)
+
+    def _codes(self) -> torch.Tensor:
+        """The codebook as searched: unit rows with ``distance="cosine"``."""
+        return self._unit(self.codebook)
 
     # ---------------------------------------------------------------------------- forward
 
@@ -299,18 +334,21 @@ class VectorQuantizer(nn.Module):
         """
         self._check_inputs(inputs)
         rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
+        rows = self._unit(rows)
         result = _quantize_rows(
             rows,
-            self.codebook,
+            self._codes(),
             commitment_weight=self.commitment_weight,
             ema=self.ema,
             chunk_size=self.chunk_size,
+            gradient=self.gradient,
         )
         training_step = self.training and torch.is_grad_enabled()
         self._update_state(rows, result.indices, result.counts, training_step=training_step)
         [indices] = unpack(result.indices, packed_shapes, "*")
+        quantized = result.quantized.to(inputs.dtype)
         return QuantizerOutput(
-            quantized=from_rows(result.quantized, packed_shapes, channel_last=self.channel_last),
+            quantized=from_rows(quantized, packed_shapes, channel_last=self.channel_last),
             indices=indices,
             loss=result.loss,
             terms=result.terms,
@@ -421,7 +459,7 @@ class VectorQuantizer(nn.Module):
         """
         self._check_inputs(inputs)
         rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
-        indices = nearest_code(rows, self.codebook, chunk_size=self.chunk_size)
+        indices = nearest_code(self._unit(rows), self._codes(), chunk_size=self.chunk_size)
         [indices] = unpack(indices, packed_shapes, "*")
         return indices
 
@@ -442,7 +480,7 @@ class VectorQuantizer(nn.Module):
             ValueError: on a rank outside 1..4 or an index outside $[0, K)$.
         """
         indices = check_indices(indices, self.codebook_size)
-        vectors = F.embedding(indices, self.codebook)
+        vectors = F.embedding(indices, self._codes())
         if self.channel_last:
             return vectors
         return rearrange(vectors, "b ... d -> b d ...")

@@ -12,6 +12,7 @@ from torch import nn
 
 from genlatent._validation import check_ndim, check_positive_int
 from genlatent.functional.quantize import nearest_code, straight_through
+from genlatent.functional.rotation import rotation_trick
 from genlatent.nn._layout import (
     _INTEGER_DTYPES,
     check_channels,
@@ -97,7 +98,8 @@ class ResidualVQ(nn.Module):
       \qquad r_{s+1} = r_s - e^{(s)}_{k_s}, \qquad
       z_q = \sum_{s=0}^{S-1} e^{(s)}_{k_s},$$
 
-    with one straight-through gradient from $z_q$ to $z$ ($\partial z_q/\partial z = I$).
+    with one straight-through gradient from $z_q$ to $z$ ($\partial z_q/\partial z = I$;
+    with the option ``gradient="rotation"``, the rotation trick from $z$ to $z_q$ instead).
     Each stage adds its own loss on its own residual (codebook and commitment terms, or
     commitment only with ``ema``); ``loss`` is their sum, ``terms`` their sums by name.
     The stage inputs $r_s$ carry the gradient to $z$ (the codes subtracted from them do
@@ -108,11 +110,12 @@ class ResidualVQ(nn.Module):
 
     ``options`` go to every stage's `VectorQuantizer` (``commitment_weight``, ``ema``,
     ``decay``, ``eps``, ``bias_correction``, ``restart_dead_codes``, ``chunk_size``,
-    ``device``, ``dtype``), whose docstring says when state changes (a training step
-    only) and how it is all-reduced under ``torch.distributed``. With
-    ``shared_codebook=True`` one `VectorQuantizer` serves every stage; its EMA step and
-    dead-code counters then run once per training step over all stages' residuals and
-    codes together (not once per stage, which would decay the averages $S$ times).
+    ``gradient``, ``device``, ``dtype``; ``distance`` must stay ``"l2"``), whose docstring
+    says when state changes (a training step only) and how it is all-reduced under
+    ``torch.distributed``. With ``shared_codebook=True`` one `VectorQuantizer` serves
+    every stage; its EMA step and dead-code counters then run once per training step over
+    all stages' residuals and codes together (not once per stage, which would decay the
+    averages $S$ times).
 
     **Quantize dropout** (SoundStream section 3.3). With ``quantize_dropout=True``, each
     training step (``self.training`` and grad enabled) uses only the first $n$ stages, $n$
@@ -177,6 +180,11 @@ class ResidualVQ(nn.Module):
             VectorQuantizer(codebook_size, embedding_dim, **options) for _ in range(count)
         )
         first = self._stage(0)
+        if first.distance != "l2":
+            raise ValueError(
+                f"ResidualVQ quantizes residuals in Euclidean distance: distance must be "
+                f"'l2', got {first.distance!r}"
+            )
         self.codebook_size = first.codebook_size
         self.embedding_dim = first.embedding_dim
         self.generator: torch.Generator | None = None
@@ -238,7 +246,8 @@ class ResidualVQ(nn.Module):
             chunk_size=first.chunk_size,
         )
         self._update_state(result, active, training_step=training_step)
-        quantized = straight_through(rows, result.total).to(inputs.dtype)
+        estimator = rotation_trick if first.gradient == "rotation" else straight_through
+        quantized = estimator(rows, result.total).to(inputs.dtype)
         return QuantizerOutput(
             quantized=from_rows(quantized, packed_shapes, channel_last=self.channel_last),
             indices=indices_from_rows(result.indices, packed_shapes),
