@@ -54,12 +54,12 @@ def _residual_rows(
     """
     num_stages = len(codebooks)
     residual = rows
-    total = torch.zeros_like(rows)
     loss = rows.new_zeros((), dtype=torch.float32)
     terms: dict[str, torch.Tensor] = {}
     indices: list[torch.Tensor] = []
     counts: list[torch.Tensor] = []
     residuals: list[torch.Tensor] = []
+    codes: list[torch.Tensor] = []
     for stage, codebook in enumerate(codebooks):
         if stage >= active:
             indices.append(torch.full_like(indices[0], DROPPED))
@@ -69,7 +69,7 @@ def _residual_rows(
             residual, codebook, commitment_weight=commitment_weight, ema=ema, chunk_size=chunk_size
         )
         selected = result.quantized.detach()  # the value is exactly the chosen code
-        total = selected if stage == 0 else total + selected
+        codes.append(selected)
         residuals.append(residual)
         if stage + 1 < num_stages:
             residual = residual - selected
@@ -78,6 +78,9 @@ def _residual_rows(
             terms[name] = terms[name] + value if name in terms else value
         indices.append(result.indices)
         counts.append(result.counts)
+    total = codes[0]  # summed in stage order, as `ResidualVQ.decode` does
+    for selected in codes[1:]:
+        total = total + selected
     return _Residual(
         total=total,
         indices=torch.stack(indices, dim=1),
