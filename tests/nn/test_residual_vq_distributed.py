@@ -1,4 +1,8 @@
-"""ResidualVQ under torch.distributed (gloo, 2 processes): replicas keep identical stages."""
+"""ResidualVQ under torch.distributed (gloo, 2 processes): replicas keep identical stages.
+
+Covers EMA stages, quantize dropout (rank 0's draw), a shared codebook with dead-code
+restarts, and k-means initialisation (rank 0's seeds, all-reduced Lloyd steps).
+"""
 
 from __future__ import annotations
 
@@ -31,12 +35,15 @@ def _quantizers() -> dict[str, ResidualVQ]:
         "ema": ResidualVQ(3, 6, 3, ema=True),
         "ema_dropout": ResidualVQ(3, 6, 3, ema=True, quantize_dropout=True),
         "shared_restart": ResidualVQ(3, 6, 3, ema=True, shared_codebook=True, restart_dead_codes=1),
+        # k-means seeds drawn from the global RNG, different per rank unless broadcast;
+        # 16 codes for 6 rows a rank: codes no row chooses keep their (rank 0's) seeds
+        "kmeans": ResidualVQ(2, 16, 3, ema=True, init="kmeans"),
     }
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for quantizer in made.values():
             for index, stage in enumerate(quantizer.stages):
-                stage.codebook.copy_(torch.randn(6, 3, generator=g) * 0.5**index)
+                stage.codebook.copy_(torch.randn(stage.codebook.shape, generator=g) * 0.5**index)
                 stage.embed_sum.copy_(stage.codebook)
     return made
 
@@ -85,6 +92,7 @@ def test_residual_vq_replicas_keep_identical_stages(tmp_path, monkeypatch):
         join=True,
     )
     results = [torch.load(tmp_path / f"{rank}.pt") for rank in range(WORLD_SIZE)]
+    assert all(bool(v) for k, v in results[0]["state"]["kmeans"].items() if "initialized" in k)
     for name, state in results[0]["state"].items():
         assert state.keys() == results[1]["state"][name].keys()
         for key, value in state.items():

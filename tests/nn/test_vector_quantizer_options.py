@@ -1,4 +1,4 @@
-"""VectorQuantizer's ``distance="cosine"`` and ``gradient="rotation"`` against their maths."""
+"""VectorQuantizer's ``distance="cosine"``, ``gradient="rotation"`` and ``init="kmeans"``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from genlatent.functional.kmeans import kmeans
 from genlatent.functional.rotation import rotation_trick
 from genlatent.nn import ResidualVQ, VectorQuantizer
 
@@ -159,8 +160,112 @@ def test_cosine_ema_codebook_turns_towards_its_inputs():
             r"gradient must be one of \('straight_through', 'rotation'\), got 'rot'",
         ),
         (lambda: ResidualVQ(2, 4, 2, distance="cosine"), r"distance must be 'l2', got 'cosine'"),
+        (
+            lambda: VectorQuantizer(4, 2, init="random"),
+            r"init must be one of \('uniform', 'kmeans'\)",
+        ),
+        (lambda: kmeans(torch.zeros(3, 2), torch.zeros(2, 3)), r"initial must have D=2 columns"),
+        (lambda: kmeans(torch.zeros(3, 2), torch.zeros(2, 2), iterations=0), r"iterations must be"),
     ],
 )
 def test_unknown_options_raise(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+# ------------------------------------------------------------------------------ k-means
+
+
+def _lloyd_step(rows: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """One assign-and-average step written out with cdist (float64)."""
+    assign = torch.cdist(rows, centres).argmin(dim=1)
+    new = centres.clone()
+    for index in range(centres.shape[0]):
+        members = rows[assign == index]
+        if len(members):
+            new[index] = members.mean(dim=0)
+    return new
+
+
+def _distortion(rows: torch.Tensor, centres: torch.Tensor) -> float:
+    return float(torch.cdist(rows, centres).square().min(dim=1).values.sum())
+
+
+@SETTINGS
+@given(seed=SEEDS, rows=st.integers(1, 30), codes=st.integers(1, 5), dim=st.integers(1, 3))
+def test_kmeans_steps_are_lloyd_steps_and_never_worse(seed, rows, codes, dim):
+    g = _gen(seed)
+    x = torch.randn(rows, dim, generator=g, dtype=torch.float64)
+    initial = torch.randn(codes, dim, generator=g, dtype=torch.float64)
+    want = initial
+    previous = _distortion(x, initial)
+    for steps in range(1, 5):
+        want = _lloyd_step(x, want)
+        got = kmeans(x, initial, iterations=steps)
+        torch.testing.assert_close(got.centroids, want)
+        distortion = _distortion(x, got.centroids)
+        assert distortion <= previous + 1e-9
+        previous = distortion
+    # the counts are those of the last assignment (here the first, to the initial centres)
+    counts = torch.bincount(torch.cdist(x, initial).argmin(dim=1), minlength=codes).double()
+    assert torch.equal(kmeans(x, initial, iterations=1).counts, counts)
+
+
+def test_kmeans_finds_separated_blobs():
+    g = _gen(0)
+    centres = torch.tensor([[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]])
+    x = torch.cat([c + torch.randn(20, 2, generator=g) for c in centres])
+    result = kmeans(x, x[[0, 20, 40]] + 3.0)
+    torch.testing.assert_close(result.centroids, x.reshape(3, 20, 2).mean(dim=1))
+    assert torch.equal(result.counts, torch.full((3,), 20.0))
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_kmeans_init_runs_once_in_the_first_training_step(ema):
+    quantizer = VectorQuantizer(4, 2, ema=ema, init="kmeans", channel_last=True)
+    quantizer.generator = _gen(5)
+    x = torch.randn(30, 2, generator=_gen(6))
+    before = quantizer.codebook.detach().clone()
+    quantizer.encode(x)  # not a training step
+    quantizer.eval()(x)
+    assert not quantizer.initialized
+    assert torch.equal(quantizer.codebook, before)
+    quantizer.train()(x.clone().requires_grad_())
+    assert quantizer.initialized
+    seeds = x[torch.randperm(30, generator=_gen(5))[:4]]
+    want = kmeans(x, seeds, iterations=10).centroids
+    if ema:  # the EMA step after the init moved it; the init set the statistics to it
+        assert not torch.equal(quantizer.codebook, want)
+    else:
+        assert torch.equal(quantizer.codebook, want)
+    assert "initialized" in quantizer.state_dict()
+    after = quantizer.codebook.detach().clone()
+    quantizer(x[:5].clone().requires_grad_())  # no second k-means
+    if not ema:
+        assert torch.equal(quantizer.codebook, after)
+    fresh = VectorQuantizer(4, 2, ema=ema, init="kmeans", channel_last=True)
+    fresh.load_state_dict(quantizer.state_dict())
+    fresh(x[:5].clone().requires_grad_())
+    assert fresh.initialized
+
+
+def test_kmeans_init_with_fewer_rows_than_codes_uses_batch_rows():
+    quantizer = VectorQuantizer(8, 2, init="kmeans", channel_last=True)
+    quantizer.generator = _gen(1)
+    x = torch.randn(3, 2, generator=_gen(2))
+    quantizer(x.clone().requires_grad_())
+    on_batch = (quantizer.codebook[:, None, :] == x[None]).all(dim=2).any(dim=1)
+    assert on_batch.all()
+
+
+def test_residual_vq_kmeans_initialises_each_stage_on_its_residual():
+    rvq = ResidualVQ(2, 4, 2, init="kmeans", channel_last=True)
+    for index, stage in enumerate(rvq.stages):
+        stage.generator = _gen(10 + index)
+    x = torch.randn(25, 2, generator=_gen(3))
+    rvq(x.clone().requires_grad_())
+    first = kmeans(x, x[torch.randperm(25, generator=_gen(10))[:4]]).centroids
+    residual = x - first[torch.cdist(x, first).argmin(dim=1)]
+    second = kmeans(residual, residual[torch.randperm(25, generator=_gen(11))[:4]]).centroids
+    torch.testing.assert_close(rvq.stages[0].codebook.detach(), first)
+    torch.testing.assert_close(rvq.stages[1].codebook.detach(), second)

@@ -12,6 +12,7 @@ from einops import rearrange, unpack
 from torch import nn
 
 from genlatent._validation import check_in_open_interval, check_positive_int
+from genlatent.functional.kmeans import kmeans
 from genlatent.functional.quantize import (
     code_counts,
     code_sums,
@@ -65,6 +66,8 @@ def _quantize_rows(
 
 _ESTIMATORS = {"straight_through": straight_through, "rotation": rotation_trick}
 _DISTANCES = ("l2", "cosine")
+_INITS = ("uniform", "kmeans")
+_KMEANS_ITERATIONS = 10
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
@@ -83,6 +86,11 @@ def _all_finite(values: torch.Tensor) -> torch.Tensor:
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
+
+
+def _all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
 
 
 def _check_non_negative_float(name: str, value: object) -> float:
@@ -173,6 +181,12 @@ class VectorQuantizer(nn.Module):
             codebook, and the EMA statistics of unit inputs, keep any length).
         gradient: ``"straight_through"`` (default), or ``"rotation"``: the rotation trick
             of Fifty et al. 2024 (`rotation_trick`), same values, rotated gradients.
+        init: ``"uniform"`` (default), or ``"kmeans"``: the first training step replaces
+            the codebook by 10 Lloyd steps of `kmeans` on its batch's rows (unit rows with
+            ``"cosine"``), seeded with $K$ distinct rows drawn with ``self.generator``
+            (with replacement if the batch has fewer); under ``torch.distributed`` rank 0
+            draws the seeds and every step's statistics are all-reduced, so replicas agree.
+            The buffer ``initialized`` records it (and travels in the ``state_dict``).
         device: where to create the codebook and buffers.
         dtype: the codebook's dtype; EMA statistics are at least float32.
 
@@ -180,7 +194,8 @@ class VectorQuantizer(nn.Module):
         TypeError: on an argument of the wrong type.
         ValueError: on ``codebook_size``/``embedding_dim`` < 1, ``decay`` outside (0, 1),
             ``eps`` <= 0, a negative or non-finite ``commitment_weight``,
-            ``bias_correction`` without ``ema``, or an unknown ``distance``/``gradient``.
+            ``bias_correction`` without ``ema``, or an unknown ``distance``/``gradient``/
+            ``init``.
 
     Shape:
         - inputs: $(B, D, *)$ with up to three trailing dims, or $(B, *, D)$ if ``channel_last``
@@ -201,6 +216,7 @@ class VectorQuantizer(nn.Module):
     embed_sum: torch.Tensor
     ema_step: torch.Tensor
     steps_since_used: torch.Tensor
+    initialized: torch.Tensor
 
     def __init__(
         self,
@@ -217,6 +233,7 @@ class VectorQuantizer(nn.Module):
         chunk_size: int | None = None,
         distance: str = "l2",
         gradient: str = "straight_through",
+        init: str = "uniform",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -237,6 +254,7 @@ class VectorQuantizer(nn.Module):
         self.chunk_size = _check_optional_positive_int("chunk_size", chunk_size)
         self.distance = _check_choice("distance", distance, _DISTANCES)
         self.gradient = _check_choice("gradient", gradient, tuple(_ESTIMATORS))
+        self.init = _check_choice("init", init, _INITS)
         self.generator: torch.Generator | None = None
 
         codebook = torch.empty(codebook_size, embedding_dim, device=device, dtype=dtype)
@@ -259,6 +277,8 @@ class VectorQuantizer(nn.Module):
             self.register_buffer(
                 "steps_since_used", torch.zeros(codebook_size, dtype=torch.int64, device=device)
             )
+        if self.init == "kmeans":
+            self.register_buffer("initialized", torch.zeros((), dtype=torch.bool, device=device))
         self.reset_parameters()
 
     @torch.no_grad()
@@ -276,6 +296,8 @@ class VectorQuantizer(nn.Module):
                 self.embed_sum.copy_(self.codebook)
         if self.restart_dead_codes is not None:
             self.steps_since_used.zero_()
+        if self.init == "kmeans":
+            self.initialized.zero_()
 
     def extra_repr(self) -> str:
         parts = [
@@ -297,6 +319,8 @@ class VectorQuantizer(nn.Module):
             parts.append(f"distance={self.distance!r}")
         if self.gradient != "straight_through":
             parts.append(f"gradient={self.gradient!r}")
+        if self.init != "uniform":
+            parts.append(f"init={self.init!r}")
         return ", ".join(parts)
 
     # ----------------------------------------------------------------------------- shapes
@@ -335,6 +359,9 @@ class VectorQuantizer(nn.Module):
         self._check_inputs(inputs)
         rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
         rows = self._unit(rows)
+        training_step = self.training and torch.is_grad_enabled()
+        if training_step:
+            self._initialize(rows)
         result = _quantize_rows(
             rows,
             self._codes(),
@@ -343,7 +370,6 @@ class VectorQuantizer(nn.Module):
             chunk_size=self.chunk_size,
             gradient=self.gradient,
         )
-        training_step = self.training and torch.is_grad_enabled()
         self._update_state(rows, result.indices, result.counts, training_step=training_step)
         [indices] = unpack(result.indices, packed_shapes, "*")
         quantized = result.quantized.to(inputs.dtype)
@@ -397,6 +423,37 @@ class VectorQuantizer(nn.Module):
         # the restart reads its dead codes on the host anyway, so this sync is free
         if self.restart_dead_codes is not None and bool(finite):
             self._restart_dead_codes(rows, global_counts, self.restart_dead_codes)
+
+    @torch.no_grad()
+    def _initialize(self, rows: torch.Tensor) -> None:
+        """With ``init="kmeans"``, once: the codebook from k-means of ``rows`` (a host sync)."""
+        if self.init != "kmeans" or bool(self.initialized):
+            return
+        distributed = _distributed()
+        stats_dtype = torch.promote_types(self.codebook.dtype, torch.float32)
+        rows = rows.detach().to(stats_dtype)
+        size, num_rows = self.codebook_size, rows.shape[0]
+        if num_rows >= size:
+            pick = torch.randperm(num_rows, generator=self.generator, device=rows.device)[:size]
+            seeds = rows[pick]
+        elif num_rows > 0:
+            pick = torch.randint(num_rows, (size,), generator=self.generator, device=rows.device)
+            seeds = rows[pick]
+        else:
+            seeds = self.codebook.detach().to(stats_dtype).clone()
+        if distributed:
+            dist.broadcast(seeds, src=0)
+        result = kmeans(
+            rows,
+            seeds,
+            iterations=_KMEANS_ITERATIONS,
+            reduce=_all_reduce_sum if distributed else None,
+        )
+        self.codebook.copy_(result.centroids)
+        if self.ema and not self.bias_correction:  # as reset_parameters: each code seen once
+            self.cluster_size.fill_(1.0)
+            self.embed_sum.copy_(self.codebook)
+        self.initialized.fill_(True)
 
     def _ema_update(self, counts: torch.Tensor, sums: torch.Tensor, finite: torch.Tensor) -> None:
         step = None

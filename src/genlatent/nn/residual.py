@@ -113,12 +113,13 @@ class ResidualVQ(nn.Module):
 
     ``options`` go to every stage's `VectorQuantizer` (``commitment_weight``, ``ema``,
     ``decay``, ``eps``, ``bias_correction``, ``restart_dead_codes``, ``chunk_size``,
-    ``gradient``, ``device``, ``dtype``; ``distance`` must stay ``"l2"``), whose docstring
-    says when state changes (a training step only) and how it is all-reduced under
-    ``torch.distributed``. With ``shared_codebook=True`` one `VectorQuantizer` serves
-    every stage; its EMA step and dead-code counters then run once per training step over
-    all stages' residuals and codes together (not once per stage, which would decay the
-    averages $S$ times).
+    ``gradient``, ``init``, ``device``, ``dtype``; ``distance`` must stay ``"l2"``; with
+    ``init="kmeans"`` each stage's k-means runs on its own residual, stage after stage, in
+    the first training step), whose docstring says when state changes (a training step
+    only) and how it is all-reduced under ``torch.distributed``. With
+    ``shared_codebook=True`` one `VectorQuantizer` serves every stage; its EMA step and
+    dead-code counters then run once per training step over all stages' residuals and
+    codes together (not once per stage, which would decay the averages $S$ times).
 
     **Quantize dropout** (SoundStream section 3.3). With ``quantize_dropout=True``, each
     training step (``self.training`` and grad enabled) uses only the first $n$ stages, $n$
@@ -239,6 +240,8 @@ class ResidualVQ(nn.Module):
         rows, packed_shapes = self._rows(inputs)
         training_step = self.training and torch.is_grad_enabled()
         active = self._active_stages(training_step, rows.device)
+        if training_step:
+            self._initialize_stages(rows)
         first = self._stage(0)
         result = _residual_rows(
             rows,
@@ -258,6 +261,21 @@ class ResidualVQ(nn.Module):
             terms=result.terms,
             counts=result.counts,
         )
+
+    @torch.no_grad()
+    def _initialize_stages(self, rows: torch.Tensor) -> None:
+        """With ``init="kmeans"``: k-means for each stage on its residual, once, in order."""
+        if self._stage(0).init != "kmeans":
+            return
+        count = 1 if self.shared_codebook else self.num_quantizers
+        if all(bool(self._stage(index).initialized) for index in range(count)):
+            return
+        residual = rows.detach()
+        for index in range(count):
+            stage = self._stage(index)
+            stage._initialize(residual)  # a no-op for a stage already initialised
+            chosen = nearest_code(residual, stage.codebook, chunk_size=stage.chunk_size)
+            residual = residual - F.embedding(chosen, stage.codebook).to(residual.dtype)
 
     @torch.no_grad()
     def _update_state(self, result: _Residual, active: int, *, training_step: bool) -> None:
