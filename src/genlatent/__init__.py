@@ -30,6 +30,8 @@ from genlatent.models import (
     mnist_vqvae,
 )
 from genlatent.nn import (
+    FSQ,
+    LFQ,
     ConvDecoder,
     ConvEncoder,
     GaussianParams,
@@ -38,12 +40,15 @@ from genlatent.nn import (
     Quantizer,
     QuantizerOutput,
     ResidualBlock,
+    ResidualVQ,
     VectorQuantizer,
 )
 from genlatent.priors import PixelCNNPrior, TransformerPrior
 from genlatent.train import fit, load_run
 
 __all__ = [
+    "FSQ",
+    "LFQ",
     "VAE",
     "VQVAE",
     "ConvDecoder",
@@ -55,6 +60,7 @@ __all__ = [
     "Quantizer",
     "QuantizerOutput",
     "ResidualBlock",
+    "ResidualVQ",
     "TransformerPrior",
     "VAELoss",
     "VAEOutput",

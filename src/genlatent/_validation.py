@@ -245,7 +245,7 @@ def check_positive_float(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a float, got {type(value).__name__}")
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
     return float(value)
 
 
@@ -285,8 +285,18 @@ def require_methods(
         ...
         TypeError: sampling needs a model with a sample method; object has none
     """
-    missing = [f"a {name} method" for name in methods if not callable(getattr(obj, name, None))]
-    missing += [f"a {name} attribute" for name in attributes if not hasattr(obj, name)]
+
+    def article(name: str) -> str:
+        return "an" if name[:1] in "aeiou" else "a"
+
+    missing = [
+        f"{article(name)} {name} method"
+        for name in methods
+        if not callable(getattr(obj, name, None))
+    ]
+    missing += [
+        f"{article(name)} {name} attribute" for name in attributes if not hasattr(obj, name)
+    ]
     if missing:
         raise TypeError(
             f"{purpose} needs a model with {' and '.join(missing)}; {type(obj).__name__} has none"

@@ -12,11 +12,13 @@ from einops import rearrange, unpack
 from torch import nn
 
 from genlatent._validation import (
+    check_choice,
     check_in_open_interval,
     check_non_negative_float,
     check_optional_positive_int,
     check_positive_int,
 )
+from genlatent.functional.kmeans import kmeans
 from genlatent.functional.quantize import (
     code_counts,
     code_sums,
@@ -25,6 +27,7 @@ from genlatent.functional.quantize import (
     straight_through,
     vq_losses,
 )
+from genlatent.functional.rotation import rotation_trick
 from genlatent.nn._layout import check_channels, check_indices, from_rows, to_rows
 from genlatent.nn.quantizer import QuantizerOutput
 
@@ -46,6 +49,7 @@ def _quantize_rows(
     commitment_weight: float,
     ema: bool,
     chunk_size: int | None,
+    gradient: str = "straight_through",
 ) -> _Quantized:
     """The hot path: a pure function of tensors with no data-dependent Python branches."""
     indices = nearest_code(rows, codebook, chunk_size=chunk_size)
@@ -58,12 +62,18 @@ def _quantize_rows(
     if not ema:
         terms = {"codebook": losses.codebook, **terms}
     return _Quantized(
-        quantized=straight_through(rows, selected),
+        quantized=_ESTIMATORS[gradient](rows, selected),
         indices=indices,
         loss=loss,
         terms=terms,
         counts=code_counts(indices, codebook.shape[0]),
     )
+
+
+_ESTIMATORS = {"straight_through": straight_through, "rotation": rotation_trick}
+_DISTANCES = ("l2", "cosine")
+_INITS = ("uniform", "kmeans")
+_KMEANS_ITERATIONS = 10
 
 
 def _all_finite(values: torch.Tensor) -> torch.Tensor:
@@ -76,6 +86,11 @@ def _all_finite(values: torch.Tensor) -> torch.Tensor:
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
+
+
+def _all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
 
 
 class VectorQuantizer(nn.Module):
@@ -143,14 +158,26 @@ class VectorQuantizer(nn.Module):
             steps; ``None`` (default) never does.
         chunk_size: codes per distance block in the nearest-code search (bounded memory
             for huge codebooks); ``None`` for all at once.
+        distance: ``"l2"`` (default), or ``"cosine"``: inputs and codes are scaled to unit
+            length before the search, and the quantized vectors are unit codes (the
+            codebook, and the EMA statistics of unit inputs, keep any length).
+        gradient: ``"straight_through"`` (default), or ``"rotation"``: the rotation trick
+            of Fifty et al. 2024 (`rotation_trick`), same values, rotated gradients.
+        init: ``"uniform"`` (default), or ``"kmeans"``: the first training step replaces
+            the codebook by 10 Lloyd steps of `kmeans` on its batch's rows (unit rows with
+            ``"cosine"``), seeded with $K$ distinct rows drawn with ``self.generator``
+            (with replacement if the batch has fewer); under ``torch.distributed`` rank 0
+            draws the seeds and every step's statistics are all-reduced, so replicas agree.
+            The buffer ``initialized`` records it (and travels in the ``state_dict``).
         device: where to create the codebook and buffers.
         dtype: the codebook's dtype; EMA statistics are at least float32.
 
     Raises:
         TypeError: on an argument of the wrong type.
         ValueError: on ``codebook_size``/``embedding_dim`` < 1, ``decay`` outside (0, 1),
-            ``eps`` <= 0, a negative or non-finite ``commitment_weight``, or
-            ``bias_correction`` without ``ema``.
+            ``eps`` <= 0, a negative or non-finite ``commitment_weight``,
+            ``bias_correction`` without ``ema``, or an unknown ``distance``/``gradient``/
+            ``init``.
 
     Shape:
         - inputs: $(B, D, *)$ with up to three trailing dims, or $(B, *, D)$ if ``channel_last``
@@ -171,6 +198,7 @@ class VectorQuantizer(nn.Module):
     embed_sum: torch.Tensor
     ema_step: torch.Tensor
     steps_since_used: torch.Tensor
+    initialized: torch.Tensor
 
     def __init__(
         self,
@@ -185,6 +213,9 @@ class VectorQuantizer(nn.Module):
         channel_last: bool = False,
         restart_dead_codes: int | None = None,
         chunk_size: int | None = None,
+        distance: str = "l2",
+        gradient: str = "straight_through",
+        init: str = "uniform",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -203,6 +234,9 @@ class VectorQuantizer(nn.Module):
             "restart_dead_codes", restart_dead_codes
         )
         self.chunk_size = check_optional_positive_int("chunk_size", chunk_size)
+        self.distance = check_choice("distance", distance, _DISTANCES)
+        self.gradient = check_choice("gradient", gradient, tuple(_ESTIMATORS))
+        self.init = check_choice("init", init, _INITS)
         self.generator: torch.Generator | None = None
 
         codebook = torch.empty(codebook_size, embedding_dim, device=device, dtype=dtype)
@@ -225,6 +259,8 @@ class VectorQuantizer(nn.Module):
             self.register_buffer(
                 "steps_since_used", torch.zeros(codebook_size, dtype=torch.int64, device=device)
             )
+        if self.init == "kmeans":
+            self.register_buffer("initialized", torch.zeros((), dtype=torch.bool, device=device))
         self.reset_parameters()
 
     @torch.no_grad()
@@ -242,6 +278,8 @@ class VectorQuantizer(nn.Module):
                 self.embed_sum.copy_(self.codebook)
         if self.restart_dead_codes is not None:
             self.steps_since_used.zero_()
+        if self.init == "kmeans":
+            self.initialized.zero_()
 
     def extra_repr(self) -> str:
         parts = [
@@ -259,6 +297,12 @@ class VectorQuantizer(nn.Module):
             parts.append(f"restart_dead_codes={self.restart_dead_codes}")
         if self.chunk_size is not None:
             parts.append(f"chunk_size={self.chunk_size}")
+        if self.distance != "l2":
+            parts.append(f"distance={self.distance!r}")
+        if self.gradient != "straight_through":
+            parts.append(f"gradient={self.gradient!r}")
+        if self.init != "uniform":
+            parts.append(f"init={self.init!r}")
         return ", ".join(parts)
 
     # ----------------------------------------------------------------------------- shapes
@@ -267,6 +311,16 @@ class VectorQuantizer(nn.Module):
         check_channels(
             inputs, self.embedding_dim, channel_last=self.channel_last, dim_name="embedding_dim"
         )
+
+    def _unit(self, rows: torch.Tensor) -> torch.Tensor:
+        """With ``distance="cosine"``, rows scaled to unit length (in at least float32)."""
+        if self.distance == "l2":
+            return rows
+        return F.normalize(rows.to(torch.promote_types(rows.dtype, torch.float32)), dim=1)
+
+    def _codes(self) -> torch.Tensor:
+        """The codebook as searched: unit rows with ``distance="cosine"``."""
+        return self._unit(self.codebook)
 
     # ---------------------------------------------------------------------------- forward
 
@@ -288,18 +342,23 @@ class VectorQuantizer(nn.Module):
         """
         self._check_inputs(inputs)
         rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
+        rows = self._unit(rows)
+        training_step = self.training and torch.is_grad_enabled()
+        if training_step:
+            self._initialize(rows)
         result = _quantize_rows(
             rows,
-            self.codebook,
+            self._codes(),
             commitment_weight=self.commitment_weight,
             ema=self.ema,
             chunk_size=self.chunk_size,
+            gradient=self.gradient,
         )
-        training_step = self.training and torch.is_grad_enabled()
         self._update_state(rows, result.indices, result.counts, training_step=training_step)
         [indices] = unpack(result.indices, packed_shapes, "*")
+        quantized = result.quantized.to(inputs.dtype)
         return QuantizerOutput(
-            quantized=from_rows(result.quantized, packed_shapes, channel_last=self.channel_last),
+            quantized=from_rows(quantized, packed_shapes, channel_last=self.channel_last),
             indices=indices,
             loss=result.loss,
             terms=result.terms,
@@ -348,6 +407,37 @@ class VectorQuantizer(nn.Module):
         # the restart reads its dead codes on the host anyway, so this sync is free
         if self.restart_dead_codes is not None and bool(finite):
             self._restart_dead_codes(rows, global_counts, self.restart_dead_codes)
+
+    @torch.no_grad()
+    def _initialize(self, rows: torch.Tensor) -> None:
+        """With ``init="kmeans"``, once: the codebook from k-means of ``rows`` (a host sync)."""
+        if self.init != "kmeans" or bool(self.initialized):
+            return
+        distributed = _distributed()
+        stats_dtype = torch.promote_types(self.codebook.dtype, torch.float32)
+        rows = rows.detach().to(stats_dtype)
+        size, num_rows = self.codebook_size, rows.shape[0]
+        if num_rows >= size:
+            pick = torch.randperm(num_rows, generator=self.generator, device=rows.device)[:size]
+            seeds = rows[pick]
+        elif num_rows > 0:
+            pick = torch.randint(num_rows, (size,), generator=self.generator, device=rows.device)
+            seeds = rows[pick]
+        else:
+            seeds = self.codebook.detach().to(stats_dtype).clone()
+        if distributed:
+            dist.broadcast(seeds, src=0)
+        result = kmeans(
+            rows,
+            seeds,
+            iterations=_KMEANS_ITERATIONS,
+            reduce=_all_reduce_sum if distributed else None,
+        )
+        self.codebook.copy_(result.centroids)
+        if self.ema and not self.bias_correction:  # as reset_parameters: each code seen once
+            self.cluster_size.fill_(1.0)
+            self.embed_sum.copy_(self.codebook)
+        self.initialized.fill_(True)
 
     def _ema_update(self, counts: torch.Tensor, sums: torch.Tensor, finite: torch.Tensor) -> None:
         step = None
@@ -410,7 +500,7 @@ class VectorQuantizer(nn.Module):
         """
         self._check_inputs(inputs)
         rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
-        indices = nearest_code(rows, self.codebook, chunk_size=self.chunk_size)
+        indices = nearest_code(self._unit(rows), self._codes(), chunk_size=self.chunk_size)
         [indices] = unpack(indices, packed_shapes, "*")
         return indices
 
@@ -431,7 +521,7 @@ class VectorQuantizer(nn.Module):
             ValueError: on a rank outside 1..4 or an index outside $[0, K)$.
         """
         indices = check_indices(indices, self.codebook_size)
-        vectors = F.embedding(indices, self.codebook)
+        vectors = F.embedding(indices, self._codes())
         if self.channel_last:
             return vectors
         return rearrange(vectors, "b ... d -> b d ...")

@@ -1,0 +1,241 @@
+r"""Lookup-free quantization as a module: `LFQ`."""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange, unpack
+from torch import nn
+
+from genlatent._validation import (
+    check_non_negative_float,
+    check_positive_float,
+    check_positive_int,
+)
+from genlatent.functional.lfq import (
+    lfq_codes,
+    lfq_codes_from_indices,
+    lfq_entropy,
+    lfq_indices,
+)
+from genlatent.functional.quantize import code_counts
+from genlatent.nn._layout import check_channels, check_indices, from_rows, to_rows
+from genlatent.nn._projection import project
+from genlatent.nn.quantizer import QuantizerOutput
+
+__all__ = ["LFQ"]
+
+
+class LFQ(nn.Module):
+    r"""Lookup-free quantization (MAGVIT-v2, Yu et al. 2023): each channel to its sign.
+
+    With $n = \log_2 K$ bits, each of the $n$ channels of a vector $z$ becomes
+    $q_b = \pm s$ (``codebook_scale``; $-s$ for $z_b \le 0$), with a straight-through
+    gradient ($\partial q / \partial z = I$). The implied codebook $\{-s, s\}^n$ has
+    $K = 2^n$ codes (``codebook_size``) and is never stored; the index is the binary number
+    of the signs, channel $b$ the bit of weight $2^b$: $k = \sum_b 2^b [z_b > 0]$.
+
+    The loss (the paper's eq. 5 plus a commitment term) is
+
+    $$L = \lambda_H \Big(\tfrac1N \textstyle\sum_j H(p(\cdot \mid z_j))
+          - \gamma H(\bar p) + \gamma \log K\Big)
+        + \beta\, \lVert z - \operatorname{sg}[q] \rVert^2,$$
+
+    $\lambda_H$ = ``entropy_weight``, $\gamma$ = ``diversity_gamma``, $\beta$ =
+    ``commitment_weight``, $p(c \mid z) \propto \exp(-\lVert z - c\rVert^2/\tau)$ with $\tau$
+    = ``temperature``, $\bar p$ its batch mean, and the commitment a mean over all
+    elements. The constant $\gamma \log K$ makes the entropy term a sum of two
+    non-negative parts, so it is $\ge 0$ and reads 0 at its optimum (see
+    `genlatent.functional.lfq`, which also shows how $2^{16}$ codes fit in memory: the
+    exact batch distribution from two $N \times 2^{n/2}$ factors, never $N \times K$).
+    ``terms`` holds ``entropy`` (that shifted entropy term) and ``commitment``. All of it
+    is float32 with autocast off.
+
+    $\tau = 0.01$ is not from the paper (which does not give one); it is
+    vector-quantize-pytorch's default (``inv_temperature=100``). With it the assignment of a
+    unit-scale $z$ is sharp, so the per-row entropy pushes $z$ away from 0 only nearby.
+
+    With ``dim`` $\ne n$ the inputs are projected to $n$ channels by a linear layer
+    (``project_in``) and the codes back to ``dim`` by another (``project_out``); the
+    entropy and commitment terms are computed on the projected $z$.
+
+    **Shapes, worked through.** $K = 2^{10}$ ($n = 10$), ``dim=16``, channel-first input
+    $(2, 16, 8, 8)$: packed to rows $(128, 16)$, projected to $(128, 10)$, signs
+    $(128, 10)$ and indices $(128,)$, projected back to $(128, 16)$, unpacked to quantized
+    $(2, 16, 8, 8)$ and indices $(2, 8, 8)$. An empty batch gives NaN losses (the mean of
+    nothing), as `VectorQuantizer`.
+
+    Args:
+        codebook_size: $K$, a power of 2, at least 2 (at most $2^{40}$).
+        dim: input channels $D$; ``None`` (default) for $D = n = \log_2 K$, no projection.
+        entropy_weight: $\lambda_H \ge 0$ (0.1 in the paper).
+        diversity_gamma: $\gamma \ge 0$ (1 in the paper).
+        commitment_weight: $\beta \ge 0$ (0.25 in the paper).
+        temperature: $\tau > 0$ of the soft assignment in the entropy term.
+        codebook_scale: $s > 0$, the magnitude of every code value.
+        channel_last: inputs are $(B, \ldots, D)$ rather than $(B, D, \ldots)$.
+        device: where to create the projections.
+        dtype: the projections' dtype.
+
+    Raises:
+        TypeError: on an argument of the wrong type.
+        ValueError: if ``codebook_size`` is not a power of 2 >= 2 (or above $2^{40}$),
+            ``dim`` < 1, a weight or ``diversity_gamma`` is negative or not finite, or
+            ``temperature``/``codebook_scale`` <= 0.
+
+    Shape:
+        - inputs: $(B, D, *)$ with up to three trailing dims, or $(B, *, D)$ if ``channel_last``
+        - quantized: same as inputs
+        - indices: $(B, *)$
+
+    Example:
+        >>> import torch
+        >>> lfq = LFQ(2**10)
+        >>> out = lfq(torch.randn(2, 10, 8, 8))
+        >>> out.quantized.shape, out.indices.shape, sorted(out.terms)
+        (torch.Size([2, 10, 8, 8]), torch.Size([2, 8, 8]), ['commitment', 'entropy'])
+        >>> bool(out.loss >= 0), torch.equal(lfq.decode(out.indices), out.quantized)
+        (True, True)
+        >>> lfq.decode(torch.tensor([5]))[0, :4]  # 5 = 0b101: bits 0 and 2 set
+        tensor([ 1., -1.,  1., -1.])
+    """
+
+    def __init__(
+        self,
+        codebook_size: int,
+        *,
+        dim: int | None = None,
+        entropy_weight: float = 0.1,
+        diversity_gamma: float = 1.0,
+        commitment_weight: float = 0.25,
+        temperature: float = 0.01,
+        codebook_scale: float = 1.0,
+        channel_last: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive_int("codebook_size", codebook_size)
+        if codebook_size < 2 or codebook_size & (codebook_size - 1) != 0:
+            raise ValueError(f"codebook_size must be a power of 2 (>= 2), got {codebook_size}")
+        bits = codebook_size.bit_length() - 1
+        if bits > 40:
+            raise ValueError(f"codebook_size must be at most 2**40, got 2**{bits}")
+        self.codebook_size = codebook_size
+        self.bits = bits
+        self.dim = bits if dim is None else check_positive_int("dim", dim)
+        self.entropy_weight = check_non_negative_float("entropy_weight", entropy_weight)
+        self.diversity_gamma = check_non_negative_float("diversity_gamma", diversity_gamma)
+        self.commitment_weight = check_non_negative_float("commitment_weight", commitment_weight)
+        self.temperature = check_positive_float("temperature", temperature)
+        self.codebook_scale = check_positive_float("codebook_scale", codebook_scale)
+        self.channel_last = bool(channel_last)
+        self.project_in: nn.Linear | None = None
+        self.project_out: nn.Linear | None = None
+        if self.dim != bits:
+            self.project_in = nn.Linear(self.dim, bits, device=device, dtype=dtype)
+            self.project_out = nn.Linear(bits, self.dim, device=device, dtype=dtype)
+
+    def extra_repr(self) -> str:
+        parts = [f"codebook_size={self.codebook_size}"]
+        if self.project_in is not None:
+            parts.append(f"dim={self.dim}")
+        parts += [
+            f"entropy_weight={self.entropy_weight}",
+            f"diversity_gamma={self.diversity_gamma}",
+            f"commitment_weight={self.commitment_weight}",
+            f"temperature={self.temperature}",
+        ]
+        if self.codebook_scale != 1.0:
+            parts.append(f"codebook_scale={self.codebook_scale}")
+        if self.channel_last:
+            parts.append("channel_last=True")
+        return ", ".join(parts)
+
+    def _project_in(self, rows: torch.Tensor) -> torch.Tensor:
+        return rows if self.project_in is None else project(rows, self.project_in)
+
+    def _output(self, codes: torch.Tensor) -> torch.Tensor:
+        return codes if self.project_out is None else project(codes, self.project_out)
+
+    def forward(self, inputs: torch.Tensor) -> QuantizerOutput:
+        """Quantize ``inputs`` to signs and compute the entropy and commitment terms.
+
+        Args:
+            inputs: $(B, D, *)$ or, with ``channel_last``, $(B, *, D)$.
+
+        Returns:
+            `QuantizerOutput` ``(quantized, indices, loss, terms, counts)``; ``terms``
+            holds ``entropy`` and ``commitment``; ``quantized`` has the inputs' dtype.
+
+        Raises:
+            TypeError: if ``inputs`` is not a floating-point tensor.
+            ValueError: if ``inputs`` has the wrong rank or channel count.
+        """
+        check_channels(inputs, self.dim, channel_last=self.channel_last)
+        rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
+        latents = self._project_in(rows)
+        codes = lfq_codes(latents, scale=self.codebook_scale)
+        flat_indices = lfq_indices(latents)
+        entropy = lfq_entropy(
+            latents,
+            temperature=self.temperature,
+            scale=self.codebook_scale,
+            diversity_gamma=self.diversity_gamma,
+        ).loss
+        with torch.autocast(device_type=inputs.device.type, enabled=False):
+            # codes is z + sg[q - z] in float32, so sg[q] is its detached value
+            commitment = (latents.to(codes.dtype) - codes.detach()).square().mean()
+            loss = self.entropy_weight * entropy + self.commitment_weight * commitment
+        quantized = self._output(codes).to(inputs.dtype)
+        [indices] = unpack(flat_indices, packed_shapes, "*")
+        return QuantizerOutput(
+            quantized=from_rows(quantized, packed_shapes, channel_last=self.channel_last),
+            indices=indices,
+            loss=loss.float(),
+            terms={"entropy": entropy.float(), "commitment": commitment.float()},
+            counts=code_counts(flat_indices, self.codebook_size),
+        )
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Return the binary index of each vector's signs.
+
+        Args:
+            inputs: $(B, D, *)$ or, with ``channel_last``, $(B, *, D)$.
+
+        Returns:
+            int64 indices $(B, *)$, the same as ``self(inputs).indices``.
+
+        Raises:
+            TypeError: if ``inputs`` is not a floating-point tensor.
+            ValueError: if ``inputs`` has the wrong rank or channel count.
+        """
+        check_channels(inputs, self.dim, channel_last=self.channel_last)
+        rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
+        with torch.no_grad():
+            flat_indices = lfq_indices(self._project_in(rows))
+        [indices] = unpack(flat_indices, packed_shapes, "*")
+        return indices
+
+    def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        """Map indices back to sign codes $\\pm s$ (projected to ``dim`` if ``dim`` was given).
+
+        Args:
+            indices: int tensor $(B,)$ or $(B, *)$ (up to three trailing dims), values in
+                $[0, K)$ (checked: this reads the values).
+
+        Returns:
+            Float32 codes (the projection's dtype with ``dim``), channel-first $(B, D, *)$
+            or $(B, *, D)$ with ``channel_last``: equal to ``self(inputs).quantized`` for
+            ``indices = self.encode(inputs)``.
+
+        Raises:
+            TypeError: if ``indices`` is not an integer tensor.
+            ValueError: on a rank outside 1..4 or an index outside $[0, K)$.
+        """
+        indices = check_indices(indices, self.codebook_size)
+        dtype = torch.float32 if self.project_out is None else self.project_out.weight.dtype
+        codes = lfq_codes_from_indices(indices, self.bits, scale=self.codebook_scale, dtype=dtype)
+        vectors = self._output(codes)
+        if self.channel_last:
+            return vectors
+        return rearrange(vectors, "b ... d -> b d ...")
