@@ -94,7 +94,7 @@ def _make(name: str, dim: int) -> Callable[[torch.Tensor], tuple[torch.Tensor, t
         checks = name == "genlatent+checks"
 
         def run_genlatent(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            # as the trainer's objectives run it: NaN/inf value checks off
+            # as the trainer runs it: NaN/inf value checks off
             with validate_args(checks):
                 out = quantizer(x)
             return out.quantized, out.loss

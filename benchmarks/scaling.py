@@ -69,7 +69,7 @@ def _step(batch: int, codes: int, grid: int) -> Any:
 
     def step() -> None:
         x.grad = None
-        with validate_args(False):  # as the trainer's objectives run it
+        with validate_args(False):  # as the trainer runs it
             out = quantizer(x)
         (out.loss + out.quantized.square().mean()).backward()
 

@@ -3,8 +3,9 @@
 Both train the same 784-400-400-200 MLP VAE (LeakyReLU(0.2), Bernoulli decoder; 1,189,984
 parameters) on the same real MNIST images, batch 100, with the same number of threads:
 
-- ``genlatent``: `genlatent.train.train_epoch` with `vae_objective`, batches from
-  `TensorBatches` and Adam built as the runner builds it (fused on CPU);
+- ``genlatent``: the reference trainer's epoch (`genlatent.train.loop.train_epoch` over
+  `VAE.loss`, called through `LossModule` as `fit` calls it), batches from
+  `TensorBatches` and Adam built as the trainer builds it (fused on CPU);
 - ``tutorial``: the loop as the tutorial writes it, in this file: a ``DataLoader`` over a
   ``TensorDataset`` (already float, so it is spared the tutorial's per-image ``ToTensor``),
   sigmoid output with ``F.binary_cross_entropy(reduction="sum")`` plus the KL, default
@@ -44,9 +45,8 @@ from benchmarks._common import (
 from benchmarks._tutorial_vae import tutorial_decoder, tutorial_hidden
 from genlatent.data import ImageDataset, TensorBatches, load_mnist
 from genlatent.models import mnist_vae
-from genlatent.train import train_epoch
-from genlatent.train.objectives import vae_objective
-from genlatent.train.runner import _optimizer
+from genlatent.train.fit import _optimizer
+from genlatent.train.loop import LossModule, StepSettings, train_epoch
 
 MNIST_DIR = Path(os.environ.get("GENLATENT_MNIST", "/work/shared/data/mnist"))
 BATCH_SIZE = 100
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.manual_seed(0)
     ours = mnist_vae()
     ours_opt = _optimizer(ours, 1e-3, device)
+    ours_module, settings = LossModule(ours), StepSettings(device)
     batches = TensorBatches(
         dataset, batch_size=BATCH_SIZE, shuffle=True, generator=torch.Generator().manual_seed(0)
     )
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a, b = torch.randn(size, size), torch.randn(size, size)
     contenders: dict[str, Any] = {
         "genlatent": lambda: train_epoch(
-            ours, ours_opt, batches, vae_objective, epoch=1, device=device, show_progress=False
+            ours_module, ours_opt, batches, settings, epoch=1, show_progress=False
         ),
         "tutorial": lambda: tutorial_epoch(tutorial, tutorial_opt, loader),
         "matmul": lambda: torch.mm(a, b),

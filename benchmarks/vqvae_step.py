@@ -1,7 +1,8 @@
 """VQ-VAE training step: achieved GFLOP/s against a matmul and a conv peak, NCHW vs channels_last.
 
-One sample is one step of genlatent's reference trainer (`genlatent.train.train_epoch` over
-a single batch, `vqvae_objective`, Adam as the runner builds it) on a batch of 128 random
+One sample is one step of genlatent's reference trainer (`genlatent.train.loop.train_epoch`
+over a single batch, `VQVAE.loss` through `LossModule`, Adam as `fit` builds it) on a batch
+of 128 random
 32x32x3 images, for `genlatent.models.cifar10_vqvae` at the reference width (512 hidden
 channels) and a reduced one (64), each with contiguous (NCHW) and ``channels_last``
 tensors. The step's FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode``
@@ -31,9 +32,8 @@ from benchmarks._common import (
     write_json,
 )
 from genlatent.models import cifar10_vqvae
-from genlatent.train import train_epoch
-from genlatent.train.objectives import vqvae_objective
-from genlatent.train.runner import _optimizer
+from genlatent.train.fit import _optimizer
+from genlatent.train.loop import LossModule, StepSettings, train_epoch
 
 MATMUL_SIZE = 2048
 
@@ -48,21 +48,14 @@ def _step(hidden: int, batch: int, channels_last: bool) -> tuple[Any, float]:
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer = _optimizer(model, 2e-4, torch.device("cpu"))
     batches = [(x,)]
+    module, settings = LossModule(model), StepSettings(x.device)
 
     def step() -> None:
-        train_epoch(
-            model,
-            optimizer,
-            batches,
-            vqvae_objective,
-            epoch=1,
-            device=x.device,
-            show_progress=False,
-        )
+        train_epoch(module, optimizer, batches, settings, epoch=1, show_progress=False)
 
     counter = FlopCounterMode(display=False)
     with counter:
-        loss = vqvae_objective(model, x).loss
+        loss = module(x).loss
         loss.backward()
     model.zero_grad(set_to_none=True)
     return step, float(counter.get_total_flops())

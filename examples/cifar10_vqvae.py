@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from genlatent import VQVAE
 from genlatent.data import ImageDataset, as_batches, fetch, load_cifar10
-from genlatent.metrics import VQVAEEvaluation, evaluate_vqvae
+from genlatent.metrics import Evaluation, evaluate_model
 from genlatent.train import RunSummary, TrainConfig, train
 
 
@@ -24,7 +24,7 @@ class Result:
     """What `main` returns: the trainer's summary and the test-set scores."""
 
     summary: RunSummary
-    test: VQVAEEvaluation
+    test: Evaluation
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> Result:
     if not isinstance(model, VQVAE):
         raise TypeError(f"expected the trainer to return a VQVAE, got {type(model).__name__}")
     device = next(model.parameters()).device
-    test = evaluate_vqvae(model, as_batches(test_set, 500, device=device))
+    test = evaluate_model(model, as_batches(test_set, 500, device=device))
     print(
         f"test MSE {test.mse:.5f}, PSNR {test.psnr:.2f} dB, "
         f"codes used {test.fraction_used:.0%}, perplexity {test.perplexity:.1f}"

@@ -22,7 +22,7 @@ from torch import nn
 
 from genlatent import VAE, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, VectorQuantizer
 from genlatent.data import ImageDataset, as_batches, load_digits, load_mnist
-from genlatent.metrics import perplexity_from_counts
+from genlatent.metrics import code_usage
 
 
 @dataclass(frozen=True)
@@ -113,15 +113,16 @@ def train_vqvae(
             optimizer.step()
 
         parts.eval()
-        squared_error, counts = 0.0, torch.zeros(quantizer.codebook_size, dtype=torch.int64)
+        squared_error, counts = 0.0, torch.zeros(quantizer.codebook_size)
         with torch.no_grad():
             for batch in as_batches(test_set, 500):
                 q = quantizer(encoder(batch.images))
                 reconstruction = decoder(q.quantized)
                 squared_error += F.mse_loss(reconstruction, batch.images, reduction="sum").item()
-                counts += torch.bincount(q.indices.flatten(), minlength=quantizer.codebook_size)
+                counts += q.counts  # how many positions chose each code in this batch
         test_mse.append(squared_error / test_set.images.numel())  # per pixel value
-        perplexities.append(float(perplexity_from_counts(counts)))  # codebook use, in [1, K]
+        _, perplexity = code_usage(counts)  # (fraction of codes used, perplexity in [1, K])
+        perplexities.append(perplexity)
         print(
             f"VQ-VAE epoch {epoch}: test MSE {test_mse[-1]:.4f}, perplexity {perplexities[-1]:.1f}"
         )

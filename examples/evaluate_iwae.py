@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> Result:
     )
     print(
         f"test -ELBO {evaluation.negative_elbo:.2f} nats "
-        f"(reconstruction {evaluation.reconstruction:.2f} + KL {evaluation.kl:.2f}); "
+        f"(reconstruction {evaluation.reconstruction_loss:.2f} + KL {evaluation.kl:.2f}); "
         f"IWAE k={args.iwae_k}: {evaluation.iwae_nll:.2f} nats, "
         f"{evaluation.iwae_bits_per_dim:.4f} bits/dim"
     )

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from genlatent.data import ImageDataset, as_batches
-from genlatent.metrics import VAEEvaluation, VQVAEEvaluation, evaluate_vae, evaluate_vqvae
+from genlatent.metrics import Evaluation, VAEEvaluation, evaluate_model, evaluate_vae
 from genlatent.models import VAE
 from genlatent.train import RunSummary, TrainConfig, train
 
@@ -75,7 +75,7 @@ class Result:
     test_set: ImageDataset
     classes: list[str]
     summary: RunSummary
-    test: VAEEvaluation | VQVAEEvaluation
+    test: VAEEvaluation | Evaluation
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,20 +101,21 @@ def main(argv: Sequence[str] | None = None) -> Result:
     print(f"{len(train_set)} training and {len(test_set)} test images, classes {classes}")
 
     config = TrainConfig(model=args.model, epochs=args.epochs, device=args.device, seed=args.seed)
-    if args.small:
-        config = config.replace(epochs=2, batch_size=8, latent_dim=16, hidden_channels=16)
+    if args.small:  # each preset refuses the other's size options
+        size = {"latent_dim": 16} if args.model == "vae" else {"hidden_channels": 16}
+        config = config.replace(epochs=2, batch_size=8, **size)
     summary = train(config, args.out, datasets=(train_set, test_set), show_progress=False)
     # --8<-- [end:train]
 
     # --8<-- [start:evaluate]
     device = next(summary.model.parameters()).device
     test_batches = as_batches(test_set, batch_size=256, device=device)
-    test: VAEEvaluation | VQVAEEvaluation
+    test: VAEEvaluation | Evaluation
     if isinstance(summary.model, VAE):
         test = vae_scores = evaluate_vae(summary.model, test_batches)
         print(f"test -ELBO {vae_scores.negative_elbo:.1f} nats per image")
     else:
-        test = vq_scores = evaluate_vqvae(summary.model, test_batches)
+        test = vq_scores = evaluate_model(summary.model, test_batches)
         print(f"test PSNR {vq_scores.psnr:.2f} dB, codes used {vq_scores.fraction_used:.0%}")
     # --8<-- [end:evaluate]
     return Result(train_set, test_set, classes, summary, test)

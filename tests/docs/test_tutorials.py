@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from genlatent import VQVAE, VectorQuantizer
-from genlatent.metrics import VAEEvaluation, VQVAEEvaluation
+from genlatent.metrics import Evaluation, VAEEvaluation
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -35,6 +35,7 @@ TESTED = {
     "evaluate_iwae.py": "test_evaluate_iwae",
     "custom_loop.py": "test_custom_loop",
     "lightning_vae.py": "test_lightning_vae",
+    "conditional_vae.py": "test_conditional_vae",
 }
 NO_TEST = "<!-- no-test -->"
 # -log p(x) of 64 pixels under Bernoulli(1/2), what an untrained decoder's zero logits give
@@ -121,7 +122,7 @@ def test_custom_conv_vae() -> None:
     x = torch.rand(5, 1, 8, 8)
     mean, log_var = model.encode(x)
     assert mean.shape == log_var.shape == (5, 8)  # (B, latent_dim) from the Gaussian head
-    assert model(x).logits.shape == x.shape
+    assert model(x).decoder_output.shape == x.shape
     samples = model.sample(4, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (4, 1, 8, 8)
     assert bool(((samples >= 0) & (samples <= 1)).all())
@@ -170,12 +171,14 @@ def test_cifar10_vqvae(tmp_path: Path) -> None:
     assert isinstance(model, VQVAE)
     assert model.quantizer.codebook_size == 32
     test = result.test
-    assert isinstance(test, VQVAEEvaluation)
+    assert isinstance(test, Evaluation)
     assert test.num_examples == 8
     assert int(test.counts.sum()) == 8 * 8 * 8  # 8 images, an 8x8 grid of codes each
     assert 0 < test.fraction_used <= 1
     # the same weights on the same test images as the trainer's last evaluation
-    assert test.mse == pytest.approx(lines[-1]["test_reconstruction"], rel=1e-4)
+    assert test.mse == pytest.approx(lines[-1]["test_reconstruction_loss"], rel=1e-4)
+    for name in ("loss", "reconstruction_loss", "quantizer_loss", "codebook", "commitment"):
+        assert test.terms[name] == pytest.approx(lines[-1][f"test_{name}"], rel=1e-4), name
 
 
 def _write_image_folder(root: Path, per_class: int) -> Path:
@@ -217,7 +220,7 @@ def test_own_images(tmp_path: Path) -> None:
          "--out", str(tmp_path / "run-vq")]
     )  # fmt: skip
     assert grey.train_set.image_shape == (1, 16, 16)
-    assert isinstance(grey.test, VQVAEEvaluation)
+    assert isinstance(grey.test, Evaluation)
     assert int(grey.test.counts.sum()) == 2 * 4 * 4  # 2 test images, a 4x4 grid of codes
 
     (tmp_path / "empty").mkdir()
@@ -266,3 +269,26 @@ def test_lightning_vae(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(metrics) >= {"train_loss", "train_kl", "val_loss"}
     assert all(math.isfinite(value) for value in metrics.values())
     assert metrics["val_loss"] < DIGITS_CHANCE_NATS - 5  # well below an untrained decoder
+
+
+def test_conditional_vae(tmp_path: Path) -> None:
+    example = _example("conditional_vae")
+    run_dir = tmp_path / "run"
+    last = example.main(["--out", str(run_dir), "--epochs", "3"])
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2, 3]
+    assert last == lines[-1]
+    # every field of the model's loss is logged by its name, train and test
+    for key in ("loss", "reconstruction", "kl"):
+        assert f"train_{key}" in last, key
+        assert f"test_{key}" in last, key
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]
+    assert last["test_loss"] < DIGITS_CHANCE_NATS
+    assert last["train_examples"] == 1500  # the digits' training split, labels passed
+    # samples: one row of 8 per class (10 digits), 8x8 cells scaled 8x with 2-pixel padding
+    with Image.open(run_dir / "samples.png") as picture:
+        assert picture.size == ((8 * 10 + 2) * 8, (10 * 10 + 2) * 8)
+    assert (run_dir / "reconstructions.png").is_file()
+    resumed = example.main(["--out", str(run_dir), "--epochs", "4", "--resume"])
+    assert resumed["epoch"] == 4
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 4

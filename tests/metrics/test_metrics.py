@@ -1,4 +1,4 @@
-"""Tests for genlatent.metrics: the IWAE bound, dataset evaluation, bits/dim, perplexity."""
+"""Tests for genlatent.metrics: the IWAE bound, dataset evaluation, bits/dim, code usage."""
 
 from __future__ import annotations
 
@@ -23,13 +23,15 @@ from genlatent import (
     vae_loss,
 )
 from genlatent.metrics import (
+    Evaluation,
     VAEEvaluation,
     bits_per_dim,
+    code_usage,
+    evaluate_model,
     evaluate_vae,
-    evaluate_vqvae,
     iwae_bound,
-    perplexity_from_counts,
 )
+from genlatent.nn import QuantizerOutput
 
 SEEDS = st.integers(0, 2**31 - 1)
 
@@ -63,8 +65,8 @@ def test_iwae_with_one_sample_is_the_single_sample_elbo_on_the_same_noise(seed, 
     model, x = _vae(seed % 7, likelihood=likelihood), _data(seed, batch)
     out = model(x, generator=_gen(seed))
     reconstruction = vae_loss(
-        x, out.logits, out.mean, out.log_var, likelihood=likelihood, reduction="none"
-    ).reconstruction
+        x, out.decoder_output, out.mean, out.log_var, likelihood=likelihood, reduction="none"
+    ).reconstruction_loss
     q = Normal(out.mean, torch.exp(0.5 * out.log_var))
     prior = Normal(torch.zeros_like(out.mean), torch.ones_like(out.mean))
     monte_carlo_kl = (q.log_prob(out.z) - prior.log_prob(out.z)).sum(-1)
@@ -81,7 +83,7 @@ def test_iwae_with_one_sample_averages_to_the_closed_form_elbo():
     with torch.no_grad():
         l1 = iwae_bound(model, x.expand(4000, -1), num_samples=1, generator=_gen(0))
         out = model(x.expand(4000, -1), generator=_gen(1))
-        elbo = -vae_loss(x.expand(4000, -1), out.logits, out.mean, out.log_var).loss
+        elbo = -vae_loss(x.expand(4000, -1), out.decoder_output, out.mean, out.log_var).loss
     assert abs(l1.mean().item() - elbo.item()) < 0.05
 
 
@@ -234,7 +236,11 @@ def test_iwae_bad_arguments():
         iwae_bound(model, x, num_samples=2, chunk_size=0)
     with pytest.raises(ValueError, match=r"reduction must be one of .* got 'avg'"):
         iwae_bound(model, x, num_samples=2, reduction="avg")
-    with pytest.raises(TypeError, match=r"model must be a genlatent VAE, got Linear"):
+    with pytest.raises(
+        TypeError,
+        match=r"the IWAE bound needs a model with .*encode method and a decode method and a "
+        r"likelihood attribute; Linear has none",
+    ):
         iwae_bound(nn.Linear(2, 2), x, num_samples=2)
     with pytest.raises(TypeError, match=r"x must have a floating-point dtype, got torch.int64"):
         iwae_bound(model, torch.ones(2, 6, dtype=torch.int64), num_samples=2)
@@ -246,7 +252,11 @@ def test_iwae_bad_arguments():
             return x[:1, :3], x[:1, :3]
 
     bad = VAE(BadEncoder(), MLPDecoder(3, 4, 6, dtype=torch.float64))
-    with pytest.raises(ValueError, match=r"encoder must return mean and log_var of shape \(B, D\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"the encoder \(BadEncoder\) must return mean of shape \(B, latent_dim\) = "
+        r"\(2, 3\), got \(1, 3\)",
+    ):
         iwae_bound(bad, x, num_samples=2)
 
 
@@ -271,7 +281,7 @@ def test_evaluate_vae_weights_batches_by_their_size(seed, sizes):
     whole = evaluate_vae(model, [x])
     per_example = model.loss(x, reduction="none")
     assert split.num_examples == whole.num_examples == sum(sizes)
-    for name in ("negative_elbo", "reconstruction", "kl", "bits_per_dim"):
+    for name in ("negative_elbo", "reconstruction_loss", "kl", "bits_per_dim"):
         assert math.isclose(getattr(split, name), getattr(whole, name), rel_tol=1e-12), name
     assert math.isclose(whole.negative_elbo, per_example.loss.mean().item(), rel_tol=1e-12)
     assert math.isclose(whole.kl, per_example.kl.mean().item(), rel_tol=1e-12)
@@ -296,7 +306,7 @@ def test_evaluate_vae_reports_consistent_numbers_and_accepts_labelled_batches():
     )
     assert isinstance(plain, VAEEvaluation)
     assert plain == labelled
-    assert math.isclose(plain.negative_elbo, plain.reconstruction + plain.kl)
+    assert math.isclose(plain.negative_elbo, plain.reconstruction_loss + plain.kl)
     assert math.isclose(plain.bits_per_dim, plain.negative_elbo / (6 * math.log(2)))
     assert math.isclose(plain.iwae_bits_per_dim, plain.iwae_nll / (6 * math.log(2)))
     assert plain.values_per_example == 6
@@ -353,7 +363,11 @@ def test_evaluate_vae_bad_arguments():
         evaluate_vae(model, [x], iwae_samples=True)
     with pytest.raises(ValueError, match=r"iwae_chunk_size must be >= 1, got 0"):
         evaluate_vae(model, [x], iwae_samples=2, iwae_chunk_size=0)
-    with pytest.raises(TypeError, match=r"model must be a genlatent VAE, got Linear"):
+    with pytest.raises(
+        TypeError,
+        match=r"evaluate_vae needs a model with .*encode method and a decode method and a "
+        r"likelihood attribute; Linear has none",
+    ):
         evaluate_vae(nn.Linear(2, 2), [x])
     with pytest.raises(ValueError, match=r"batches must yield at least one example, got none"):
         evaluate_vae(model, [])
@@ -382,33 +396,38 @@ def test_model_without_parameters_is_rejected():
         evaluate_vae(VAE(Empty(), Empty()), [torch.rand(2, 2)])
 
 
-# --------------------------------------------------------------------------- evaluate_vqvae
-
-
-class _StandInOutput(NamedTuple):
-    quantized: torch.Tensor
-    indices: torch.Tensor
-    loss: torch.Tensor
-    perplexity: torch.Tensor
-    codebook_loss: torch.Tensor
-    commitment_loss: torch.Tensor
+# ------------------------------------------------------------------------- evaluate_model
 
 
 class _StandInQuantizer(nn.Module):
-    """Nearest-code quantizer by brute force, (B, D, h, w) in, for tests only."""
+    """Nearest-code quantizer by brute force, (B, D, h, w) in, for tests only.
+
+    It follows the quantizer contract with no base class; its one term, ``distance``, is
+    the mean squared distance of the inputs to their codes.
+    """
 
     def __init__(self, codebook_size: int, embedding_dim: int) -> None:
         super().__init__()
+        self.codebook_size = codebook_size
         self.codebook = nn.Parameter(torch.randn(codebook_size, embedding_dim))
-        self.offset = 0  # added to the indices, to fake a broken quantizer
+        self.fail = False  # raise in forward, to fake a broken quantizer
 
-    def forward(self, inputs: torch.Tensor) -> _StandInOutput:
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
         rows = inputs.permute(0, 2, 3, 1)  # (B, h, w, D)
         distances = (rows.unsqueeze(-2) - self.codebook).pow(2).sum(-1)  # (B, h, w, K)
-        indices = distances.argmin(-1)
-        quantized = self.codebook[indices].permute(0, 3, 1, 2)
-        zero = inputs.new_zeros(())
-        return _StandInOutput(quantized, indices + self.offset, zero, zero + 1, zero, zero)
+        return distances.argmin(-1)
+
+    def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.codebook[indices].permute(0, 3, 1, 2)
+
+    def forward(self, inputs: torch.Tensor) -> QuantizerOutput:
+        if self.fail:
+            raise RuntimeError("the stand-in quantizer failed")
+        indices = self.encode(inputs)
+        quantized = self.decode(indices)
+        distance = (inputs - quantized).pow(2).mean()
+        counts = torch.bincount(indices.flatten(), minlength=self.codebook_size).float()
+        return QuantizerOutput(quantized, indices, distance, {"distance": distance}, counts)
 
 
 def _quantizers() -> list:
@@ -419,7 +438,7 @@ def _quantizers() -> list:
 
 
 @pytest.mark.parametrize("make_quantizer", _quantizers())
-def test_evaluate_vqvae_on_a_constructed_case(make_quantizer):
+def test_evaluate_model_of_a_vqvae_on_a_constructed_case(make_quantizer):
     # Identity encoder and decoder: x (B, 2, h, w) is its own latent grid and the
     # reconstruction is the chosen code. Codes 0..7 sit at (10 i, 0); every latent vector is
     # a code plus (0.1, -0.1), so it picks that code and the squared error is 0.01 per value.
@@ -431,24 +450,45 @@ def test_evaluate_vqvae_on_a_constructed_case(make_quantizer):
     chosen = torch.tensor([1, 3, 4, 6]).repeat(6)  # 24 positions = 3 images x 2 x 4
     grid = torch.stack([10.0 * chosen + 0.1, torch.full_like(chosen, -0.1, dtype=torch.float32)])
     x = grid.reshape(2, 3, 2, 4).permute(1, 0, 2, 3).contiguous()  # (3, 2, 2, 4)
-    result = evaluate_vqvae(model, [x[:2], (x[2:], torch.zeros(1))])
+    result = evaluate_model(model, [x[:2], (x[2:], torch.zeros(1))])
+    assert isinstance(result, Evaluation)
     assert math.isclose(result.mse, 0.01, rel_tol=1e-4)
     assert math.isclose(result.psnr, 20.0, rel_tol=1e-4)  # 10 log10(1 / 0.01)
     assert math.isclose(result.perplexity, 4.0, rel_tol=1e-6)  # uniform over m = 4 codes
     assert result.fraction_used == 0.5
     assert result.counts.tolist() == [0, 6, 0, 6, 6, 0, 6, 0]
-    assert result.counts.dtype == torch.int64
+    assert result.counts.dtype == torch.float64
     assert result.num_examples == 3
+    # every term is a per-example mean; the quantizer's terms are logged by their names
+    terms = result.terms
+    assert math.isclose(terms["reconstruction_loss"], 0.01, rel_tol=1e-4)
+    assert math.isclose(terms["loss"], terms["reconstruction_loss"] + terms["quantizer_loss"])
+    if make_quantizer is VectorQuantizer:
+        # codebook = commitment = 0.01 per value; quantizer loss = 0.01 + 0.25 x 0.01
+        assert sorted(terms) == [
+            "codebook", "commitment", "loss", "quantizer_loss", "reconstruction_loss",
+        ]  # fmt: skip
+        assert math.isclose(terms["codebook"], 0.01, rel_tol=1e-4)
+        assert math.isclose(terms["commitment"], 0.01, rel_tol=1e-4)
+        assert math.isclose(terms["quantizer_loss"], 0.0125, rel_tol=1e-4)
+    else:
+        assert sorted(terms) == ["distance", "loss", "quantizer_loss", "reconstruction_loss"]
+        assert math.isclose(terms["distance"], 0.01, rel_tol=1e-4)
+        assert math.isclose(terms["quantizer_loss"], 0.01, rel_tol=1e-4)
+    assert result.as_dict() == {
+        "num_examples": 3, **terms, "mse": result.mse, "psnr": result.psnr,
+        "fraction_used": 0.5, "perplexity": result.perplexity,
+    }  # fmt: skip
 
 
-def test_evaluate_vqvae_perplexity_of_uneven_usage_and_data_range():
+def test_evaluate_model_perplexity_of_uneven_usage_and_data_range():
     quantizer = _StandInQuantizer(4, 1)
     with torch.no_grad():
         quantizer.codebook.copy_(torch.tensor([[0.0], [1.0], [2.0], [3.0]]))
     model = VQVAE(nn.Identity(), quantizer, nn.Identity())
     x = torch.tensor([0.0, 0.0, 0.0, 1.0, 3.0, 3.0]).reshape(1, 1, 2, 3) + 0.5
     x = x - 0.5 * (x > 0.5)  # the first three stay 0.5 (-> code 0), the rest are exact
-    result = evaluate_vqvae(model, [x], data_range=2.0)
+    result = evaluate_model(model, [x], data_range=2.0)
     probs = torch.tensor([3.0, 1.0, 0.0, 2.0]) / 6
     expected = torch.distributions.Categorical(probs=probs).entropy().exp().item()
     assert math.isclose(result.perplexity, expected, rel_tol=1e-6)
@@ -457,61 +497,106 @@ def test_evaluate_vqvae_perplexity_of_uneven_usage_and_data_range():
     assert math.isclose(result.psnr, 10 * math.log10(4 / result.mse), rel_tol=1e-6)
 
 
-def test_evaluate_vqvae_perfect_reconstruction_has_infinite_psnr():
+def test_evaluate_model_perfect_reconstruction_has_infinite_psnr():
     quantizer = _StandInQuantizer(2, 1)
     with torch.no_grad():
         quantizer.codebook.copy_(torch.tensor([[0.0], [1.0]]))
     model = VQVAE(nn.Identity(), quantizer, nn.Identity())
-    result = evaluate_vqvae(model, [torch.tensor([0.0, 1.0]).reshape(1, 1, 1, 2)])
+    result = evaluate_model(model, [torch.tensor([0.0, 1.0]).reshape(1, 1, 1, 2)])
     assert result.mse == 0.0
     assert result.psnr == math.inf
 
 
 @pytest.mark.parametrize("ema", [False, True])
-def test_evaluate_vqvae_changes_no_state_and_restores_training_mode(ema):
+def test_evaluate_model_changes_no_state_and_restores_training_mode(ema):
     torch.manual_seed(0)
     model = VQVAE(ConvEncoder(3, 8, 4), VectorQuantizer(16, 4, ema=ema), ConvDecoder(4, 8, 3))
     model.train()
     before = {name: value.clone() for name, value in model.state_dict().items()}
     batches = [torch.rand(2, 3, 8, 8), torch.rand(3, 3, 8, 8)]
-    result = evaluate_vqvae(model, batches)
+    result = evaluate_model(model, batches)
     assert model.training
     assert torch.is_grad_enabled()
-    # The real quantizer documents one counter that grows in every forward, eval included:
-    # usage_counts. It must have grown by exactly the counts evaluate_vqvae reports. Nothing
-    # else (parameters, EMA codebook and statistics) may move.
+    # usage is no state: nothing (parameters, EMA codebook and statistics) may move
     after = model.state_dict()
-    usage = "quantizer.usage_counts"
-    if usage in after:
-        torch.testing.assert_close(after.pop(usage) - before.pop(usage), result.counts)
+    assert after.keys() == before.keys()
     for name, value in after.items():
         torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=name)
     assert int(result.counts.sum()) == 5 * 2 * 2
     assert 1.0 <= result.perplexity <= 16.0
     assert result.fraction_used == float((result.counts > 0).sum()) / 16
+    expected = {"loss", "reconstruction_loss", "quantizer_loss", "commitment"}
+    assert set(result.terms) == (expected if ema else expected | {"codebook"})
 
 
-def test_evaluate_vqvae_bad_arguments():
+class _Terms(NamedTuple):
+    loss: torch.Tensor
+    parts: dict[str, torch.Tensor]
+
+
+class _ProtocolModel(nn.Module):
+    """A model by protocol only: per-example loss ``scale * mean(x)``, plus a label term."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(2.0, dtype=torch.float64))
+        self.seen_labels: list[torch.Tensor | None] = []
+
+    def loss(self, x: torch.Tensor, *, labels: torch.Tensor | None = None) -> _Terms:
+        self.seen_labels.append(labels)
+        per_example = self.scale * x.flatten(1).mean(1)
+        label_term = x.new_zeros(()) if labels is None else labels.double().mean()
+        return _Terms(per_example.mean(), {"mean": x.mean(), "label": label_term})
+
+
+def test_evaluate_model_of_any_protocol_model_weights_batches_by_size_and_passes_labels():
+    model = _ProtocolModel()
+    x = torch.rand(7, 3, dtype=torch.float64, generator=_gen(0))
+    labels = torch.arange(7)
+    result = evaluate_model(model, [(x[:5], labels[:5]), (x[5:], labels[5:])])
+    assert result.num_examples == 7
+    assert math.isclose(result.terms["loss"], 2 * x.mean().item(), rel_tol=1e-12)
+    assert math.isclose(result.terms["mean"], x.mean().item(), rel_tol=1e-12)
+    assert math.isclose(result.terms["label"], 3.0, rel_tol=1e-12)  # mean of 0..6
+    assert [t.tolist() for t in model.seen_labels] == [[0, 1, 2, 3, 4], [5, 6]]
+    # no reconstruct and no code counts: neither MSE nor code usage
+    assert (result.mse, result.psnr, result.fraction_used, result.perplexity) == (None,) * 4
+    assert result.counts is None
+    assert result.as_dict() == {"num_examples": 7, **result.terms}
+
+
+def test_evaluate_model_bad_arguments():
     quantizer = _StandInQuantizer(4, 1)
     model = VQVAE(nn.Identity(), quantizer, nn.Identity())
     x = torch.rand(1, 1, 2, 2)
-    with pytest.raises(TypeError, match=r"model must be a genlatent VQVAE, got Linear"):
-        evaluate_vqvae(nn.Linear(2, 2), [x])
-    with pytest.raises(TypeError, match=r"model.quantizer.codebook must be a \(K, D\) tensor, got"):
-        evaluate_vqvae(VQVAE(nn.Identity(), nn.Linear(1, 1), nn.Identity()), [x])
+    with pytest.raises(TypeError, match=r"evaluation needs a model with a loss method; Linear"):
+        evaluate_model(nn.Linear(2, 2), [x])
+    with pytest.raises(
+        TypeError,
+        match=r"quantizer \(Linear\) does not follow the quantizer contract: it has no "
+        r"codebook_size, encode, decode",
+    ):
+        VQVAE(nn.Identity(), nn.Linear(1, 1), nn.Identity())
     with pytest.raises(ValueError, match=r"data_range must be a positive finite number, got 0"):
-        evaluate_vqvae(model, [x], data_range=0)
+        evaluate_model(model, [x], data_range=0)
     with pytest.raises(ValueError, match=r"batches must yield at least one example, got none"):
-        evaluate_vqvae(model, iter([]))
+        evaluate_model(model, iter([]))
     model.train()
-    quantizer.offset = 4
-    with pytest.raises(ValueError, match=r"returned 4 code indices outside \[0, 4\)"):
-        evaluate_vqvae(model, [x])
+    quantizer.fail = True
+    with pytest.raises(RuntimeError, match=r"the stand-in quantizer failed"):
+        evaluate_model(model, [x])
     assert model.training
-    quantizer.offset = 0
-    shrink = VQVAE(nn.Identity(), quantizer, nn.AvgPool2d(2))
-    with pytest.raises(ValueError, match=r"reconstruction must have the shape of x \(1, 1, 2, 2\)"):
-        evaluate_vqvae(shrink, [x])
+    assert quantizer.training
+
+    class Shrinking(_ProtocolModel):
+        def reconstruct(self, x):
+            return x[:, :1]
+
+    with pytest.raises(
+        ValueError,
+        match=r"reconstruction must have the shape of x \(1, 2\), got \(1, 1\) in batch 0",
+    ):
+        evaluate_model(Shrinking(), [torch.rand(1, 2, dtype=torch.float64)])
 
 
 # ---------------------------------------------------------------------- helpers
@@ -519,33 +604,47 @@ def test_evaluate_vqvae_bad_arguments():
 
 @settings(deadline=None, max_examples=40)
 @given(used=st.integers(1, 12), unused=st.integers(0, 12), each=st.integers(1, 1000))
-def test_perplexity_of_uniform_usage_is_the_number_of_codes_used(used, unused, each):
-    counts = torch.tensor([each] * used + [0] * unused)
-    expected = torch.tensor(float(used), dtype=torch.float64)
-    torch.testing.assert_close(perplexity_from_counts(counts), expected)
+def test_usage_of_uniform_counts_is_the_number_of_codes_used(used, unused, each):
+    fraction, perplexity = code_usage(torch.tensor([each] * used + [0] * unused))
+    assert fraction == used / (used + unused)
+    assert math.isclose(perplexity, used, rel_tol=1e-12)
 
 
 @settings(deadline=None, max_examples=40)
 @given(counts=st.lists(st.integers(0, 50), min_size=1, max_size=10).filter(any))
-def test_perplexity_matches_categorical_entropy(counts):
+def test_usage_perplexity_matches_categorical_entropy(counts):
     counts_t = torch.tensor(counts, dtype=torch.float64)
     expected = torch.distributions.Categorical(probs=counts_t / counts_t.sum()).entropy().exp()
-    result = perplexity_from_counts(counts_t)
-    assert result.dtype == torch.float64
-    torch.testing.assert_close(result, expected)
+    fraction, perplexity = code_usage(counts_t)
+    assert isinstance(perplexity, float)
+    assert math.isclose(perplexity, expected.item(), rel_tol=1e-12)
+    assert fraction == sum(c > 0 for c in counts) / len(counts)
+    # any real dtype reads the same
+    for dtype in (torch.int64, torch.int32, torch.float32):
+        assert code_usage(counts_t.to(dtype)) == pytest.approx((fraction, perplexity), rel=1e-6)
 
 
-def test_perplexity_edge_cases_and_errors():
-    assert perplexity_from_counts(torch.zeros(5)).item() == 1.0
-    assert perplexity_from_counts(torch.tensor([0, 9, 0])).item() == 1.0
+def test_usage_of_stages_is_the_mean_over_stages():
+    fraction, perplexity = code_usage(torch.tensor([[1, 1, 0, 0], [5, 0, 0, 0]]))
+    assert fraction == (0.5 + 0.25) / 2
+    assert math.isclose(perplexity, (2.0 + 1.0) / 2, rel_tol=1e-12)
+
+
+def test_usage_edge_cases_and_errors():
+    assert code_usage(torch.zeros(5)) == (0.0, 1.0)
+    assert code_usage(torch.tensor([0, 9, 0])) == (1 / 3, 1.0)
     with pytest.raises(TypeError, match=r"counts must be a torch.Tensor, got list"):
-        perplexity_from_counts([1, 2])
+        code_usage([1, 2])
+    with pytest.raises(TypeError, match=r"counts must have a real dtype, got torch.bool"):
+        code_usage(torch.ones(3, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"counts must have a real dtype, got torch.complex64"):
+        code_usage(torch.ones(3, dtype=torch.complex64))
     with pytest.raises(
-        ValueError, match=r"counts must have shape \(K,\) \(1 dims\), got shape \(2, 2\)"
+        ValueError, match=r"counts must have shape \(K,\) or \(S, K\) with K >= 1, got \(2, 2, 2\)"
     ):
-        perplexity_from_counts(torch.ones(2, 2))
-    with pytest.raises(ValueError, match=r"counts must have at least one code"):
-        perplexity_from_counts(torch.ones(0))
+        code_usage(torch.ones(2, 2, 2))
+    with pytest.raises(ValueError, match=r"counts must have shape .* got \(0,\)"):
+        code_usage(torch.ones(0))
 
 
 def test_bits_per_dim():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -28,8 +29,8 @@ VAE_RECORDS = [
         "epoch": e,
         "train_loss": 200.0 / e,
         "test_loss": 190.0 / e,
-        "train_reconstruction": 180.0 / e,
-        "test_reconstruction": 175.0 / e,
+        "train_reconstruction_loss": 180.0 / e,
+        "test_reconstruction_loss": 175.0 / e,
         "train_kl": 20.0,
         "test_kl": 15.0,
         "images_per_second": 1000.0,
@@ -41,11 +42,11 @@ VQ_RECORDS = [
         "epoch": e,
         "train_loss": 0.3 / e,
         "test_loss": 0.28 / e,
-        "train_reconstruction": 0.2 / e,
-        "test_reconstruction": 0.19 / e,
+        "train_reconstruction_loss": 0.2 / e,
+        "test_reconstruction_loss": 0.19 / e,
+        "train_quantizer_loss": 0.0625,
         "train_codebook": 0.05,
         "train_commitment": 0.05,
-        "train_perplexity": 3.0 * e,
         "train_codes_used": 0.1 * e,
         "train_usage_perplexity": 3.5 * e,
         "images_per_second": 500.0,
@@ -253,7 +254,7 @@ def test_latent_interpolation_gaussian_and_duck_typed_models() -> None:
         expected = model.decode(model.encode(x_a[None])[0])[0]
     torch.testing.assert_close(latent_interpolation(model, x_a, x_b)[0], expected)
 
-    class Bare(torch.nn.Module):  # no _mean_of_output: falls back on `likelihood`
+    class Bare(torch.nn.Module):  # not a VAE: encode, decode and `likelihood` suffice
         likelihood = "bernoulli"
 
         def __init__(self, inner: VAE) -> None:
@@ -387,6 +388,46 @@ def test_plot_run_falls_back_to_last_checkpoint(trained_runs, tmp_path) -> None:
     (run_dir / "checkpoints" / "best.pt").unlink()
     (run_dir / "metrics.jsonl").unlink()
     assert [p.name for p in plot_run(run_dir)] == ["code_usage.png"]
+
+
+class _Offset(NamedTuple):
+    loss: torch.Tensor
+
+
+class _OffsetModel(torch.nn.Module):
+    """A model by protocol only: a loss, no encode, reconstruct, sample or code counts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offset = torch.nn.Parameter(torch.zeros(()))
+
+    def loss(self, x: torch.Tensor) -> _Offset:
+        return _Offset((x.flatten(1).mean(1) - self.offset).square().mean())
+
+
+def test_plot_run_of_fit_models_draws_what_each_model_can(tmp_path) -> None:
+    from genlatent import fit
+    from genlatent.data import load_digits
+
+    train_set, test_set = load_digits("train"), load_digits("test")
+    quiet = {"epochs": 1, "batch_size": 100, "lr": 1e-3, "show_progress": False}
+
+    def vae() -> VAE:
+        torch.manual_seed(0)
+        return VAE(MLPEncoder(64, 16, 2), MLPDecoder(2, 16, 64, out_shape=(1, 8, 8)))
+
+    fit(vae(), train_set, test_set, run_dir=tmp_path / "vae", log=lambda s: None, **quiet)
+    written = plot_run(tmp_path / "vae", model=vae(), test_set=test_set)
+    assert [p.name for p in written] == ["loss_curves.png", "latent_map.png", "interpolation.png"]
+    for path in written:
+        assert_png(path)
+    # a model with nothing but a loss gets its loss curves only
+    fit(_OffsetModel(), train_set, test_set, run_dir=tmp_path / "bare", log=lambda s: None, **quiet)
+    written = plot_run(tmp_path / "bare", model=_OffsetModel(), test_set=test_set)
+    assert [p.name for p in written] == ["loss_curves.png"]
+    # the run cannot rebuild a model passed to fit on its own
+    with pytest.raises(ValueError, match=r"this run trained a model passed to fit\(\)"):
+        plot_run(tmp_path / "bare", test_set=test_set)
 
 
 def test_plot_run_errors(tmp_path) -> None:

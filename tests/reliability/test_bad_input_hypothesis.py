@@ -50,14 +50,10 @@ from genlatent import (
 from genlatent._validation import validate_args
 from genlatent.cli import main
 from genlatent.data import ImageDataset, TensorBatches
-from genlatent.metrics import (
-    bits_per_dim,
-    evaluate_vae,
-    evaluate_vqvae,
-    iwae_bound,
-    perplexity_from_counts,
-)
+from genlatent.functional.quantize import code_sums
+from genlatent.metrics import bits_per_dim, code_usage, evaluate_model, evaluate_vae, iwae_bound
 from genlatent.train import TrainConfig, image_grid
+from genlatent.train.config import PRESET_ONLY
 
 B, FEAT, LATENT, K, C = 3, 4, 2, 5, 2  # fault draws use batch B; valid draws also 0 and 1
 
@@ -83,6 +79,7 @@ TENSOR_FAULTS: dict[str, Callable[[torch.Tensor, torch.Generator], Any]] = {
     "list": lambda t, g: t.tolist(),
     "extra_dim": lambda t, g: t.unsqueeze(0),
     "drop_dim": lambda t, g: t[0],
+    "flat": lambda t, g: t.flatten(),
     "grow_batch": lambda t, g: torch.cat([t, t[:1]], 0),
     "grow_channel": lambda t, g: torch.cat([t, t[:, :1]], 1),
     "grow_last": lambda t, g: torch.cat([t, t[..., :1]], -1),
@@ -257,7 +254,7 @@ CASES = [
             "indices": torch.randint(K, (b,), generator=g),
             "codebook_size": K,
         },
-        F.code_sums,
+        code_sums,
         {
             "inputs": (*FLOAT_TENSOR, "extra_dim", "drop_dim", "grow_batch"),
             "indices": ("float", "complex", "list", "extra_dim", "grow_batch"),
@@ -269,12 +266,6 @@ CASES = [
         lambda g, b: {"counts": _rand(g, K + b)},
         F.counts_perplexity,
         {"counts": (*FLOAT_TENSOR, "extra_dim", "empty_batch")},
-    ),
-    Case(
-        "codebook_perplexity",
-        lambda g, b: {"indices": torch.randint(K, (b, 3), generator=g), "codebook_size": K},
-        F.codebook_perplexity,
-        {"indices": ("float", "complex", "list"), "codebook_size": SIZE},
     ),
     Case(
         "ema_codebook_update",
@@ -301,14 +292,14 @@ CASES = [
         "vae_loss",
         lambda g, b: {
             "x": _rand(g, b, FEAT),
-            "logits": _randn(g, b, FEAT),
+            "decoder_output": _randn(g, b, FEAT),
             "mean": _randn(g, b, LATENT),
             "log_var": _randn(g, b, LATENT),
         },
         vae_loss,
         {
             "x": (*FLOAT_TENSOR, "grow_batch", "above_one", "below_zero", "nan"),
-            "logits": (*FLOAT_TENSOR, "grow_last", "nan", "inf"),
+            "decoder_output": (*FLOAT_TENSOR, "grow_last", "nan", "inf"),
             "mean": (*FLOAT_TENSOR, "extra_dim", "grow_batch", "grow_last", "nan"),
             "log_var": (*FLOAT_TENSOR, "grow_last", "nan", "inf"),
             "reduction": REDUCTION,
@@ -427,9 +418,9 @@ CASES = [
         },
     ),
     Case(
-        "VectorQuantizer.lookup",
+        "VectorQuantizer.decode",
         lambda g, b: {"indices": torch.randint(K, (b, 2, 2), generator=g)},
-        lambda indices: _quantizer().lookup(indices),
+        lambda indices: _quantizer().decode(indices),
         {"indices": ("float", "complex", "list", "index_too_big", "index_negative")},
     ),
     # -------------------------------------------------------------------------- models
@@ -498,10 +489,16 @@ CASES = [
         {"nats": ("int", "list"), "num_values": SIZE},
     ),
     Case(
-        "perplexity_from_counts",
+        "code_usage",
         lambda g, b: {"counts": torch.randint(4, (K + b,), generator=g)},
-        perplexity_from_counts,
-        {"counts": ("bool", "complex", "list", "extra_dim", "empty_batch")},
+        code_usage,
+        {"counts": ("bool", "complex", "list", "empty_batch")},
+    ),
+    Case(
+        "code_usage (S, K)",
+        lambda g, b: {"counts": torch.rand(2, K + b, generator=g)},
+        code_usage,
+        {"counts": ("bool", "complex", "list", "extra_dim", "empty_batch", "empty_last")},
     ),
     Case(
         "iwae_bound",
@@ -526,9 +523,9 @@ CASES = [
         names={"x": ("batch", "batches")},
     ),
     Case(
-        "evaluate_vqvae",
+        "evaluate_model",
         lambda g, b: {"x": _rand(g, b, 1, 4, 4), "data_range": 1.0},
-        lambda x, **kw: evaluate_vqvae(_vqvae(), [x], **kw),
+        lambda x, **kw: evaluate_model(_vqvae(), [x], **kw),
         {
             "x": (*FLOAT_TENSOR, "float64", "grow_channel", "small_spatial", "empty_batch"),
             "data_range": POSITIVE,
@@ -553,7 +550,8 @@ CASES = [
         "TensorBatches",
         lambda g, b: {"data": _rand(g, b, 1, 3, 3), "batch_size": 2},
         lambda data, **kw: list(TensorBatches(data, **kw)),
-        {"data": ("complex", "list", "extra_dim", "drop_dim"), "batch_size": SIZE},
+        # images of any rank >= 2 are (N, *): only a flat tensor has no example shape
+        {"data": ("complex", "list", "flat"), "batch_size": SIZE},
         names={"data": ("images",)},
     ),
     Case(
@@ -651,6 +649,7 @@ def test_cli_bad_numbers_fail_in_one_line_naming_the_option(option, value, model
         value = -1  # and 0 a valid seed
     text = f"{value}.5" if option in FLOAT_OPTIONS and value < 0 else str(value)
     err = io.StringIO()
+    model = PRESET_ONLY.get(CLI_OPTIONS[option], model)  # the preset the option applies to
     argv = ["train", model, option, text, "--device", "cpu", "--out", "/nonexistent/never"]
     with contextlib.redirect_stderr(err):
         status = main(argv)

@@ -5,6 +5,7 @@ Each time, resuming finishes with exactly the weights and metrics of an uninterr
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -16,11 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import genlatent.train.runner as runner
 from genlatent.cli import main
 from genlatent.train import TrainConfig, train
 from genlatent.train.checkpoint import load_checkpoint
 
+# the module, not the function genlatent.train re-exports under the same name
+trainer = importlib.import_module("genlatent.train.fit")
 QUIET = {"show_progress": False, "log": lambda line: None}
 TIMING = {"images_per_second", "epoch_seconds", "wall_seconds"}  # the only keys that may differ
 CLI_RUN = [
@@ -115,10 +117,10 @@ def test_crash_between_metrics_and_checkpoint_resumes_exactly(monkeypatch, tmp_p
         if state["epoch"] == 2:  # epoch 2's metrics line is written, its checkpoint is not
             raise _Crash
         saves.append(Path(path).name)
-        runner.atomic_save.__wrapped__(state, path, **kwargs)  # type: ignore[attr-defined]
+        trainer.atomic_save.__wrapped__(state, path, **kwargs)  # type: ignore[attr-defined]
 
-    dying_save.__wrapped__ = runner.atomic_save  # type: ignore[attr-defined]
-    monkeypatch.setattr(runner, "atomic_save", dying_save)
+    dying_save.__wrapped__ = trainer.atomic_save  # type: ignore[attr-defined]
+    monkeypatch.setattr(trainer, "atomic_save", dying_save)
     run = tmp_path / "run"
     with pytest.raises(_Crash):
         train(SMALL, run, **QUIET)
@@ -137,8 +139,9 @@ def test_corrupt_checkpoint_resume_falls_back_to_previous(tmp_path, reference):
     torn = last.read_bytes()[:1000]  # as a disk or copy error leaves it
     last.write_bytes(torn)
     train(SMALL, run, resume=True, show_progress=False, log=logged.append)
-    assert logged[0] == f"resuming {run} from last.prev.pt at epoch 1"
-    assert "could not be read; kept as last.pt.corrupt" in logged[1]
+    assert logged[0] == f"resuming {run} with epochs: 2 -> 3"
+    assert logged[1] == f"resuming {run} from last.prev.pt at epoch 1"
+    assert "could not be read; kept as last.pt.corrupt" in logged[2]
     _assert_same_run(run, reference, epochs=3)
     # the torn file left the rotation: last.prev.pt is the good epoch 2, not the torn one
     assert load_checkpoint(run / "checkpoints" / "last.prev.pt")["epoch"] == 2

@@ -35,7 +35,7 @@ def test_elbo_and_gradients_finite_for_saturated_logits_and_extreme_log_var():
     log_var = torch.tensor([[80.0, -80.0], [-80.0, 80.0]], requires_grad=True)
     out = vae_loss(x, logits, mean, log_var, reduction="sum")
     out.loss.backward()
-    for value in (out.loss, out.reconstruction, out.kl):
+    for value in (out.loss, out.reconstruction_loss, out.kl):
         assert torch.isfinite(value)
     for tensor in (logits, mean, log_var):
         assert tensor.grad is not None

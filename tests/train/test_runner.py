@@ -76,9 +76,15 @@ def test_refuses_existing_run_and_changed_config(tmp_path):
     config = SMALL_VAE.replace(epochs=1)
     train(config, tmp_path / "run", **QUIET)
     before = (tmp_path / "run" / "metrics.jsonl").read_bytes()
-    with pytest.raises(RunDirectoryError, match=r"already holds a run; pass --resume"):
+    with pytest.raises(
+        RunDirectoryError,
+        match=r"already holds a run with checkpoints; pass --resume .* to continue it, "
+        r"--overwrite to replace it",
+    ):
         train(config, tmp_path / "run", **QUIET)
-    with pytest.raises(RunDirectoryError, match="only epochs may change when resuming"):
+    with pytest.raises(
+        ValueError, match=r"cannot change on resume: lr 0\.5 \(the run has 0\.001\)"
+    ):
         train(config.replace(lr=0.5), tmp_path / "run", resume=True, **QUIET)
     assert (tmp_path / "run" / "metrics.jsonl").read_bytes() == before
     with pytest.raises(RunDirectoryError, match=r"is not a run directory: no config\.json"):

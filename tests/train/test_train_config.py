@@ -38,8 +38,19 @@ def test_round_trip_and_replace():
         ({"lr": float("inf")}, "lr must be a positive finite number, got inf"),
         ({"grad_clip": 0}, "grad_clip must be a positive finite number"),
         ({"seed": -1}, "seed must be a non-negative int, got -1"),
-        ({"commitment_weight": -0.1}, "commitment_weight must be finite and >= 0, got -0.1"),
-        ({"restart_dead_codes": 0}, "restart_dead_codes must be >= 1 or None, got 0"),
+        (
+            {"model": "vqvae", "commitment_weight": -0.1},
+            "commitment_weight must be finite and >= 0, got -0.1",
+        ),
+        (
+            {"model": "vqvae", "restart_dead_codes": 0},
+            "restart_dead_codes must be >= 1 or None, got 0",
+        ),
+        ({"model": "vae", "ema": True}, r"options that do not apply to model 'vae': ema \(vqvae"),
+        (
+            {"model": "custom", "latent_dim": 8, "codebook_size": 16},
+            r"not apply to model 'custom': latent_dim \(vae only\), codebook_size \(vqvae only\)",
+        ),
         ({"device": ""}, "device must be a device string"),
     ],
 )
@@ -52,7 +63,10 @@ def test_invalid_values(kwargs, match):
     ("kwargs", "match"),
     [
         ({"batch_size": 2.5}, "batch_size must be an int, got float"),
-        ({"restart_dead_codes": 1.5}, "restart_dead_codes must be an int or None, got float"),
+        (
+            {"model": "vqvae", "restart_dead_codes": 1.5},
+            "restart_dead_codes must be an int or None, got float",
+        ),
         ({"lr": "fast"}, "lr must be a float, got str"),
     ],
 )
