@@ -331,6 +331,8 @@ def evaluate_model(
     with _evaluation_mode(model):
         for index, batch in enumerate(batches):
             x = _batch_data(batch, index, codes=True).to(device, non_blocking=True)
+            if x.shape[0] == 0:  # nothing to add; a loss of no examples is NaN
+                continue
             labels = _batch_labels(batch, device)
             parts = loss_parts(_call(model.loss, x, labels, generator=generator))
             for name, value in [("loss", parts.loss), *parts.terms.items()]:

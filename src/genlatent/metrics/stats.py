@@ -84,7 +84,7 @@ def code_usage(counts: torch.Tensor) -> tuple[float, float]:
     check_tensor("counts", counts)
     if counts.dtype.is_complex or counts.dtype == torch.bool:
         raise TypeError(f"counts must have a real dtype, got {counts.dtype}")
-    if counts.ndim not in (1, 2) or counts.shape[-1] == 0:
+    if counts.ndim not in (1, 2) or counts.numel() == 0:
         raise ValueError(
             f"counts must have shape (K,) or (S, K) with K >= 1, got {tuple(counts.shape)}"
         )

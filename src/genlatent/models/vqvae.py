@@ -99,9 +99,10 @@ class VQVAE(nn.Module):
         ``code_counts``, which a trainer logs and sums.
         """
         out = self(x)
-        losses = vqvae_loss(
-            x.float(), out.reconstruction.float(), out.quantizer_loss.float(), reduction=reduction
+        x, reconstruction, quantizer_loss = (
+            _at_least_float32(t) for t in (x, out.reconstruction, out.quantizer_loss)
         )
+        losses = vqvae_loss(x, reconstruction, quantizer_loss, reduction=reduction)
         return losses._replace(terms=out.terms, code_counts=out.counts)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,7 +161,9 @@ class VQVAE(nn.Module):
                 temperature, top_k, top_p, generator)``, such as `TransformerPrior`.
             num_samples: how many images.
             labels: the class of each sample $(N,)$, for a class-conditional prior.
-            temperature, top_k, top_p: passed to ``prior.sample``.
+            temperature: passed to ``prior.sample``.
+            top_k: passed to ``prior.sample``.
+            top_p: passed to ``prior.sample``.
             generator: the source of the prior's draws.
 
         Example:
@@ -182,3 +185,8 @@ class VQVAE(nn.Module):
 
     def extra_repr(self) -> str:
         return f"grid_shape={self.grid_shape}"
+
+
+def _at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """float32 for half precision (autocast), float64 kept as it is."""
+    return tensor if tensor.dtype == torch.float64 else tensor.float()

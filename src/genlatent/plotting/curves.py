@@ -13,17 +13,31 @@ from genlatent.plotting._figure import new_figure, save_png
 __all__ = ["plot_loss_curves"]
 
 # (metric suffix, panel title, y label for a VAE, y label for a VQ-VAE)
-_PANELS = (
-    ("loss", "Loss", "negative ELBO (nats/image)", "MSE + VQ terms"),
-    ("reconstruction", "Reconstruction", "-log p(x|z) (nats/image)", "MSE (per pixel)"),
-    ("kl", "KL to the prior", "KL (nats/image)", "KL (nats/image)"),
-    ("codebook", "Codebook loss", "", "MSE (per latent element)"),
-    ("commitment", "Commitment loss", "", "MSE (per latent element, unweighted)"),
-    ("perplexity", "Batch code perplexity", "", "perplexity (codes)"),
-    ("codes_used", "Codes used in the epoch", "", "fraction of the codebook"),
-    ("usage_perplexity", "Epoch code-usage perplexity", "", "perplexity (codes)"),
-)
-_VQ_MARKERS = ("train_codebook", "train_commitment", "train_codes_used", "test_codebook")
+# titles and axis labels of the terms genlatent's models log; any other term a model logs
+# gets a panel titled by its name (the model protocol logs every scalar field)
+_KNOWN = {
+    "loss": ("Loss (minimised)", "per example"),
+    "reconstruction_loss": ("Reconstruction loss", "-log p(x|z) (nats) or MSE"),
+    "kl": ("KL to the prior", "nats per example"),
+    "quantizer_loss": ("Quantizer loss (added)", "per example"),
+    "codebook": ("Codebook term", "MSE (per latent element)"),
+    "commitment": ("Commitment term (unweighted)", "MSE (per latent element)"),
+    "codes_used": ("Codes used in the epoch", "fraction of the codebook"),
+    "usage_perplexity": ("Epoch code-usage perplexity", "perplexity (codes)"),
+    "bits_per_code": ("Bits per code", "bits"),
+}
+_NOT_TERMS = {"examples"}
+
+
+def _panels(keys: set[str]) -> list[tuple[str, str, str]]:
+    """``(suffix, title, ylabel)`` for every term logged as ``train_X`` or ``test_X``."""
+    suffixes = {k.split("_", 1)[1] for k in keys if k.startswith(("train_", "test_"))}
+    suffixes -= _NOT_TERMS
+    ordered = [name for name in _KNOWN if name in suffixes]
+    ordered += sorted(suffixes - set(_KNOWN))
+    return [
+        (name, *_KNOWN.get(name, (name.replace("_", " ").capitalize(), ""))) for name in ordered
+    ]
 
 
 def _series(records: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
@@ -41,21 +55,22 @@ def plot_loss_curves(
     *,
     title: str | None = None,
 ) -> Path:
-    """Plot train and test loss per epoch, and one panel per loss part that was logged.
+    """Plot train and test loss per epoch, and one panel per term that was logged.
 
-    The records are the per-epoch objects of a run's ``metrics.jsonl`` (see
-    `genlatent.train.runner.train`). A VAE logs ``loss``, ``reconstruction`` and ``kl`` in
-    nats per image; a VQ-VAE logs ``loss``, ``reconstruction`` (per-pixel MSE),
-    ``codebook``, ``commitment`` and ``perplexity``, plus ``train_codes_used`` and
-    ``train_usage_perplexity``. Each is drawn with a ``train_`` and a ``test_`` line when
-    present; ``images_per_second`` gets a throughput panel. Keys that are absent are
-    skipped, so partial or older logs plot too.
+    The records are the per-epoch objects of a run's ``metrics.jsonl`` (see `fit`), which
+    log every scalar term of the model's loss as ``train_<name>`` and ``test_<name>``: a
+    VAE ``loss``, ``reconstruction_loss`` and ``kl`` in nats per image; a VQ-VAE ``loss``,
+    ``reconstruction_loss`` (per-pixel MSE), ``quantizer_loss``, ``commitment`` (and
+    ``codebook`` for a learnable codebook; an EMA codebook's is not optimised and not
+    logged), plus ``train_codes_used`` and ``train_usage_perplexity``; any other model its
+    own terms. Each gets a panel with a ``train`` and a ``test`` line where present, known
+    terms first; ``images_per_second`` gets a throughput panel.
 
     Args:
         records: one mapping per epoch with at least ``epoch`` and ``train_loss`` or
             ``test_loss``.
         path: where the PNG goes.
-        title: the figure title; defaults to "Training curves (VAE)" or "(VQ-VAE)".
+        title: the figure title; defaults to "Training curves".
 
     Returns:
         ``path`` as a `Path`.
@@ -82,12 +97,7 @@ def plot_loss_curves(
     keys = set().union(*(record.keys() for record in records))
     if not keys & {"train_loss", "test_loss"}:
         raise ValueError(f"records must hold 'train_loss' or 'test_loss', got keys {sorted(keys)}")
-    vq = bool(keys & set(_VQ_MARKERS))
-    panels = [
-        (suffix, name, vq_label if vq else vae_label)
-        for suffix, name, vae_label, vq_label in _PANELS
-        if keys & {f"train_{suffix}", f"test_{suffix}"}
-    ]
+    panels = _panels(keys)
     if "images_per_second" in keys:
         panels.append(("images_per_second", "Training throughput", "images/s"))
 
@@ -112,5 +122,5 @@ def plot_loss_curves(
             ax.legend()
     for ax in axes[len(panels) :]:
         ax.remove()
-    figure.suptitle(title or f"Training curves ({'VQ-VAE' if vq else 'VAE'})")
+    figure.suptitle(title or "Training curves")
     return save_png(figure, path)

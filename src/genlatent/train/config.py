@@ -67,6 +67,8 @@ def inapplicable_options(model: str, values: Mapping[str, object]) -> list[str]:
 
 def is_model_spec(model: str) -> bool:
     """Whether ``model`` names user code: ``"path/file.py:func"`` or ``"pkg.module:func"``."""
+    if not isinstance(model, str):
+        return False
     module, _, function = model.rpartition(":")
     return bool(module) and function.isidentifier()
 

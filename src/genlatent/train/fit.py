@@ -135,7 +135,9 @@ def fit(
             images are scaled to $[0, 1]$.
         test_data: the same kinds, or ``None``.
         run_dir: the run directory (see `RunDirectory`).
-        epochs, batch_size, lr: passes over the data, examples per step, Adam's rate.
+        epochs: passes over the data.
+        batch_size: examples per step.
+        lr: Adam's learning rate.
         seed: seeds the batch order, the trainer's noise and the global RNG.
         device: ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
         precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast, scaler).
