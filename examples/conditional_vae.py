@@ -78,6 +78,8 @@ def build(image_shape: Sequence[int], num_classes: int | None) -> ConditionalVAE
     if num_classes is None:
         raise ValueError("a conditional VAE needs labelled data")
     return ConditionalVAE(image_shape, num_classes)
+
+
 # --8<-- [end:model]
 
 

@@ -105,7 +105,7 @@ def test_errors() -> None:
     ):
         TensorBatches(torch.zeros(4, 1, 2, 2, dtype=torch.bool), batch_size=2)
     codes = torch.arange(12).reshape(4, 3)  # integer codes pass through unchanged
-    assert [b.images for b in TensorBatches(codes, batch_size=4)][0].dtype == torch.int64
+    assert next(iter(TensorBatches(codes, batch_size=4))).images.dtype == torch.int64
     with pytest.raises(
         ValueError,
         match=r"labels must have shape \(N,\) with N=4 like the images, got shape \(3,\)",

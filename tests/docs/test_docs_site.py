@@ -25,6 +25,7 @@ DOCUMENTED_NAMESPACES = ("genlatent", "genlatent.functional")
 # Pages whose ```python blocks are complete examples, run by test_example_runs.
 EXAMPLE_PAGES = (
     "index.md",
+    "extending.md",
     *sorted(p.relative_to(DOCS).as_posix() for p in DOCS.glob("concepts/*.md")),
 )
 NO_TEST = "<!-- no-test -->"
@@ -110,7 +111,7 @@ def test_every_page_is_in_the_nav() -> None:
 
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
     # mkdocs, mkdocs-material, mkdocstrings and its python handler (the [docs] extra).
-    needed = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers")
+    needed = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers", "mathjax")
     absent = [name for name in needed if importlib.util.find_spec(name) is None]
     if absent:
         if os.environ.get("CI", "").lower() == "true":
@@ -127,7 +128,35 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-6000:]}"
-    assert (tmp_path / "site" / "index.html").is_file()
+    site = tmp_path / "site"
+    assert (site / "index.html").is_file()
+    _assert_renders_offline(site)
+
+
+# a script or stylesheet from another host, in a page or pulled in by a stylesheet
+_EXTERNAL = re.compile(
+    r"<script[^>]*\bsrc=[\"']?(?:https?:)?//|<link[^>]*\bhref=[\"']?(?:https?:)?//[^>]*stylesheet"
+    r"|<link[^>]*stylesheet[^>]*\bhref=[\"']?(?:https?:)?//|@import\s+url\([\"']?(?:https?:)?//"
+    r"|url\([\"']?(?:https?:)?//[^)]*\.(?:woff2?|ttf|otf)",
+    re.I,
+)
+
+
+def _assert_renders_offline(site: Path) -> None:
+    """Every page's scripts, stylesheets and fonts come from the site itself."""
+    pages = sorted(site.rglob("*.html")) + sorted(site.rglob("*.css"))
+    offenders = [
+        f"{path.relative_to(site)}: {match.group(0)[:80]}"
+        for path in pages
+        for match in _EXTERNAL.finditer(path.read_text(encoding="utf-8", errors="replace"))
+    ]
+    assert offenders == [], offenders[:10]
+    # the maths renderer is served from the site, fonts included
+    mathjax = site / "javascripts" / "mathjax"
+    assert (mathjax / "tex-mml-chtml.js").stat().st_size > 100_000
+    assert any((mathjax / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert 'src="javascripts/mathjax/tex-mml-chtml.js"' in index
 
 
 def _examples() -> list[tuple[str, str]]:
