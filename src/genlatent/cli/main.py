@@ -150,6 +150,7 @@ def _add_inspection(commands: Any) -> None:
         help="also the Frechet distance (and class consistency) of N samples, measured with "
         "a classifier trained on the dataset (not Inception: not comparable with FID)",
     )
+    _add_prior_choice(evaluate)
 
     sample = commands.add_parser("sample", help="decode samples of a run into an image grid")
     sample.add_argument("run_dir", help="a run directory")
@@ -157,10 +158,21 @@ def _add_inspection(commands: Any) -> None:
     sample.add_argument("--out", required=True, help="PNG file to write")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    _add_prior_choice(sample)
 
     plot = commands.add_parser("plot", help="loss curves, latent map, interpolation, code usage")
     plot.add_argument("run_dir", help="a run directory")
     plot.add_argument("--data-dir", help="override the dataset folder stored in the run")
+
+
+def _add_prior_choice(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--prior-dir", help="the prior to sample codes from (default: RUN_DIR/prior, if fitted)"
+    )
+    group.add_argument(
+        "--no-prior", action="store_true", help="sample uniformly random codes, even with a prior"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,11 +323,15 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prior_of(run_dir: str, log: Callable[[str], None]) -> Any:
-    """The prior fitted to a run's codes (``RUN_DIR/prior``), or ``None``."""
+def _prior_of(args: argparse.Namespace, log: Callable[[str], None]) -> Any:
+    """The prior chosen for a run (``--prior-dir``, else ``RUN_DIR/prior`` if fitted), or None."""
     from genlatent.train.prior import SPEC_FILE, load_prior
 
-    folder = Path(run_dir) / "prior"
+    if args.no_prior:
+        return None
+    if args.prior_dir is not None:
+        return load_prior(args.prior_dir, log=log).model
+    folder = Path(args.run_dir) / "prior"
     if not (folder / SPEC_FILE).is_file():
         return None
     return load_prior(folder, log=log).model
@@ -329,11 +345,11 @@ def _eval(args: argparse.Namespace) -> int:
         args.run_dir, iwae_k=args.iwae_k, checkpoint=args.checkpoint, data_dir=args.data_dir,
         log=log,
     )  # fmt: skip
-    prior = _prior_of(args.run_dir, log)
+    prior = _prior_of(args, log)
     if prior is not None:
         from genlatent.train.prior import evaluate_prior
 
-        results |= evaluate_prior(args.run_dir, log=log)
+        results |= evaluate_prior(args.run_dir, args.prior_dir, log=log)
     if args.samples:
         from genlatent.train.quality import sample_quality
 
@@ -356,7 +372,7 @@ def _sample(args: argparse.Namespace) -> int:
     log = _note("sample")
     path = sample_run(
         args.run_dir, args.num, Path(args.out), seed=args.seed, checkpoint=args.checkpoint,
-        prior=_prior_of(args.run_dir, log), log=log,
+        prior=_prior_of(args, log), log=log,
     )  # fmt: skip
     print(f"wrote {path}")
     return 0

@@ -1,8 +1,8 @@
 """How good a run's samples are, measured offline: Fréchet distance and class consistency.
 
 Both use the small classifier that genlatent trains on the run's own dataset
-(`load_or_train_classifier`, cached in the data folder), not Inception: the numbers
-compare genlatent models with each other, not with published FID values.
+(`load_or_train_classifier`, cached in ``data_home()/classifiers``), not Inception: the
+numbers compare genlatent models with each other, not with published FID values.
 """
 
 from __future__ import annotations
@@ -66,8 +66,10 @@ def sample_quality(
     train_set, test_set = load_datasets(config)
     if num > len(test_set):
         raise ValueError(f"num must be at most the {len(test_set)} test images, got {num}")
+    # cached in genlatent's own data folder ($GENLATENT_DATA or ~/.cache/genlatent), never
+    # beside a dataset's official files, which may be read-only
     classifier = load_or_train_classifier(
-        train_set, data_home(config.data_dir) / "classifiers", epochs=classifier_epochs
+        train_set, data_home() / "classifiers", epochs=classifier_epochs
     )
     classes = getattr(prior, "num_classes", None) if prior is not None else loaded.num_classes
     labels = None if classes is None else torch.arange(num) % classes
