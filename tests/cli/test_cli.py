@@ -111,3 +111,18 @@ def test_vqvae_train_and_eval(capsys, tmp_path):
     assert 0 < results["fraction_used"] <= 1
     assert 1 <= results["perplexity"] <= 16
     assert results["psnr"] > 0
+
+
+def test_restart_dead_codes_beyond_the_run_is_warned(capsys, tmp_path):
+    # digits: 1,500 training images at batch 128 are 12 steps an epoch, 12 in the run
+    argv = [*SMALL_VQ[:-2], "--restart-dead-codes", "50", *QUIET, "--out", str(tmp_path / "r")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert (
+        "warning: --restart-dead-codes 50 exceeds the run's 12 training steps (12 per epoch)" in out
+    )
+    assert (
+        main([*SMALL_VQ[:-2], "--restart-dead-codes", "5", *QUIET, "--out", str(tmp_path / "s")])
+        == 0
+    )
+    assert "warning" not in capsys.readouterr().out
