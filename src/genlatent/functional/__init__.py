@@ -1,12 +1,28 @@
-"""Pure tensor maths: Gaussian and Bernoulli likelihoods, KL, vector quantization.
+"""Pure tensor maths: likelihoods, KL, importance weights, vector quantization.
 
 Everything here is a plain function of tensors: no parameters, no state, no device.
 The modules in `genlatent.nn` and the losses in `genlatent.losses` call these.
 """
 
 from genlatent.functional.bernoulli import bernoulli_log_likelihood
+from genlatent.functional.continuous_bernoulli import (
+    continuous_bernoulli_log_likelihood,
+    continuous_bernoulli_log_norm,
+    continuous_bernoulli_mean,
+)
 from genlatent.functional.gaussian import gaussian_kl, gaussian_log_likelihood, reparameterize
-from genlatent.functional.likelihood import likelihood_mean, log_likelihood
+from genlatent.functional.likelihood import (
+    LIKELIHOODS,
+    check_decoder_output,
+    decoder_channels,
+    likelihood_mean,
+    log_likelihood,
+)
+from genlatent.functional.logistic import (
+    discretized_logistic_mixture_log_likelihood,
+    discretized_logistic_mixture_mean,
+    split_logistic_mixture,
+)
 from genlatent.functional.quantize import (
     EMAUpdate,
     VQLosses,
@@ -21,13 +37,21 @@ from genlatent.functional.quantize import (
 )
 
 __all__ = [
+    "LIKELIHOODS",
     "EMAUpdate",
     "VQLosses",
     "bernoulli_log_likelihood",
+    "check_decoder_output",
     "code_counts",
     "code_sums",
     "codebook_perplexity",
+    "continuous_bernoulli_log_likelihood",
+    "continuous_bernoulli_log_norm",
+    "continuous_bernoulli_mean",
     "counts_perplexity",
+    "decoder_channels",
+    "discretized_logistic_mixture_log_likelihood",
+    "discretized_logistic_mixture_mean",
     "ema_codebook_update",
     "gaussian_kl",
     "gaussian_log_likelihood",
@@ -35,6 +59,7 @@ __all__ = [
     "log_likelihood",
     "nearest_code",
     "reparameterize",
+    "split_logistic_mixture",
     "straight_through",
     "vq_losses",
 ]

@@ -2,15 +2,53 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
+from genlatent._validation import check_floating, check_positive_int
 from genlatent.functional.bernoulli import bernoulli_log_likelihood
+from genlatent.functional.continuous_bernoulli import (
+    continuous_bernoulli_log_likelihood,
+    continuous_bernoulli_mean,
+)
 from genlatent.functional.gaussian import gaussian_log_likelihood
+from genlatent.functional.logistic import (
+    discretized_logistic_mixture_log_likelihood,
+    discretized_logistic_mixture_mean,
+)
 
-__all__ = ["LIKELIHOODS", "check_likelihood", "likelihood_mean", "log_likelihood"]
+__all__ = [
+    "LIKELIHOODS",
+    "check_decoder_output",
+    "check_likelihood",
+    "decoder_channels",
+    "likelihood_mean",
+    "log_likelihood",
+]
 
-LIKELIHOODS = ("bernoulli", "gaussian")
-"""The names a model or loss accepts as ``likelihood``."""
+LIKELIHOODS = (
+    "bernoulli",
+    "continuous_bernoulli",
+    "gaussian",
+    "gaussian_learned_var",
+    "discretized_logistic",
+)
+"""The names a model or loss accepts as ``likelihood``.
+
+What the decoder outputs for data $x$ of shape $(B, C, *)$ (or flat $(B, D)$, with $D$
+in the place of $C$):
+
+| name | decoder output | parameters |
+| --- | --- | --- |
+| ``"bernoulli"`` | $(B, C, *)$ | logits (`bernoulli_log_likelihood`) |
+| ``"continuous_bernoulli"`` | $(B, C, *)$ | logits (`continuous_bernoulli_log_likelihood`) |
+| ``"gaussian"`` | $(B, C, *)$ | the mean; unit variance (`gaussian_log_likelihood`) |
+| ``"gaussian_learned_var"`` | $(B, 2C, *)$ | mean, then log-variance, split along dim 1 |
+| ``"discretized_logistic"`` | $(B, 3MC, *)$ | $M$ logistics per value (`split_logistic_mixture`) |
+"""
+
+_NEEDS_MIXTURES = "discretized_logistic"
 
 
 def check_likelihood(likelihood: object) -> str:
@@ -20,17 +58,119 @@ def check_likelihood(likelihood: object) -> str:
     return str(likelihood)
 
 
+def decoder_channels(likelihood: str, channels: int, *, num_mixtures: int | None = None) -> int:
+    """How many output channels (or flat features) a decoder needs for ``channels`` data channels.
+
+    Args:
+        likelihood: one of `LIKELIHOODS`.
+        channels: $C$, the data's channels (or $D$, its features, for flat data).
+        num_mixtures: $M$, required for ``"discretized_logistic"`` and only there.
+
+    Raises:
+        ValueError: on an unknown ``likelihood`` or a ``num_mixtures`` given where it does
+            not apply or missing where it does.
+
+    Example:
+        >>> decoder_channels("gaussian_learned_var", 3), decoder_channels("bernoulli", 784)
+        (6, 784)
+        >>> decoder_channels("discretized_logistic", 3, num_mixtures=5)
+        45
+    """
+    return _params_per_value(check_likelihood(likelihood), num_mixtures) * channels
+
+
+def _params_per_value(likelihood: str, num_mixtures: int | None) -> int:
+    if likelihood == _NEEDS_MIXTURES:
+        if num_mixtures is None:
+            raise ValueError("num_mixtures must be given for likelihood 'discretized_logistic'")
+        return 3 * check_positive_int("num_mixtures", num_mixtures)
+    if num_mixtures is not None:
+        raise ValueError(
+            f"num_mixtures applies only to likelihood 'discretized_logistic', "
+            f"got num_mixtures={num_mixtures!r} with likelihood {likelihood!r}"
+        )
+    return 2 if likelihood == "gaussian_learned_var" else 1
+
+
+def check_decoder_output(
+    x: torch.Tensor,
+    decoder_output: torch.Tensor,
+    likelihood: str,
+    *,
+    num_mixtures: int | None = None,
+) -> int | None:
+    """Require ``decoder_output`` to fit ``x`` under ``likelihood`` (see `LIKELIHOODS`).
+
+    Returns:
+        The number of mixtures $M$ for ``"discretized_logistic"`` (``num_mixtures``, or
+        read from the channel count when it is ``None``), else ``None``.
+
+    Raises:
+        TypeError: if ``x`` or ``decoder_output`` is not a floating-point tensor.
+        ValueError: if the shapes do not fit, naming the expected shape.
+    """
+    check_floating("x", x)
+    check_floating("decoder_output", decoder_output)
+    likelihood = check_likelihood(likelihood)
+    if likelihood == _NEEDS_MIXTURES and num_mixtures is None:
+        num_mixtures = 1  # if it cannot be read, only to name the expected shape below
+        if x.ndim >= 2 and decoder_output.ndim >= 2 and x.shape[1] > 0:
+            count, rest = divmod(decoder_output.shape[1], 3 * x.shape[1])
+            num_mixtures = count if count >= 1 and not rest else 1
+    per_value = _params_per_value(likelihood, num_mixtures)
+    if per_value == 1:
+        if decoder_output.shape != x.shape:
+            raise ValueError(
+                f"decoder_output must have the shape of x {tuple(x.shape)}, "
+                f"got {tuple(decoder_output.shape)}"
+            )
+        return None
+    if x.ndim < 2:
+        raise ValueError(
+            f"x must have shape (B, C, *) for likelihood {likelihood!r}, got {tuple(x.shape)}"
+        )
+    expected = (x.shape[0], per_value * x.shape[1], *x.shape[2:])
+    if decoder_output.shape != expected:
+        factor = "2" if per_value == 2 else "3 * num_mixtures"
+        raise ValueError(
+            f"decoder_output must have shape (B, {factor} * C, *) = {expected} for likelihood "
+            f"{likelihood!r} and x of shape {tuple(x.shape)}, got {tuple(decoder_output.shape)}"
+        )
+    return num_mixtures
+
+
 def log_likelihood(
-    x: torch.Tensor, decoder_output: torch.Tensor, likelihood: str = "bernoulli"
+    x: torch.Tensor,
+    decoder_output: torch.Tensor,
+    likelihood: str = "bernoulli",
+    *,
+    num_mixtures: int | None = None,
 ) -> torch.Tensor:
     r"""$\log p(x \mid z)$ per example, summed over its values, for the named likelihood.
 
-    ``"bernoulli"``: `bernoulli_log_likelihood` with ``decoder_output`` as logits;
-    ``"gaussian"``: `gaussian_log_likelihood` with ``decoder_output`` as the mean of a
-    unit-variance Gaussian.
+    ``"bernoulli"`` and ``"continuous_bernoulli"`` read ``decoder_output`` as logits,
+    ``"gaussian"`` as the mean of a unit-variance Gaussian, ``"gaussian_learned_var"`` as
+    the mean and the log-variance stacked along dim 1 (a learned scale per value, see
+    `gaussian_log_likelihood`), ``"discretized_logistic"`` as the parameters of
+    `discretized_logistic_mixture_log_likelihood` (256 bins).
+
+    A learned variance per value is unbounded above on data that a decoder can predict
+    exactly (MNIST's constant black border): its log-variance can run to $-\infty$. Use it
+    on dequantized or noisy data, or with a discrete likelihood instead.
+
+    Args:
+        x: the data, $(B, C, *)$ or $(B, D)$.
+        decoder_output: the likelihood's parameters, shaped as `LIKELIHOODS` lists.
+        likelihood: one of `LIKELIHOODS`.
+        num_mixtures: $M$ for ``"discretized_logistic"``; read from the channels when ``None``.
+
+    Raises:
+        ValueError: on an unknown ``likelihood`` or a ``decoder_output`` that does not fit
+            ``x`` (see `check_decoder_output`), and as the named function raises.
 
     Shape:
-        - x, decoder_output: $(B, *)$
+        - x: $(B, *)$
+        - decoder_output: $(B, P C, *)$, $P$ parameters per value
         - output: $(B,)$
 
     Example:
@@ -38,20 +178,66 @@ def log_likelihood(
         >>> x = torch.ones(2, 3)
         >>> log_likelihood(x, torch.zeros(2, 3), "bernoulli") / math.log(0.5)
         tensor([3., 3.])
+        >>> log_likelihood(x, torch.ones(2, 6), "gaussian_learned_var")  # mean 1, var e
+        tensor([-4.2568, -4.2568])
     """
-    if check_likelihood(likelihood) == "bernoulli":
+    num_mixtures = check_decoder_output(x, decoder_output, likelihood, num_mixtures=num_mixtures)
+    if likelihood == "bernoulli":
         return bernoulli_log_likelihood(x, decoder_output)
-    return gaussian_log_likelihood(x, decoder_output)
+    if likelihood == "continuous_bernoulli":
+        return continuous_bernoulli_log_likelihood(x, decoder_output)
+    if likelihood == "gaussian":
+        return gaussian_log_likelihood(x, decoder_output)
+    if likelihood == "gaussian_learned_var":
+        mean, log_var = decoder_output.chunk(2, dim=1)
+        return gaussian_log_likelihood(x, mean, log_var=log_var)
+    # check_decoder_output returned M for this likelihood
+    return discretized_logistic_mixture_log_likelihood(
+        x, decoder_output, num_mixtures=cast(int, num_mixtures)
+    )
 
 
-def likelihood_mean(decoder_output: torch.Tensor, likelihood: str = "bernoulli") -> torch.Tensor:
-    """The mean of $p(x \\mid z)$: ``sigmoid(logits)`` (Bernoulli) or the Gaussian mean itself.
+def likelihood_mean(
+    decoder_output: torch.Tensor,
+    likelihood: str = "bernoulli",
+    *,
+    num_mixtures: int | None = None,
+) -> torch.Tensor:
+    r"""The mean of $p(x \mid z)$ that ``decoder_output`` parameterizes, shaped like the data.
+
+    ``sigmoid(logits)`` (Bernoulli); `continuous_bernoulli_mean` of the logits, which is
+    not the sigmoid; the Gaussian mean (the first half of the channels for
+    ``"gaussian_learned_var"``); `discretized_logistic_mixture_mean` (``num_mixtures``
+    required).
+
+    Raises:
+        ValueError: on an unknown ``likelihood``, a missing or misplaced ``num_mixtures``,
+            or a channel count that does not divide into the likelihood's parameters.
 
     Example:
         >>> import torch
         >>> likelihood_mean(torch.zeros(2), "bernoulli")
         tensor([0.5000, 0.5000])
+        >>> likelihood_mean(torch.tensor([[2.0]]), "continuous_bernoulli")
+        tensor([[0.6565]])
     """
-    if check_likelihood(likelihood) == "bernoulli":
+    likelihood = check_likelihood(likelihood)
+    per_value = _params_per_value(likelihood, num_mixtures)
+    if per_value > 1 and (decoder_output.ndim < 2 or decoder_output.shape[1] % per_value):
+        raise ValueError(
+            f"decoder_output must have a multiple of {per_value} channels in dim 1 for "
+            f"likelihood {likelihood!r}, got shape {tuple(decoder_output.shape)}"
+        )
+    if likelihood == "bernoulli":
         return torch.sigmoid(decoder_output)
-    return decoder_output
+    if likelihood == "continuous_bernoulli":
+        return continuous_bernoulli_mean(decoder_output)
+    if likelihood == "gaussian":
+        return decoder_output
+    if likelihood == "gaussian_learned_var":
+        return decoder_output.chunk(2, dim=1)[0]
+    return discretized_logistic_mixture_mean(
+        decoder_output,
+        num_channels=decoder_output.shape[1] // per_value,
+        num_mixtures=cast(int, num_mixtures),  # _params_per_value required it
+    )
