@@ -38,10 +38,10 @@ def test_sum_equals_tutorial_loss(seed, batch):
 def test_reductions_and_beta(seed, batch, beta):
     x, logits, mean, log_var = _inputs(seed, batch)
     none = vae_loss(x, logits, mean, log_var, beta=beta, reduction="none")
-    assert none.loss.shape == none.kl.shape == none.reconstruction.shape == (batch,)
-    torch.testing.assert_close(none.loss, none.reconstruction + beta * none.kl)
+    assert none.loss.shape == none.kl.shape == none.reconstruction_loss.shape == (batch,)
+    torch.testing.assert_close(none.loss, none.reconstruction_loss + beta * none.kl)
     total = vae_loss(x, logits, mean, log_var, beta=beta, reduction="sum")
-    for field in ("loss", "reconstruction", "kl"):
+    for field in ("loss", "reconstruction_loss", "kl", "elbo_loss"):
         torch.testing.assert_close(getattr(total, field), getattr(none, field).sum())
     if batch:
         mean_out = vae_loss(x, logits, mean, log_var, beta=beta)
@@ -53,7 +53,7 @@ def test_gaussian_likelihood_is_half_squared_error_plus_constant():
     out = vae_loss(x, logits, mean, log_var, likelihood="gaussian", reduction="none")
     const = 0.5 * torch.log(torch.tensor(2 * torch.pi, dtype=x.dtype)) * 16
     torch.testing.assert_close(
-        out.reconstruction, 0.5 * (x - logits).pow(2).sum(dim=(1, 2, 3)) + const
+        out.reconstruction_loss, 0.5 * (x - logits).pow(2).sum(dim=(1, 2, 3)) + const
     )
 
 
@@ -88,7 +88,7 @@ def test_bad_options(kwargs, error, match):
 
 def test_bad_shapes():
     x, logits, mean, log_var = _inputs(0, 2)
-    with pytest.raises(ValueError, match=r"logits must have the shape of x \(2, 1, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"decoder_output must have the shape of x \(2, 1, 4, 4\)"):
         vae_loss(x, logits.flatten(1), mean, log_var)
     with pytest.raises(ValueError, match=r"mean must have shape \(B, D\) with B .* 2"):
         vae_loss(x, logits, mean[:1], log_var[:1])

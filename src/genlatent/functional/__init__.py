@@ -11,10 +11,17 @@ from genlatent.functional.continuous_bernoulli import (
     continuous_bernoulli_mean,
 )
 from genlatent.functional.gaussian import gaussian_kl, gaussian_log_likelihood, reparameterize
+from genlatent.functional.importance import (
+    ImportanceWeights,
+    gaussian_log_density_ratio,
+    log_importance_weights,
+    standard_normal_draws,
+)
 from genlatent.functional.likelihood import (
     LIKELIHOODS,
     check_decoder_output,
     decoder_channels,
+    fit_decoder_output,
     likelihood_mean,
     log_likelihood,
 )
@@ -39,6 +46,7 @@ from genlatent.functional.quantize import (
 __all__ = [
     "LIKELIHOODS",
     "EMAUpdate",
+    "ImportanceWeights",
     "VQLosses",
     "bernoulli_log_likelihood",
     "check_decoder_output",
@@ -53,13 +61,17 @@ __all__ = [
     "discretized_logistic_mixture_log_likelihood",
     "discretized_logistic_mixture_mean",
     "ema_codebook_update",
+    "fit_decoder_output",
     "gaussian_kl",
+    "gaussian_log_density_ratio",
     "gaussian_log_likelihood",
     "likelihood_mean",
+    "log_importance_weights",
     "log_likelihood",
     "nearest_code",
     "reparameterize",
     "split_logistic_mixture",
+    "standard_normal_draws",
     "straight_through",
     "vq_losses",
 ]

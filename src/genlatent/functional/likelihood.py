@@ -6,7 +6,13 @@ from typing import cast
 
 import torch
 
-from genlatent._validation import check_floating, check_positive_int
+from genlatent._validation import (
+    check_finite,
+    check_floating,
+    check_positive_int,
+    check_unit_interval,
+    validate_args,
+)
 from genlatent.functional.bernoulli import bernoulli_log_likelihood
 from genlatent.functional.continuous_bernoulli import (
     continuous_bernoulli_log_likelihood,
@@ -23,6 +29,7 @@ __all__ = [
     "check_decoder_output",
     "check_likelihood",
     "decoder_channels",
+    "fit_decoder_output",
     "likelihood_mean",
     "log_likelihood",
 ]
@@ -158,9 +165,22 @@ def log_likelihood(
     exactly (MNIST's constant black border): its log-variance can run to $-\infty$. Use it
     on dequantized or noisy data, or with a discrete likelihood instead.
 
+    **Several latents per example**: ``decoder_output`` may carry one leading sample
+    dimension, $(K, B, P C, *)$, the decoder's output for $K$ latents of each example;
+    ``x`` is then broadcast over it, never copied, and the result is $(K, B)$. This is
+    what the IWAE bound evaluates. The Bernoulli case is computed as
+    $\sum_i x_i \ell_i - \operatorname{softplus}(\ell_i)$: one batched matrix-vector
+    product and one softplus pass, the log-likelihood of `bernoulli_log_likelihood` in
+    two passes over the $K$-fold output instead of a copy of ``x`` and the several of the
+    binary cross-entropy (it rounds differently: the absolute error per value is an ulp of
+    $|\ell_i|$, where the cross-entropy has it for $x_i = 0$ and this for $x_i = 1$); the
+    others call their function on the flattened samples. The value checks of
+    `set_validate_args` then read ``x`` only, not the $K$-fold ``decoder_output``.
+
     Args:
         x: the data, $(B, C, *)$ or $(B, D)$.
-        decoder_output: the likelihood's parameters, shaped as `LIKELIHOODS` lists.
+        decoder_output: the likelihood's parameters, shaped as `LIKELIHOODS` lists,
+            optionally with a leading sample dimension.
         likelihood: one of `LIKELIHOODS`.
         num_mixtures: $M$ for ``"discretized_logistic"``; read from the channels when ``None``.
 
@@ -170,8 +190,8 @@ def log_likelihood(
 
     Shape:
         - x: $(B, *)$
-        - decoder_output: $(B, P C, *)$, $P$ parameters per value
-        - output: $(B,)$
+        - decoder_output: $(B, P C, *)$ or $(K, B, P C, *)$, $P$ parameters per value
+        - output: $(B,)$ or $(K, B)$
 
     Example:
         >>> import math, torch
@@ -180,7 +200,13 @@ def log_likelihood(
         tensor([3., 3.])
         >>> log_likelihood(x, torch.ones(2, 6), "gaussian_learned_var")  # mean 1, var e
         tensor([-4.2568, -4.2568])
+        >>> log_likelihood(x, torch.zeros(5, 2, 3), "bernoulli").shape  # 5 latents each
+        torch.Size([5, 2])
     """
+    check_floating("x", x)
+    check_floating("decoder_output", decoder_output)
+    if x.ndim >= 1 and decoder_output.ndim == x.ndim + 1 and decoder_output.shape[0] > 0:
+        return _log_likelihood_samples(x, decoder_output, likelihood, num_mixtures)
     num_mixtures = check_decoder_output(x, decoder_output, likelihood, num_mixtures=num_mixtures)
     if likelihood == "bernoulli":
         return bernoulli_log_likelihood(x, decoder_output)
@@ -195,6 +221,61 @@ def log_likelihood(
     return discretized_logistic_mixture_log_likelihood(
         x, decoder_output, num_mixtures=cast(int, num_mixtures)
     )
+
+
+def _log_likelihood_samples(
+    x: torch.Tensor, decoder_output: torch.Tensor, likelihood: str, num_mixtures: int | None
+) -> torch.Tensor:
+    """`log_likelihood` of ``x`` $(B, *)$ under each of $K$ outputs $(K, B, P C, *)$: $(K, B)$."""
+    num_mixtures = check_decoder_output(x, decoder_output[0], likelihood, num_mixtures=num_mixtures)
+    if likelihood == "bernoulli":
+        check_unit_interval("x", x)
+        batch = x.shape[0]
+        logits = decoder_output.reshape(decoder_output.shape[0], batch, -1)  # (K, B, V)
+        # sum_v x_v l_v for every (k, b): one batched matrix-vector product over b
+        agreement = torch.bmm(logits.transpose(0, 1), x.reshape(batch, -1, 1)).squeeze(-1).T
+        # softplus(l) = logaddexp(l, 0), which torch evaluates in fewer passes than softplus
+        zero = torch.zeros((), dtype=logits.dtype, device=logits.device)
+        return agreement - torch.logaddexp(logits, zero).sum(dim=-1)
+    if likelihood in ("gaussian", "gaussian_learned_var"):
+        check_finite("x", x)
+    else:
+        check_unit_interval("x", x)
+    count, batch = decoder_output.shape[:2]
+    with validate_args(False):  # x is checked above; the K-fold output is not read
+        flat = log_likelihood(
+            x.expand(count, *x.shape).reshape(count * batch, *x.shape[1:]),
+            decoder_output.reshape(count * batch, *decoder_output.shape[2:]),
+            likelihood,
+            num_mixtures=num_mixtures,
+        )
+    return flat.reshape(count, batch)
+
+
+def fit_decoder_output(output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A decoder's output in the layout the likelihoods expect for ``x`` (see `LIKELIHOODS`).
+
+    When each row of ``output`` $(N, *)$ holds $P$ times as many values as an example of
+    ``x`` $(B, C, *)$, it is reshaped to $(N, P C, *)$ (to $(N, P D)$ for flat $x$), so an
+    MLP decoder's flat $(N, 784)$ serves image data $(B, 1, 28, 28)$ and vice versa; any
+    other output comes back unchanged, for `check_decoder_output` to name.
+
+    Example:
+        >>> fit_decoder_output(torch.zeros(4, 2 * 784), torch.zeros(4, 1, 28, 28)).shape
+        torch.Size([4, 2, 28, 28])
+    """
+    if output.ndim == 0 or x.ndim == 0:
+        return output
+    per_example = x.shape[1:].numel()
+    per_row = output.shape[1:].numel()
+    if per_example == 0 or per_row % per_example:
+        return output
+    factor = per_row // per_example
+    if x.ndim == 1:
+        shape: tuple[int, ...] = (output.shape[0], factor) if factor > 1 else (output.shape[0],)
+    else:
+        shape = (output.shape[0], factor * x.shape[1], *x.shape[2:])
+    return output if output.shape == shape else output.reshape(shape)
 
 
 def likelihood_mean(
