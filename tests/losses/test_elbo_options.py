@@ -180,3 +180,15 @@ def test_bad_options(kwargs, error, match):
     x, logits, mean, log_var = _inputs(0, 2)
     with pytest.raises(error, match=match):
         vae_loss(x, logits, mean, log_var, **kwargs)
+
+
+def test_a_given_kl_replaces_the_closed_form():
+    x, logits, mean, log_var = _inputs(4, 3)
+    kl = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    out = vae_loss(x, logits, mean, log_var, kl=kl, beta=2.0, reduction="none")
+    torch.testing.assert_close(out.kl, kl)
+    torch.testing.assert_close(out.loss, out.reconstruction_loss + 2.0 * kl)
+    with pytest.raises(ValueError, match=r"kl must have shape \(B,\) = \(3,\), got \(2,\)"):
+        vae_loss(x, logits, mean, log_var, kl=kl[:2])
+    with pytest.raises(ValueError, match="free_bits needs the closed-form KL to N"):
+        vae_loss(x, logits, mean, log_var, kl=kl, free_bits=1.0)

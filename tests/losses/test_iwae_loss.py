@@ -122,5 +122,7 @@ def test_bad_arguments():
         iwae_loss(x, output, z, mean, log_var, reduction="avg")
     with pytest.raises(ValueError, match=r"likelihood must be one of"):
         iwae_loss(x, output, z, mean, log_var, likelihood="poisson")
+    with pytest.raises(ValueError, match=r"log_prior must have shape \(K, B\) = \(2, 3\)"):
+        iwae_loss(x, output, z, mean, log_var, log_prior=torch.zeros(3))
     with pytest.raises(ValueError, match=r"x must have a batch dimension \(B, \*\), got a scalar"):
         iwae_loss(x[0, 0], output, z, mean, log_var)

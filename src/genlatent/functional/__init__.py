@@ -30,6 +30,7 @@ from genlatent.functional.logistic import (
     discretized_logistic_mixture_mean,
     split_logistic_mixture,
 )
+from genlatent.functional.mixture import gaussian_log_prob, gaussian_mixture_log_prob
 from genlatent.functional.quantize import (
     EMAUpdate,
     VQLosses,
@@ -65,6 +66,8 @@ __all__ = [
     "gaussian_kl",
     "gaussian_log_density_ratio",
     "gaussian_log_likelihood",
+    "gaussian_log_prob",
+    "gaussian_mixture_log_prob",
     "likelihood_mean",
     "log_importance_weights",
     "log_likelihood",

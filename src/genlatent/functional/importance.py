@@ -8,6 +8,7 @@ import torch
 
 from genlatent._validation import check_floating, check_positive_int
 from genlatent.functional.likelihood import log_likelihood
+from genlatent.functional.mixture import gaussian_log_prob
 
 __all__ = [
     "ImportanceWeights",
@@ -106,6 +107,7 @@ def log_importance_weights(
     *,
     likelihood: str = "bernoulli",
     noise: torch.Tensor | None = None,
+    log_prior: torch.Tensor | None = None,
 ) -> ImportanceWeights:
     r"""Log importance weights of $K$ latents per example under a Gaussian posterior.
 
@@ -116,7 +118,9 @@ def log_importance_weights(
       - \log \mathcal{N}(z_i; \mu, \operatorname{diag}\sigma^2),$$
 
     with $\log p(x \mid z)$ from `log_likelihood` (``x`` broadcast over the $K$ samples,
-    not copied) and the prior ratio from `gaussian_log_density_ratio`. The IWAE bound is
+    not copied) and the prior ratio from `gaussian_log_density_ratio`; for another prior
+    (a VampPrior) pass its ``log_prior`` $= \log p(z_i)$, and $\log q$ comes from
+    `gaussian_log_prob`. The IWAE bound is
     $\operatorname{logsumexp}_i \log w_i - \log K$; both `iwae_loss` and `iwae_bound`
     compute it from here.
 
@@ -128,6 +132,7 @@ def log_importance_weights(
         log_var: the posterior log-variance, $(B, D)$.
         likelihood: one of `LIKELIHOODS`.
         noise: the $\varepsilon_i$ with $z_i = \mu + \sigma \odot \varepsilon_i$, if known.
+        log_prior: $\log p(z_i)$, $(K, B)$, in place of the standard normal prior.
 
     Returns:
         `ImportanceWeights` ``(log_weights, log_likelihood)``, each $(K, B)$.
@@ -158,6 +163,13 @@ def log_importance_weights(
         raise ValueError(
             f"noise must have the shape of z {tuple(z.shape)}, got {tuple(noise.shape)}"
         )
+    if log_prior is not None and log_prior.shape != z.shape[:2]:
+        raise ValueError(
+            f"log_prior must have shape (K, B) = {tuple(z.shape[:2])}, got {tuple(log_prior.shape)}"
+        )
     log_px = log_likelihood(x, decoder_output, likelihood)
-    log_weights = log_px + gaussian_log_density_ratio(z, mean, log_var, noise=noise)
+    if log_prior is None:
+        log_weights = log_px + gaussian_log_density_ratio(z, mean, log_var, noise=noise)
+    else:
+        log_weights = log_px + log_prior - gaussian_log_prob(z, mean, log_var, noise=noise)
     return ImportanceWeights(log_weights, log_px)

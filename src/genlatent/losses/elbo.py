@@ -34,7 +34,8 @@ class VAELoss(NamedTuple):
     reconstruction_loss: torch.Tensor
     r"""$-\log p(x \mid z)$ summed over every data dimension, in nats."""
     kl: torch.Tensor
-    r"""$\mathrm{KL}(q(z \mid x) \,\Vert\, \mathcal{N}(0, I))$ summed over the latent, in nats."""
+    r"""$\mathrm{KL}(q(z \mid x) \,\Vert\, \mathcal{N}(0, I))$ summed over the latent, in nats
+    (under another prior, its Monte Carlo estimate $\log q(z \mid x) - \log p(z)$)."""
     elbo_loss: torch.Tensor
     """``reconstruction_loss + kl``: the true negative ELBO, whatever ``loss`` optimises."""
 
@@ -51,6 +52,7 @@ def vae_loss(
     step: int | None = None,
     capacity: float | None = None,
     gamma: float | None = None,
+    kl: torch.Tensor | None = None,
     likelihood: str = "bernoulli",
     reduction: str = "mean",
 ) -> VAELoss:
@@ -99,8 +101,12 @@ def vae_loss(
         warmup_steps: $N \ge 0$ steps of linear KL warm-up; 0 turns it off.
         step: $t \ge 0$, the global training step, read only with ``warmup_steps``.
         capacity: $C \ge 0$ nats, the KL target of Burgess et al.; ``None`` turns it off.
-        gamma: $\gamma > 0$, the weight of $\lvert \mathrm{KL} - C_t \rvert$; only with
-            ``capacity``.
+        gamma: $\gamma \ge 0$, the weight of $\lvert \mathrm{KL} - C_t \rvert$; only
+            with ``capacity``.
+        kl: a per-example KL $(B,)$ to use instead of the closed form to
+            $\mathcal{N}(0, I)$: the Monte Carlo estimate
+            $\log q(z \mid x) - \log p(z)$ under another prior (`VampPrior`). Not with
+            ``free_bits``, which needs the KL of each latent dimension.
         likelihood: one of `LIKELIHOODS`, e.g. ``"bernoulli"`` (binary cross-entropy
             from logits) or ``"gaussian"`` (unit variance: half the squared error plus
             $\tfrac{1}{2}\log 2\pi$ per value).
@@ -158,13 +164,22 @@ def vae_loss(
     elif gamma is not None:
         raise ValueError(f"gamma applies only with capacity, got gamma={gamma!r} and no capacity")
     check_decoder_output(x, decoder_output, likelihood)
+    if kl is not None:
+        check_floating("kl", kl)
+        if free_bits:
+            raise ValueError("free_bits needs the closed-form KL to N(0, I); got a kl tensor")
+        if kl.shape != mean.shape[:1]:
+            raise ValueError(
+                f"kl must have shape (B,) = {tuple(mean.shape[:1])}, got {tuple(kl.shape)}"
+            )
     if mean.ndim != 2 or x.ndim == 0 or mean.shape[0] != x.shape[0]:
         raise ValueError(
             f"mean must have shape (B, D) with B = x.shape[0] = {x.shape[0] if x.ndim else '?'}, "
             f"got {tuple(mean.shape)}"
         )
     reconstruction = -log_likelihood(x, decoder_output, likelihood)
-    kl = gaussian_kl(mean, log_var, reduction="none")
+    if kl is None:
+        kl = gaussian_kl(mean, log_var, reduction="none")
     kl_term = kl if free_bits == 0.0 else _free_bits_kl(mean, log_var, free_bits)
     ramp = 1.0 if warmup_steps == 0 or step is None else min(1.0, step / warmup_steps)
     if capacity is None:

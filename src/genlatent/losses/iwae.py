@@ -24,6 +24,7 @@ def iwae_loss(
     log_var: torch.Tensor,
     *,
     noise: torch.Tensor | None = None,
+    log_prior: torch.Tensor | None = None,
     likelihood: str = "bernoulli",
     reduction: str = "mean",
 ) -> VAELoss:
@@ -49,6 +50,9 @@ def iwae_loss(
         log_var: the posterior log-variance $\log\sigma^2$, $(B, D)$.
         noise: the $\varepsilon$ with $z = \mu + \sigma \odot \varepsilon$, if known
             (exact $\log q$ for very narrow posteriors).
+        log_prior: $\log p(z_i)$, $(K, B)$, for a prior other than $\mathcal{N}(0, I)$
+            (a `VampPrior`); the ``kl`` reported is then the Monte Carlo estimate
+            $\frac{1}{K}\sum_i \log q(z_i \mid x) - \log p(z_i)$.
         likelihood: one of `LIKELIHOODS`.
         reduction: ``"none"`` gives one value per example $(B,)$, ``"sum"`` adds them,
             ``"mean"`` averages them.
@@ -87,12 +91,15 @@ def iwae_loss(
             f"{tuple(x.shape)}, got {tuple(decoder_output.shape)}"
         )
     weights = log_importance_weights(
-        x, decoder_output, z, mean, log_var, likelihood=likelihood, noise=noise
+        x, decoder_output, z, mean, log_var, likelihood=likelihood, noise=noise, log_prior=log_prior
     )
     count = weights.log_weights.shape[0]
     bound = torch.logsumexp(weights.log_weights, dim=0) - math.log(count)
     reconstruction = -weights.log_likelihood.mean(dim=0)
-    kl = gaussian_kl(mean, log_var, reduction="none")
+    if log_prior is None:
+        kl = gaussian_kl(mean, log_var, reduction="none")
+    else:  # log q - log p = log p(x | z) - log w, averaged over the K latents
+        kl = (weights.log_likelihood - weights.log_weights).mean(dim=0)
     return VAELoss(
         loss=reduce_batch(-bound, reduction),
         reconstruction_loss=reduce_batch(reconstruction, reduction),

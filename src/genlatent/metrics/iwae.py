@@ -44,7 +44,9 @@ def iwae_bound(
 
     with $\log w_i = \log p(x \mid z_i) + \log \mathcal{N}(z_i; 0, I)
     - \log \mathcal{N}(z_i; \mu, \operatorname{diag}\sigma^2)$, where $\log p(x \mid z)$ is
-    the model's likelihood (``model.likelihood``, one of `LIKELIHOODS`). The weights come
+    the model's likelihood (``model.likelihood``, one of `LIKELIHOODS`); a model whose
+    ``prior`` attribute is a module (a `VampPrior`) has $\log p(z_i)$ from its
+    ``log_prob`` in place of $\log \mathcal{N}(z_i; 0, I)$. The weights come
     from `log_importance_weights`, the maths `iwae_loss` (the training objective of
     ``VAE.loss(x, iwae_samples=k)``) uses too: with one generator the two give the same
     number.
@@ -129,6 +131,7 @@ def iwae_bound(
             f"got {tuple(mean.shape)} and {tuple(log_var.shape)}"
         )
     std = torch.exp(0.5 * log_var)
+    prior = getattr(model, "prior", None)  # None: N(0, I); else a VampPrior-like module
 
     def chunk_logsumexp(count: int) -> torch.Tensor:
         # draw i of the chunk is the i-th (B, D) draw from the generator, whatever the chunking
@@ -145,6 +148,7 @@ def iwae_bound(
             log_var,
             likelihood=model.likelihood,
             noise=eps,
+            log_prior=None if prior is None else prior.log_prob(z, model.encode),
         )
         return torch.logsumexp(weights.log_weights, dim=0)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, Protocol, cast
 
 import torch
 from torch import nn
@@ -16,10 +17,25 @@ from genlatent.functional.likelihood import (
     fit_decoder_output,
     likelihood_mean,
 )
+from genlatent.functional.mixture import gaussian_log_prob, gaussian_mixture_log_prob
 from genlatent.losses.elbo import VAELoss, vae_loss
 from genlatent.losses.iwae import iwae_loss
 
-__all__ = ["VAE", "VAEOutput"]
+__all__ = ["VAE", "VAEOutput", "VampPrior"]
+
+
+Encode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""An encoder as a function: data to the posterior's ``(mean, log_var)``."""
+
+
+class Prior(Protocol):
+    """What `VAE` asks of a ``prior`` module (`VampPrior` is one)."""
+
+    def log_prob(self, z: torch.Tensor, encode: Encode) -> torch.Tensor: ...
+
+    def sample(
+        self, num_samples: int, encode: Encode, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor: ...
 
 
 class VAEOutput(NamedTuple):
@@ -35,6 +51,86 @@ class VAEOutput(NamedTuple):
     r"""Posterior log-variance $\log\sigma^2$, shape $(B, D)$."""
     z: torch.Tensor
     r"""The reparameterized sample $z = \mu + \sigma \odot \varepsilon$, shape $(B, D)$."""
+
+
+class VampPrior(nn.Module):
+    r"""The VampPrior (Tomczak and Welling 2018): a mixture of the posteriors of $K$ pseudo-inputs.
+
+    $$p(z) = \frac{1}{K}\sum_{k=1}^{K} q(z \mid u_k),$$
+
+    with learned pseudo-inputs $u_k$ shaped like the data and $q$ the VAE's own encoder
+    (their eq. 9), so the prior follows the aggregate posterior. Passed as
+    ``VAE(..., prior=VampPrior(K, input_shape))``; the VAE then uses `log_prob` in its
+    Monte Carlo KL and its IWAE weights, and `sample` in ``VAE.sample``. The pseudo-inputs
+    are parameters, clamped to $[0, 1]$ where they are used (their hard-tanh), and
+    initialised from $\mathcal{N}(0.05, 0.01^2)$ as in their MNIST code, or from
+    ``init`` (a few training images is a good start).
+
+    Args:
+        num_components: $K \ge 1$ (500 in the paper).
+        input_shape: the shape of one example, e.g. ``(1, 28, 28)`` or ``(784,)``.
+        init: optional $(K, *)$ starting pseudo-inputs.
+        device: where to create the pseudo-inputs.
+        dtype: their dtype.
+
+    Raises:
+        TypeError: if ``num_components`` is not an int.
+        ValueError: if ``num_components < 1`` or ``init`` has not the shape $(K, *)$.
+
+    Shape:
+        - pseudo_inputs: $(K, *)$
+
+    Example:
+        >>> from genlatent import MLPDecoder, MLPEncoder
+        >>> _ = torch.manual_seed(0)
+        >>> vae = VAE(MLPEncoder(6, 8, 2), MLPDecoder(2, 8, 6), prior=VampPrior(10, (6,)))
+        >>> vae.loss(torch.rand(4, 6)).loss.shape, vae.sample(3).shape
+        (torch.Size([]), torch.Size([3, 6]))
+    """
+
+    def __init__(
+        self,
+        num_components: int,
+        input_shape: tuple[int, ...],
+        *,
+        init: torch.Tensor | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        shape = (check_positive_int("num_components", num_components), *input_shape)
+        if init is None:
+            init = torch.randn(shape, device=device, dtype=dtype) * 0.01 + 0.05
+        elif tuple(init.shape) != shape:
+            raise ValueError(
+                f"init must have shape (num_components, *input_shape) = {shape}, "
+                f"got {tuple(init.shape)}"
+            )
+        self.pseudo_inputs = nn.Parameter(init.detach().clone().to(device=device, dtype=dtype))
+
+    def components(self, encode: Encode) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixture's ``(means, log_vars)``, each $(K, D)$: ``encode`` of the pseudo-inputs."""
+        return encode(self.pseudo_inputs.clamp(0.0, 1.0))
+
+    def log_prob(self, z: torch.Tensor, encode: Encode) -> torch.Tensor:
+        r"""$\log p(z)$ for latents $(*, D)$, shape $(*)$ (see `gaussian_mixture_log_prob`)."""
+        means, log_vars = self.components(encode)
+        return gaussian_mixture_log_prob(z, means, log_vars)
+
+    def sample(
+        self, num_samples: int, encode: Encode, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Draw $(N, D)$ latents: a uniform component each, then its Gaussian."""
+        means, log_vars = self.components(encode)
+        device = means.device
+        index = torch.randint(means.shape[0], (num_samples,), generator=generator, device=device)
+        eps = torch.randn(
+            num_samples, means.shape[1], generator=generator, device=device, dtype=means.dtype
+        )
+        return means[index] + torch.exp(0.5 * log_vars[index]) * eps
+
+    def extra_repr(self) -> str:
+        return f"num_components={self.pseudo_inputs.shape[0]}"
 
 
 class VAE(nn.Module):
@@ -55,6 +151,10 @@ class VAE(nn.Module):
             ``"discretized_logistic"`` ($3M$ times the channels; `decoder_channels` says how
             many); used by `loss`, `sample`, `reconstruct`.
         num_mixtures: $M$, the logistics per value, for ``"discretized_logistic"`` only.
+        prior: ``None`` for $\mathcal{N}(0, I)$ (closed-form KL), or a `VampPrior` (any
+            module with ``log_prob(z, encode)`` and ``sample(num, encode, generator=)``):
+            the KL is then the single-sample Monte Carlo estimate
+            $\log q(z \mid x) - \log p(z)$, and IWAE and `sample` use the prior.
 
     Raises:
         TypeError: if ``encoder`` or ``decoder`` is not an ``nn.Module``.
@@ -84,6 +184,7 @@ class VAE(nn.Module):
         latent_dim: int | None = None,
         likelihood: str = "bernoulli",
         num_mixtures: int | None = None,
+        prior: nn.Module | None = None,
     ) -> None:
         super().__init__()
         for name, module in (("encoder", encoder), ("decoder", decoder)):
@@ -101,6 +202,7 @@ class VAE(nn.Module):
         self.likelihood = check_likelihood(likelihood)
         decoder_channels(likelihood, 1, num_mixtures=num_mixtures)  # checks num_mixtures
         self.num_mixtures = num_mixtures
+        self.prior = prior
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the posterior's ``(mean, log_var)`` for ``x``, each $(B, D)$.
@@ -179,6 +281,11 @@ class VAE(nn.Module):
                 )
             return self._iwae_loss(x, iwae_samples, reduction, generator)
         out = self(x, generator=generator)
+        kl = None
+        if self.prior is not None:  # Monte Carlo KL at the sampled z
+            z = out.z.float()
+            log_q = gaussian_log_prob(z, out.mean.float(), out.log_var.float())
+            kl = log_q - cast(Prior, self.prior).log_prob(z, self._encode_float)
         # the bound is computed in float32 whatever the autocast dtype
         return vae_loss(
             x.float(),
@@ -191,9 +298,14 @@ class VAE(nn.Module):
             step=step,
             capacity=capacity,
             gamma=gamma,
+            kl=kl,
             likelihood=self.likelihood,
             reduction=reduction,
         )
+
+    def _encode_float(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_var = self.encode(x)
+        return mean.float(), log_var.float()
 
     def _iwae_loss(
         self,
@@ -208,6 +320,9 @@ class VAE(nn.Module):
         )
         z = mean + torch.exp(0.5 * log_var) * noise  # (K, B, D)
         output = fit_decoder_output(self.decode(z.flatten(0, 1)), x)
+        log_prior = None
+        if self.prior is not None:
+            log_prior = cast(Prior, self.prior).log_prob(z.float(), self._encode_float)
         return iwae_loss(
             x.float(),
             output.unflatten(0, (num_samples, mean.shape[0])).float(),
@@ -215,6 +330,7 @@ class VAE(nn.Module):
             mean.float(),
             log_var.float(),
             noise=noise.float(),
+            log_prior=log_prior,
             likelihood=self.likelihood,
             reduction=reduction,
         )
@@ -225,7 +341,7 @@ class VAE(nn.Module):
         *,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        r"""Decode $z \sim \mathcal{N}(0, I)$ into data-space means.
+        r"""Decode $z \sim p(z)$ ($\mathcal{N}(0, I)$, or the `VampPrior`) into data-space means.
 
         Returns probabilities in $[0, 1]$ for the Bernoulli likelihood (the image one
         would show), the likelihood's mean otherwise (`likelihood_mean`). Drawn on the
@@ -235,14 +351,17 @@ class VAE(nn.Module):
             - output: $(N, *)$, the decoder's output shape ($1/P$ of its channels).
         """
         check_positive_int("num_samples", num_samples)
-        reference = next(self.decoder.parameters())
-        z = torch.randn(
-            num_samples,
-            self.latent_dim,
-            generator=generator,
-            device=reference.device,
-            dtype=reference.dtype,
-        )
+        if self.prior is not None:
+            z = cast(Prior, self.prior).sample(num_samples, self.encode, generator=generator)
+        else:
+            reference = next(self.decoder.parameters())
+            z = torch.randn(
+                num_samples,
+                self.latent_dim,
+                generator=generator,
+                device=reference.device,
+                dtype=reference.dtype,
+            )
         return likelihood_mean(self.decode(z), self.likelihood, num_mixtures=self.num_mixtures)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
