@@ -98,3 +98,11 @@ def test_fit_decoder_output():
     assert fit_decoder_output(torch.zeros(4, 3 * 784), x.flatten(1)).shape == (4, 3 * 784)
     odd = torch.zeros(4, 100)
     assert fit_decoder_output(odd, x) is odd
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOODS)
+def test_sample_path_with_an_empty_batch(likelihood):
+    m = 2 if likelihood == "discretized_logistic" else None
+    x = torch.zeros(0, 2, 3)
+    outputs = torch.zeros(4, 0, decoder_channels(likelihood, 2, num_mixtures=m), 3)
+    assert log_likelihood(x, outputs, likelihood).shape == (4, 0)

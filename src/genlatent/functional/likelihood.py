@@ -230,10 +230,11 @@ def _log_likelihood_samples(
     num_mixtures = check_decoder_output(x, decoder_output[0], likelihood, num_mixtures=num_mixtures)
     if likelihood == "bernoulli":
         check_unit_interval("x", x)
-        batch = x.shape[0]
-        logits = decoder_output.reshape(decoder_output.shape[0], batch, -1)  # (K, B, V)
+        batch, values = x.shape[0], x.shape[1:].numel()
+        logits = decoder_output.reshape(decoder_output.shape[0], batch, values)  # (K, B, V)
         # sum_v x_v l_v for every (k, b): one batched matrix-vector product over b
-        agreement = torch.bmm(logits.transpose(0, 1), x.reshape(batch, -1, 1)).squeeze(-1).T
+        agreement = torch.bmm(logits.transpose(0, 1), x.reshape(batch, values, 1))
+        agreement = agreement.squeeze(-1).T
         # softplus(l) = logaddexp(l, 0), which torch evaluates in fewer passes than softplus
         zero = torch.zeros((), dtype=logits.dtype, device=logits.device)
         return agreement - torch.logaddexp(logits, zero).sum(dim=-1)
