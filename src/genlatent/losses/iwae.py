@@ -54,8 +54,10 @@ def iwae_loss(
             (a `VampPrior`); the ``kl`` reported is then the Monte Carlo estimate
             $\frac{1}{K}\sum_i \log q(z_i \mid x) - \log p(z_i)$.
         likelihood: one of `LIKELIHOODS`.
-        reduction: ``"none"`` gives one value per example $(B,)$, ``"sum"`` adds them,
-            ``"mean"`` averages them.
+        reduction: over the batch only (each $\log p(x \mid z_i)$ is summed over every
+            data value, the KL over the latent, and the $K$ latents are combined by the
+            logsumexp): ``"none"`` gives one value per example $(B,)$, ``"sum"`` adds
+            them, ``"mean"`` averages them (nats per example).
 
     Returns:
         ``VAELoss(loss, reconstruction_loss, kl, elbo_loss)``: ``loss`` is
