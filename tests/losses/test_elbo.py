@@ -41,7 +41,7 @@ def test_reductions_and_beta(seed, batch, beta):
     assert none.loss.shape == none.kl.shape == none.reconstruction_loss.shape == (batch,)
     torch.testing.assert_close(none.loss, none.reconstruction_loss + beta * none.kl)
     total = vae_loss(x, logits, mean, log_var, beta=beta, reduction="sum")
-    for field in ("loss", "reconstruction_loss", "kl"):
+    for field in ("loss", "reconstruction_loss", "kl", "elbo_loss"):
         torch.testing.assert_close(getattr(total, field), getattr(none, field).sum())
     if batch:
         mean_out = vae_loss(x, logits, mean, log_var, beta=beta)
