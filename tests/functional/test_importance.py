@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 from torch.distributions import Normal
 
 from genlatent.functional import (
-    LIKELIHOODS,
     decoder_channels,
     fit_decoder_output,
     gaussian_log_density_ratio,
     log_likelihood,
     standard_normal_draws,
 )
+from genlatent.functional.likelihood import LIKELIHOODS
 
 SEEDS = st.integers(0, 2**31 - 1)
 

@@ -11,7 +11,11 @@ from typing import Any
 
 import torch
 
-from genlatent._validation import check_floating, check_positive_int, require_methods
+from genlatent._validation import (
+    check_floating,
+    check_optional_positive_int,
+    require_methods,
+)
 from genlatent.losses.elbo import vae_loss
 from genlatent.metrics.iwae import iwae_bound
 from genlatent.metrics.stats import bits_per_dim, code_usage
@@ -142,7 +146,7 @@ def evaluate_vae(
     batches: Iterable[torch.Tensor | tuple[torch.Tensor | None, ...]],
     *,
     iwae_samples: int = 0,
-    iwae_chunk_size: int = 64,
+    iwae_chunk_size: int | None = None,
     generator: torch.Generator | None = None,
 ) -> VAEEvaluation:
     r"""Test negative ELBO, its parts, bits per dimension and optionally the IWAE bound.
@@ -170,7 +174,8 @@ def evaluate_vae(
             ignored), such as a ``DataLoader``; ``x`` in $[0, 1]$ for a Bernoulli likelihood.
         iwae_samples: $k$ for the importance-weighted bound; 0 skips it (5000 in
             Burda et al. 2016; cost grows linearly with $k$).
-        iwae_chunk_size: samples decoded at once by `iwae_bound`.
+        iwae_chunk_size: samples decoded at once by `iwae_bound`; ``None`` lets it choose
+            (about 16,384 decoder rows a chunk).
         generator: source of all the noise, on the model's device.
 
     Returns:
@@ -204,7 +209,7 @@ def evaluate_vae(
         raise TypeError(f"iwae_samples must be an int, got {type(iwae_samples).__name__}")
     if iwae_samples < 0:
         raise ValueError(f"iwae_samples must be >= 0 (0 skips the IWAE bound), got {iwae_samples}")
-    check_positive_int("iwae_chunk_size", iwae_chunk_size)
+    check_optional_positive_int("iwae_chunk_size", iwae_chunk_size)
     device = _model_device(model)
     dtype = _accumulator_dtype(device)
     # rows: reconstruction, kl, iwae bound (summed over examples)
