@@ -254,6 +254,17 @@ def test_inspection_of_a_torn_checkpoint_says_which_it_read(command, run, capsys
     _kept(before, _snapshot(run))
 
 
+def test_eval_last_of_a_torn_last_checkpoint_says_it_read_the_previous(run, capsys):
+    last = run / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    assert main(["eval", str(run), "--checkpoint", "last", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.rstrip().endswith(
+        "last.pt is unreadable; read last.prev.pt (epoch 1) instead"
+    )
+    assert json.loads(captured.out)["epoch"] == 1
+
+
 @pytest.mark.parametrize("command", ["eval", "sample", "plot"])
 def test_inspection_of_a_run_without_checkpoints(command, fail, run):
     shutil.rmtree(run / "checkpoints")

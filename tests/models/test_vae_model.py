@@ -82,3 +82,20 @@ def test_bad_arguments():
         VAE(MLPEncoder(4, 3, 2), torch.nn.Linear(2, 4))
     with pytest.raises(ValueError, match="num_samples must be >= 1, got 0"):
         _model().sample(0)
+
+
+def test_a_nan_pixel_is_reported_as_x():
+    from genlatent import mnist_vae, set_validate_args
+    from genlatent._validation import get_validate_args
+
+    x = torch.rand(3, 1, 28, 28)
+    x[1, 0, 5, 5] = float("nan")
+    before = get_validate_args()
+    set_validate_args(True)
+    try:
+        with pytest.raises(
+            ValueError, match=r"^x must be finite \(no NaN or infinity\), got 1 non"
+        ):
+            mnist_vae().loss(x)
+    finally:
+        set_validate_args(before)

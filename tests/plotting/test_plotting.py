@@ -450,3 +450,24 @@ def test_plotting_is_lazy_and_not_imported_by_the_core() -> None:
         "assert 'matplotlib' not in sys.modules, 'plotting imports matplotlib eagerly'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_loss_curves_draw_every_logged_term_and_no_unoptimised_one():
+    from genlatent.plotting.curves import _panels
+
+    ema = {"epoch", "train_loss", "test_loss", "train_reconstruction_loss", "train_commitment",
+           "train_quantizer_loss", "train_codes_used", "train_examples", "my_term"}  # fmt: skip
+    titles = [title for _, title, _ in _panels(ema)]
+    assert "Codebook term" not in titles  # an EMA codebook's term is not logged, not drawn
+    assert titles == ["Loss (minimised)", "Reconstruction loss", "Quantizer loss (added)",
+                      "Commitment term (unweighted)", "Codes used in the epoch"]  # fmt: skip
+    user = {"epoch", "train_loss", "train_label_mean"}  # a user model's own term gets a panel
+    assert [title for _, title, _ in _panels(user)] == ["Loss (minimised)", "Label mean"]
+
+
+def test_class_names_label_the_datasets_that_have_them():
+    from genlatent.data import CIFAR10_CLASSES, class_names
+
+    assert class_names("cifar10") == CIFAR10_CLASSES
+    assert class_names("fashion-mnist")[0] == "T-shirt/top"
+    assert class_names("mnist") is None

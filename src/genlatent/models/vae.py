@@ -8,7 +8,7 @@ from typing import NamedTuple, Protocol, cast
 import torch
 from torch import nn
 
-from genlatent._validation import check_positive_int
+from genlatent._validation import check_finite, check_positive_int
 from genlatent.functional.gaussian import reparameterize
 from genlatent.functional.importance import standard_normal_draws
 from genlatent.functional.likelihood import (
@@ -209,8 +209,12 @@ class VAE(nn.Module):
 
         Raises:
             TypeError: if the encoder does not return a pair of tensors.
-            ValueError: if ``mean`` or ``log_var`` is not $(B, D)$ with $B$ = ``x.shape[0]``.
+            ValueError: if ``mean`` or ``log_var`` is not $(B, D)$ with $B$ = ``x.shape[0]``,
+                or (while `set_validate_args` is on) ``x`` holds NaN or infinity: the input
+                is named, not the posterior it would spoil.
         """
+        if isinstance(x, torch.Tensor):
+            check_finite("x", x)
         return _check_posterior(self.encoder(x), x, self.latent_dim, type(self.encoder))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
