@@ -142,7 +142,7 @@ def test_overflowing_kl_is_named_kl():
     with torch.no_grad():
         model.encoder.mean_head.bias.fill_(1e20)  # mean^2 overflows float32: KL = inf
     message = _message(model, "bf16")
-    assert "epoch 5, step 1: loss, kl is NaN or infinite" in message
+    assert "epoch 5, step 1: loss, kl, elbo_loss is NaN or infinite" in message
 
 
 @pytest.mark.parametrize(

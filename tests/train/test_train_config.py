@@ -34,9 +34,9 @@ def test_round_trip_and_replace():
         ({"dataset": "imagenet"}, "dataset must be one of"),
         ({"precision": "fp8"}, "precision must be one of"),
         ({"epochs": 0}, "epochs must be >= 1, got 0"),
-        ({"lr": -1.0}, "lr must be a positive finite number, got -1.0"),
-        ({"lr": float("inf")}, "lr must be a positive finite number, got inf"),
-        ({"grad_clip": 0}, "grad_clip must be a positive finite number"),
+        ({"lr": -1.0}, "lr must be finite and > 0, got -1.0"),
+        ({"lr": float("inf")}, "lr must be finite and > 0, got inf"),
+        ({"grad_clip": 0}, "grad_clip must be finite and > 0"),
         ({"seed": -1}, "seed must be a non-negative int, got -1"),
         (
             {"model": "vqvae", "commitment_weight": -0.1},

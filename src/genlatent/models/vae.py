@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from genlatent._validation import check_finite, check_positive_int
+from genlatent.functional._dtype import at_least_float32
 from genlatent.functional.gaussian import reparameterize
 from genlatent.functional.importance import standard_normal_draws
 from genlatent.functional.likelihood import (
@@ -287,15 +288,15 @@ class VAE(nn.Module):
         out = self(x, generator=generator)
         kl = None
         if self.prior is not None:  # Monte Carlo KL at the sampled z
-            z = out.z.float()
-            log_q = gaussian_log_prob(z, out.mean.float(), out.log_var.float())
+            z = at_least_float32(out.z)
+            log_q = gaussian_log_prob(z, at_least_float32(out.mean), at_least_float32(out.log_var))
             kl = log_q - cast(Prior, self.prior).log_prob(z, self._encode_float)
         # the bound is computed in float32 whatever the autocast dtype
         return vae_loss(
-            x.float(),
-            out.decoder_output.float(),
-            out.mean.float(),
-            out.log_var.float(),
+            at_least_float32(x),
+            at_least_float32(out.decoder_output),
+            at_least_float32(out.mean),
+            at_least_float32(out.log_var),
             beta=beta,
             free_bits=free_bits,
             warmup_steps=warmup_steps,
@@ -309,7 +310,7 @@ class VAE(nn.Module):
 
     def _encode_float(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_var = self.encode(x)
-        return mean.float(), log_var.float()
+        return at_least_float32(mean), at_least_float32(log_var)
 
     def _iwae_loss(
         self,
@@ -326,14 +327,14 @@ class VAE(nn.Module):
         output = fit_decoder_output(self.decode(z.flatten(0, 1)), x)
         log_prior = None
         if self.prior is not None:
-            log_prior = cast(Prior, self.prior).log_prob(z.float(), self._encode_float)
+            log_prior = cast(Prior, self.prior).log_prob(at_least_float32(z), self._encode_float)
         return iwae_loss(
-            x.float(),
-            output.unflatten(0, (num_samples, mean.shape[0])).float(),
-            z.float(),
-            mean.float(),
-            log_var.float(),
-            noise=noise.float(),
+            at_least_float32(x),
+            at_least_float32(output.unflatten(0, (num_samples, mean.shape[0]))),
+            at_least_float32(z),
+            at_least_float32(mean),
+            at_least_float32(log_var),
+            noise=at_least_float32(noise),
             log_prior=log_prior,
             likelihood=self.likelihood,
             reduction=reduction,

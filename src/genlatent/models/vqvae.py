@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from genlatent._validation import check_positive_int
+from genlatent.functional._dtype import at_least_float32
 from genlatent.losses.vq import VQVAELoss, vqvae_loss
 from genlatent.nn.quantizer import Quantizer, check_quantizer
 
@@ -100,7 +101,7 @@ class VQVAE(nn.Module):
         """
         out = self(x)
         x, reconstruction, quantizer_loss = (
-            _at_least_float32(t) for t in (x, out.reconstruction, out.quantizer_loss)
+            at_least_float32(t) for t in (x, out.reconstruction, out.quantizer_loss)
         )
         losses = vqvae_loss(x, reconstruction, quantizer_loss, reduction=reduction)
         return losses._replace(terms=out.terms, code_counts=out.counts)
@@ -185,8 +186,3 @@ class VQVAE(nn.Module):
 
     def extra_repr(self) -> str:
         return f"grid_shape={self.grid_shape}"
-
-
-def _at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
-    """float32 for half precision (autocast), float64 kept as it is."""
-    return tensor if tensor.dtype == torch.float64 else tensor.float()
