@@ -27,6 +27,20 @@ def check_channels(
         )
 
 
+def rows_of(
+    inputs: torch.Tensor, dim: int, *, channel_last: bool, dim_name: str = "dim"
+) -> tuple[torch.Tensor, PackedShapes]:
+    """`check_channels`, then `to_rows`: the first step of every quantizer's forward and encode."""
+    check_channels(inputs, dim, channel_last=channel_last, dim_name=dim_name)
+    return to_rows(inputs, channel_last=channel_last)
+
+
+def to_layout(vectors: torch.Tensor, *, channel_last: bool) -> torch.Tensor:
+    """Vectors $(B, *, D)$ from a lookup to the quantizer's layout ($(B, D, *)$ unless
+    ``channel_last``): the last step of every quantizer's decode."""
+    return vectors if channel_last else rearrange(vectors, "b ... d -> b d ...")
+
+
 def to_rows(inputs: torch.Tensor, *, channel_last: bool) -> tuple[torch.Tensor, PackedShapes]:
     """$(B, D, *)$ (or $(B, *, D)$) to rows $(N, D)$ and the record to undo it."""
     if not channel_last:

@@ -6,13 +6,18 @@ import math
 from collections.abc import Sequence
 
 import torch
-from einops import rearrange, unpack
+from einops import unpack
 from torch import nn
 
 from genlatent._validation import check_positive_int
 from genlatent.functional.fsq import check_levels, fsq_codes, fsq_codes_from_indices
 from genlatent.functional.quantize import code_counts
-from genlatent.nn._layout import check_channels, check_indices, from_rows, to_rows
+from genlatent.nn._layout import (
+    check_indices,
+    from_rows,
+    rows_of,
+    to_layout,
+)
 from genlatent.nn._projection import project
 from genlatent.nn.quantizer import QuantizerOutput
 
@@ -142,8 +147,7 @@ class FSQ(nn.Module):
             TypeError: if ``inputs`` is not a floating-point tensor.
             ValueError: if ``inputs`` has the wrong rank or channel count.
         """
-        check_channels(inputs, self.dim, channel_last=self.channel_last)
-        rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
+        rows, packed_shapes = rows_of(inputs, self.dim, channel_last=self.channel_last)
         codes, flat_indices = self._codes(rows)
         quantized = self._output(codes).to(inputs.dtype)
         [indices] = unpack(flat_indices, packed_shapes, "*")
@@ -168,8 +172,7 @@ class FSQ(nn.Module):
             TypeError: if ``inputs`` is not a floating-point tensor.
             ValueError: if ``inputs`` has the wrong rank or channel count.
         """
-        check_channels(inputs, self.dim, channel_last=self.channel_last)
-        rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
+        rows, packed_shapes = rows_of(inputs, self.dim, channel_last=self.channel_last)
         with torch.no_grad():
             _, flat_indices = self._codes(rows)
         [indices] = unpack(flat_indices, packed_shapes, "*")
@@ -194,6 +197,4 @@ class FSQ(nn.Module):
         indices = check_indices(indices, self.codebook_size)
         dtype = torch.float32 if self.project_out is None else self.project_out.weight.dtype
         vectors = self._output(fsq_codes_from_indices(indices, self.levels, dtype=dtype))
-        if self.channel_last:
-            return vectors
-        return rearrange(vectors, "b ... d -> b d ...")
+        return to_layout(vectors, channel_last=self.channel_last)

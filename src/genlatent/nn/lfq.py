@@ -3,7 +3,7 @@ r"""Lookup-free quantization as a module: `LFQ`."""
 from __future__ import annotations
 
 import torch
-from einops import rearrange, unpack
+from einops import unpack
 from torch import nn
 
 from genlatent._validation import (
@@ -18,7 +18,12 @@ from genlatent.functional.lfq import (
     lfq_indices,
 )
 from genlatent.functional.quantize import code_counts
-from genlatent.nn._layout import check_channels, check_indices, from_rows, to_rows
+from genlatent.nn._layout import (
+    check_indices,
+    from_rows,
+    rows_of,
+    to_layout,
+)
 from genlatent.nn._projection import project
 from genlatent.nn.quantizer import QuantizerOutput
 
@@ -171,8 +176,7 @@ class LFQ(nn.Module):
             TypeError: if ``inputs`` is not a floating-point tensor.
             ValueError: if ``inputs`` has the wrong rank or channel count.
         """
-        check_channels(inputs, self.dim, channel_last=self.channel_last)
-        rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
+        rows, packed_shapes = rows_of(inputs, self.dim, channel_last=self.channel_last)
         latents = self._project_in(rows)
         codes = lfq_codes(latents, scale=self.codebook_scale)
         flat_indices = lfq_indices(latents)
@@ -209,8 +213,7 @@ class LFQ(nn.Module):
             TypeError: if ``inputs`` is not a floating-point tensor.
             ValueError: if ``inputs`` has the wrong rank or channel count.
         """
-        check_channels(inputs, self.dim, channel_last=self.channel_last)
-        rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
+        rows, packed_shapes = rows_of(inputs, self.dim, channel_last=self.channel_last)
         with torch.no_grad():
             flat_indices = lfq_indices(self._project_in(rows))
         [indices] = unpack(flat_indices, packed_shapes, "*")
@@ -236,6 +239,4 @@ class LFQ(nn.Module):
         dtype = torch.float32 if self.project_out is None else self.project_out.weight.dtype
         codes = lfq_codes_from_indices(indices, self.bits, scale=self.codebook_scale, dtype=dtype)
         vectors = self._output(codes)
-        if self.channel_last:
-            return vectors
-        return rearrange(vectors, "b ... d -> b d ...")
+        return to_layout(vectors, channel_last=self.channel_last)

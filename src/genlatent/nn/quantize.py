@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from einops import rearrange, unpack
+from einops import unpack
 from torch import nn
 
 from genlatent._validation import (
@@ -28,7 +28,13 @@ from genlatent.functional.quantize import (
     vq_losses,
 )
 from genlatent.functional.rotation import rotation_trick
-from genlatent.nn._layout import check_channels, check_indices, from_rows, to_rows
+from genlatent.nn._layout import (
+    PackedShapes,
+    check_indices,
+    from_rows,
+    rows_of,
+    to_layout,
+)
 from genlatent.nn.quantizer import QuantizerOutput
 
 __all__ = ["VectorQuantizer"]
@@ -307,8 +313,8 @@ class VectorQuantizer(nn.Module):
 
     # ----------------------------------------------------------------------------- shapes
 
-    def _check_inputs(self, inputs: torch.Tensor) -> None:
-        check_channels(
+    def _rows(self, inputs: torch.Tensor) -> tuple[torch.Tensor, PackedShapes]:
+        return rows_of(
             inputs, self.embedding_dim, channel_last=self.channel_last, dim_name="embedding_dim"
         )
 
@@ -340,8 +346,7 @@ class VectorQuantizer(nn.Module):
             ValueError: if ``inputs`` has the wrong rank or channel count, or (while
                 `set_validate_args` is on) holds NaN or infinity.
         """
-        self._check_inputs(inputs)
-        rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
+        rows, packed_shapes = self._rows(inputs)
         rows = self._unit(rows)
         training_step = self.training and torch.is_grad_enabled()
         if training_step:
@@ -498,8 +503,7 @@ class VectorQuantizer(nn.Module):
             TypeError: if ``inputs`` is not a floating-point tensor.
             ValueError: if ``inputs`` has the wrong rank or channel count.
         """
-        self._check_inputs(inputs)
-        rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
+        rows, packed_shapes = self._rows(inputs)
         indices = nearest_code(self._unit(rows), self._codes(), chunk_size=self.chunk_size)
         [indices] = unpack(indices, packed_shapes, "*")
         return indices
@@ -522,6 +526,4 @@ class VectorQuantizer(nn.Module):
         """
         indices = check_indices(indices, self.codebook_size)
         vectors = F.embedding(indices, self._codes())
-        if self.channel_last:
-            return vectors
-        return rearrange(vectors, "b ... d -> b d ...")
+        return to_layout(vectors, channel_last=self.channel_last)

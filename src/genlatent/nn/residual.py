@@ -7,7 +7,6 @@ from typing import Any, NamedTuple, cast
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from genlatent._validation import check_ndim, check_positive_int
@@ -15,10 +14,10 @@ from genlatent.functional.quantize import nearest_code, straight_through
 from genlatent.functional.rotation import rotation_trick
 from genlatent.nn._layout import (
     _INTEGER_DTYPES,
-    check_channels,
     from_rows,
     indices_from_rows,
-    to_rows,
+    rows_of,
+    to_layout,
 )
 from genlatent.nn.quantize import VectorQuantizer, _distributed, _quantize_rows
 from genlatent.nn.quantizer import QuantizerOutput
@@ -207,8 +206,7 @@ class ResidualVQ(nn.Module):
         return ", ".join(parts)
 
     def _rows(self, inputs: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        check_channels(inputs, self.embedding_dim, channel_last=self.channel_last)
-        rows, packed_shapes = to_rows(inputs, channel_last=self.channel_last)
+        rows, packed_shapes = rows_of(inputs, self.embedding_dim, channel_last=self.channel_last)
         codebook_dtype = self._stage(0).codebook.dtype
         dtype = torch.promote_types(torch.promote_types(rows.dtype, codebook_dtype), torch.float32)
         return rows.to(dtype), packed_shapes
@@ -351,9 +349,7 @@ class ResidualVQ(nn.Module):
         total = stage_codes[0]
         for codes in stage_codes[1:]:
             total = total + codes
-        if self.channel_last:
-            return total
-        return rearrange(total, "b ... d -> b d ...")
+        return to_layout(total, channel_last=self.channel_last)
 
     def _check_indices(self, indices: object) -> torch.Tensor:
         if not isinstance(indices, torch.Tensor):
