@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from genlatent.data._errors import DataError, DownloadError
 from genlatent.data.batching import Batch, TensorBatches, as_batches
+from genlatent.data.binarize import DynamicBinarization, binarize, binarized_mnist
 from genlatent.data.cifar import CIFAR10_CLASSES, load_cifar10
 from genlatent.data.collect import as_tensors
 from genlatent.data.dataset import ImageDataset
@@ -23,10 +24,13 @@ __all__ = [
     "Batch",
     "DataError",
     "DownloadError",
+    "DynamicBinarization",
     "ImageDataset",
     "TensorBatches",
     "as_batches",
     "as_tensors",
+    "binarize",
+    "binarized_mnist",
     "class_names",
     "data_home",
     "dataset_by_name",

@@ -1,7 +1,16 @@
 """VAE and VQ-VAE compositions and the presets of the reference experiments."""
 
 from genlatent.models.presets import cifar10_vqvae, mnist_vae, mnist_vqvae
-from genlatent.models.vae import VAE, VAEOutput
+from genlatent.models.vae import VAE, VAEOutput, VampPrior
 from genlatent.models.vqvae import VQVAE, VQVAEOutput
 
-__all__ = ["VAE", "VQVAE", "VAEOutput", "VQVAEOutput", "cifar10_vqvae", "mnist_vae", "mnist_vqvae"]
+__all__ = [
+    "VAE",
+    "VQVAE",
+    "VAEOutput",
+    "VQVAEOutput",
+    "VampPrior",
+    "cifar10_vqvae",
+    "mnist_vae",
+    "mnist_vqvae",
+]
