@@ -126,3 +126,36 @@ def test_restart_dead_codes_beyond_the_run_is_warned(capsys, tmp_path):
         == 0
     )
     assert "warning" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("options", "codes"),
+    [
+        (["--quantizer", "fsq", "--levels", "3,3,2"], 18),
+        (["--quantizer", "lfq", "--codebook-size", "16"], 16),
+        (["--quantizer", "rvq", "--num-quantizers", "2", "--ema"], 16),
+        (["--distance", "cosine", "--gradient", "rotation", "--init", "kmeans", "--ema"], 16),
+    ],
+)
+def test_each_quantizer_trains_evaluates_and_plots_from_the_cli(options, codes, capsys, tmp_path):
+    run = tmp_path / "q"
+    argv = ["train", "vqvae", "--dataset", "digits", "--epochs", "1", "--hidden-channels", "8"]
+    argv += ["--embedding-dim", "4", "--codebook-size", "16", *options, *QUIET, "--out", str(run)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert 0 < results["fraction_used"] <= 1
+    assert 1 <= results["perplexity"] <= codes
+    assert main(["plot", str(run)]) == 0
+    assert "code_usage.png" in capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["quantizer"] == (
+        options[1] if options[0] == "--quantizer" else "vq"
+    )
+
+
+def test_bad_quantizer_options_are_one_line(cli_error, tmp_path):
+    out = ["--out", str(tmp_path / "q")]
+    cli_error(["train", "vqvae", "--levels", "8,x", *out], "levels must be ints >= 2")
+    cli_error(["train", "vae", "--quantizer", "fsq", *out], "--quantizer (vqvae only)")
+    assert not (tmp_path / "q").exists()

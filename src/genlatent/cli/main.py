@@ -16,6 +16,7 @@ from genlatent.train.config import (
     PRECISIONS,
     PRESET_ONLY,
     PRESETS,
+    QUANTIZER_CHOICES,
     TrainConfig,
     inapplicable_options,
 )
@@ -56,10 +57,20 @@ _TRAIN_HELP = {
     "commitment_weight": "VQ-VAE beta",
     "ema": "EMA codebook updates (VQ-VAE)",
     "restart_dead_codes": "re-seed codes unused for this many steps (VQ-VAE)",
+    "quantizer": "VQ-VAE quantizer: vq, fsq, lfq or rvq (residual)",
+    "levels": "FSQ levels per channel, e.g. 8,5,5,5",
+    "num_quantizers": "residual VQ stages",
+    "distance": "VQ distance: l2 or cosine",
+    "gradient": "VQ gradient: straight_through or rotation (the rotation trick)",
+    "init": "VQ codebook init: uniform or kmeans",
     "train_limit": "use only the first N training images",
     "test_limit": "use only the first N test images",
 }
-_CHOICES = {"dataset": tuple(d for d in DATASETS if d != "custom"), "precision": PRECISIONS}
+_CHOICES = {
+    "dataset": tuple(d for d in DATASETS if d != "custom"),
+    "precision": PRECISIONS,
+    **QUANTIZER_CHOICES,
+}
 _TYPES = {"int": int, "float": float, "str": str}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -10,8 +11,11 @@ from torch import nn
 from genlatent.models.vae import VAE
 from genlatent.models.vqvae import VQVAE
 from genlatent.nn.conv import ConvDecoder, ConvEncoder
+from genlatent.nn.fsq import FSQ
+from genlatent.nn.lfq import LFQ
 from genlatent.nn.mlp import MLPDecoder, MLPEncoder
 from genlatent.nn.quantize import VectorQuantizer
+from genlatent.nn.residual import ResidualVQ
 
 __all__ = ["cifar10_vqvae", "mnist_vae", "mnist_vqvae", "preset"]
 
@@ -142,6 +146,32 @@ def _vae_for(image_shape: tuple[int, int, int], *, latent_dim: int = 200, **_: o
     )
 
 
+_VQ_OPTIONS = ("ema", "restart_dead_codes", "distance", "gradient", "init")
+
+
+def _quantizer(
+    kind: str,
+    embedding_dim: int,
+    codebook_size: int,
+    commitment_weight: float,
+    levels: str | None,
+    num_quantizers: int,
+    options: dict[str, object],
+) -> nn.Module:
+    """The quantizer ``kind`` names (``"vq"``, ``"fsq"``, ``"lfq"``, ``"rvq"``) for the preset."""
+    if kind == "fsq":
+        parsed = [int(level) for level in (levels or "8,5,5,5").split(",")]
+        return FSQ(parsed, dim=embedding_dim)
+    if kind == "lfq":
+        return LFQ(codebook_size, dim=embedding_dim, commitment_weight=commitment_weight)
+    vq: dict[str, Any] = {k: v for k, v in options.items() if k in _VQ_OPTIONS}
+    if kind == "rvq":
+        return ResidualVQ(
+            num_quantizers, codebook_size, embedding_dim, commitment_weight=commitment_weight, **vq
+        )
+    return VectorQuantizer(codebook_size, embedding_dim, commitment_weight=commitment_weight, **vq)
+
+
 def _vqvae_for(
     image_shape: tuple[int, int, int],
     *,
@@ -149,12 +179,23 @@ def _vqvae_for(
     embedding_dim: int = 16,
     codebook_size: int = 512,
     commitment_weight: float = 0.25,
+    quantizer: str = "vq",
+    levels: str | None = None,
+    num_quantizers: int = 4,
     **quantizer_options: object,
 ) -> VQVAE:
     width = hidden_channels or (512 if image_shape[0] == 3 else 64)
-    options = {k: v for k, v in quantizer_options.items() if k in ("ema", "restart_dead_codes")}
-    return _vqvae(
-        image_shape, width, embedding_dim, codebook_size, commitment_weight, None, None, options
+    in_channels, height, side = image_shape
+    chosen = _quantizer(
+        quantizer, embedding_dim, codebook_size, commitment_weight, levels, num_quantizers,
+        quantizer_options,
+    )  # fmt: skip
+    return VQVAE(
+        ConvEncoder(in_channels, width, embedding_dim),
+        chosen,  # type: ignore[arg-type]
+        ConvDecoder(embedding_dim, width, in_channels),
+        # one code per position (and per stage, for residual VQ): what VQVAE.sample draws
+        grid_shape=(height // 4, side // 4, *((num_quantizers,) if quantizer == "rvq" else ())),
     )
 
 
@@ -166,8 +207,12 @@ def preset(name: str, image_shape: tuple[int, int, int], **options: object) -> n
 
     ``"vae"``: the MLP VAE (400-400 hidden, ``latent_dim``); on $(1, 28, 28)$ it is exactly
     `mnist_vae`. ``"vqvae"``: the conv VQ-VAE (``hidden_channels``, default 512 for colour
-    and 64 for greyscale, ``embedding_dim``, ``codebook_size``, ``commitment_weight``,
-    ``ema``, ``restart_dead_codes``); on $(3, 32, 32)$ with 512 channels it is exactly
+    and 64 for greyscale, ``embedding_dim``, ``codebook_size``, ``commitment_weight``, and
+    the quantizer: ``quantizer="vq"`` (`VectorQuantizer` with ``ema``,
+    ``restart_dead_codes``, ``distance``, ``gradient``, ``init``), ``"fsq"`` (`FSQ` with
+    ``levels``, e.g. ``"8,5,5,5"``, projected from ``embedding_dim``), ``"lfq"`` (`LFQ`
+    with ``codebook_size`` codes) or ``"rvq"`` (`ResidualVQ` of ``num_quantizers`` stages,
+    with the VQ options); with ``"vq"`` on $(3, 32, 32)$ and 512 channels it is exactly
     `cifar10_vqvae`. Options that do not apply to ``name`` are ignored.
 
     Raises:

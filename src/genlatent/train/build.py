@@ -56,7 +56,8 @@ def build_model(
 
 _PRESET_OPTIONS = (
     "latent_dim", "hidden_channels", "embedding_dim", "codebook_size", "commitment_weight",
-    "ema", "restart_dead_codes",
+    "ema", "restart_dead_codes", "quantizer", "levels", "num_quantizers", "distance",
+    "gradient", "init",
 )  # fmt: skip
 
 

@@ -40,9 +40,22 @@ PRESET_ONLY: dict[str, str] = {
     "commitment_weight": "vqvae",
     "ema": "vqvae",
     "restart_dead_codes": "vqvae",
+    "quantizer": "vqvae",
+    "levels": "vqvae",
+    "num_quantizers": "vqvae",
+    "distance": "vqvae",
+    "gradient": "vqvae",
+    "init": "vqvae",
 }
 """Options of one preset's architecture: set away from their default for any other model
 (the other preset, a ``--model`` spec, a `fit` model), they are refused, not ignored."""
+
+QUANTIZER_CHOICES = {
+    "quantizer": ("vq", "fsq", "lfq", "rvq"),
+    "distance": ("l2", "cosine"),
+    "gradient": ("straight_through", "rotation"),
+    "init": ("uniform", "kmeans"),
+}
 
 RESUMABLE = ("epochs", "data_dir", "download", "device")
 """What may change when a run is resumed: how long, where its data is, where it runs."""
@@ -130,6 +143,18 @@ class TrainConfig:
     """Update the codebook by exponential moving averages instead of gradients."""
     restart_dead_codes: int | None = None
     """Re-seed codes unused for this many steps; ``None`` disables it."""
+    quantizer: str = "vq"
+    """VQ-VAE quantizer: ``"vq"`` (`VectorQuantizer`), ``"fsq"``, ``"lfq"`` or ``"rvq"``."""
+    levels: str | None = None
+    """FSQ levels per channel, comma-separated (``None``: ``"8,5,5,5"``, 1,000 codes)."""
+    num_quantizers: int = 4
+    """Residual VQ stages."""
+    distance: str = "l2"
+    """VQ nearest-code distance: ``"l2"`` or ``"cosine"``."""
+    gradient: str = "straight_through"
+    """VQ gradient estimator: ``"straight_through"`` or ``"rotation"``."""
+    init: str = "uniform"
+    """VQ codebook initialisation: ``"uniform"`` or ``"kmeans"``."""
     train_limit: int | None = None
     """Use only the first N training examples (quick runs and tests)."""
     test_limit: int | None = None
@@ -147,6 +172,13 @@ class TrainConfig:
             raise ValueError(f"options that do not apply to model {self.model!r}: {owners}")
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("precision", self.precision, PRECISIONS)
+        for name, allowed in QUANTIZER_CHOICES.items():
+            check_choice(name, getattr(self, name), allowed)
+        check_positive_int("num_quantizers", self.num_quantizers)
+        if self.levels is not None and not all(
+            part.strip().isdigit() and int(part) >= 2 for part in str(self.levels).split(",")
+        ):
+            raise ValueError(f"levels must be ints >= 2 separated by commas, got {self.levels!r}")
         for name, value in MODEL_DEFAULTS[self.defaults_key].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)

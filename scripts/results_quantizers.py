@@ -1,0 +1,82 @@
+"""The quantizer family on the reduced-width MNIST VQ-VAE at equal steps (docs/results.md).
+
+Each variant is the reduced-width VQ-VAE of the results page (64 hidden channels, a 7x7
+grid) with another quantizer, trained by `fit` with the reference schedule (Adam 2e-4,
+batch 128) for 3 epochs, then evaluated on the 10,000 test images with `evaluate_model`.
+One JSON per variant goes to ``docs/data/quantizers/``::
+
+    python scripts/results_quantizers.py ../shared/data/mnist runs/results [NAME ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from genlatent import FSQ, LFQ, VQVAE, ConvDecoder, ConvEncoder, ResidualVQ, VectorQuantizer, fit
+from genlatent.data import TensorBatches, load_mnist
+from genlatent.metrics import evaluate_model
+
+OUT = Path("docs/data/quantizers")
+DIM = 16  # the encoder's output channels, as the reference VQ-VAE
+VQ = {"ema": True, "restart_dead_codes": 100}
+
+VARIANTS: dict[str, Callable[[], nn.Module]] = {
+    "vq-ema-restart": lambda: VectorQuantizer(512, DIM, **VQ),
+    "vq-rotation": lambda: VectorQuantizer(512, DIM, gradient="rotation", **VQ),
+    "vq-cosine": lambda: VectorQuantizer(512, DIM, distance="cosine", **VQ),
+    "vq-kmeans": lambda: VectorQuantizer(512, DIM, init="kmeans", **VQ),
+    "fsq-512": lambda: FSQ([8, 8, 8], dim=DIM),
+    "fsq-1000": lambda: FSQ([8, 5, 5, 5], dim=DIM),
+    "lfq-512": lambda: LFQ(512, dim=DIM),
+    "rvq-2x512": lambda: ResidualVQ(2, 512, DIM, **VQ),
+    "rvq-4x512": lambda: ResidualVQ(4, 512, DIM, **VQ),
+}
+
+
+def run(name: str, data: str, runs: Path) -> dict[str, object]:
+    train, test = load_mnist(data, split="train"), load_mnist(data, split="test")
+    torch.manual_seed(0)
+    model = VQVAE(ConvEncoder(1, 64, DIM), VARIANTS[name](), ConvDecoder(DIM, 64, 1))
+    start = time.perf_counter()
+    summary = fit(
+        model, train, test, run_dir=runs / f"quantizer-{name}", epochs=3, batch_size=128,
+        lr=2e-4, overwrite=True, show_progress=False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    steps = 3 * -(-len(train) // 128)
+    result = evaluate_model(model, TensorBatches(test, batch_size=500))
+    record = {
+        "variant": name,
+        "codebook_size": model.quantizer.codebook_size,
+        "steps": steps,
+        "train_seconds": seconds,
+        "seconds_per_step": seconds / steps,
+        "epoch_seconds": [r["epoch_seconds"] for r in [summary.last_metrics]],
+        **result.as_dict(),
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return record
+
+
+def main(argv: list[str]) -> None:
+    data, runs, *names = argv
+    for name in names or list(VARIANTS):
+        record = run(name, data, Path(runs))
+        print(
+            f"{name}: mse {record['mse']:.5f}, psnr {record['psnr']:.2f} dB, codes used "
+            f"{record['fraction_used']:.1%}, perplexity {record['perplexity']:.1f}, "
+            f"{record['seconds_per_step'] * 1e3:.0f} ms/step",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
