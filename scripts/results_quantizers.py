@@ -58,7 +58,7 @@ def run(name: str, data: str, runs: Path) -> dict[str, object]:
         "steps": steps,
         "train_seconds": seconds,
         "seconds_per_step": seconds / steps,
-        "epoch_seconds": [r["epoch_seconds"] for r in [summary.last_metrics]],
+        "last_epoch_seconds": summary.last_metrics["epoch_seconds"],
         **result.as_dict(),
     }
     OUT.mkdir(parents=True, exist_ok=True)
