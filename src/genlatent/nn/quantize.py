@@ -381,7 +381,7 @@ class VectorQuantizer(nn.Module):
         *,
         training_step: bool,
     ) -> None:
-        """Usage counters, EMA update and dead-code restart: everything that mutates state.
+        """EMA update and dead-code restart: everything that mutates state.
 
         A batch holding a NaN or infinite value (on any replica) changes none of it, so
         a trainer that skips a non-finite step (``skip_nonfinite``) finds the codebook
@@ -392,7 +392,6 @@ class VectorQuantizer(nn.Module):
         """
         if not training_step:
             return
-        finite = _all_finite(rows)
         if self.ema:
             stats = torch.cat(
                 [counts.unsqueeze(1), code_sums(rows, indices, self.codebook_size)], 1
@@ -402,9 +401,11 @@ class VectorQuantizer(nn.Module):
             finite = torch.isfinite(stats).all()
             global_counts = stats[:, 0]
             self._ema_update(global_counts, stats[:, 1:], finite)
+        elif self.restart_dead_codes is None:
+            return  # a learnable codebook without restarts keeps no state to update
         else:
-            global_counts = counts
-            if self.restart_dead_codes is not None and _distributed():
+            global_counts, finite = counts, _all_finite(rows)
+            if _distributed():
                 # the last entry counts the replicas that saw a non-finite value
                 flagged = torch.cat([counts, (~finite).to(counts.dtype).unsqueeze(0)])
                 dist.all_reduce(flagged, op=dist.ReduceOp.SUM)
