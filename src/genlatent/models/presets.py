@@ -46,6 +46,30 @@ def mnist_vae(
 
 
 def _vqvae(
+    image_shape: tuple[int, ...],
+    hidden_channels: int,
+    embedding_dim: int,
+    quantizer: nn.Module,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    stages: tuple[int, ...] = (),
+) -> VQVAE:
+    """The reference conv encoder and decoder around ``quantizer``.
+
+    Two stride-2 convolutions give an $(H/4, W/4)$ grid; ``stages`` appends the stage dim
+    of a multi-stage quantizer, so that `VQVAE.sample` draws one code per position and stage.
+    """
+    in_channels, height, width = image_shape
+    return VQVAE(
+        ConvEncoder(in_channels, hidden_channels, embedding_dim, device=device, dtype=dtype),
+        quantizer,  # type: ignore[arg-type]
+        ConvDecoder(embedding_dim, hidden_channels, in_channels, device=device, dtype=dtype),
+        grid_shape=(height // 4, width // 4, *stages),
+    )
+
+
+def _reference_vqvae(
     image_shape: tuple[int, int, int],
     hidden_channels: int,
     embedding_dim: int,
@@ -53,21 +77,14 @@ def _vqvae(
     commitment_weight: float,
     device: torch.device | str | None,
     dtype: torch.dtype | None,
-    quantizer_options: dict[str, object],
+    quantizer_options: dict[str, Any],
 ) -> VQVAE:
-    factory: dict[str, object] = {"device": device, "dtype": dtype}
-    in_channels, height, width = image_shape
-    return VQVAE(
-        ConvEncoder(in_channels, hidden_channels, embedding_dim, **factory),  # type: ignore[arg-type]
-        VectorQuantizer(
-            codebook_size,
-            embedding_dim,
-            commitment_weight=commitment_weight,
-            **factory,  # type: ignore[arg-type]
-            **quantizer_options,  # type: ignore[arg-type]
-        ),
-        ConvDecoder(embedding_dim, hidden_channels, in_channels, **factory),  # type: ignore[arg-type]
-        grid_shape=(height // 4, width // 4),  # two stride-2 convolutions
+    quantizer = VectorQuantizer(
+        codebook_size, embedding_dim, commitment_weight=commitment_weight, device=device,
+        dtype=dtype, **quantizer_options,
+    )  # fmt: skip
+    return _vqvae(
+        image_shape, hidden_channels, embedding_dim, quantizer, device=device, dtype=dtype
     )
 
 
@@ -93,7 +110,7 @@ def cifar10_vqvae(
         >>> sum(p.numel() for p in model.encoder.parameters())
         6850576
     """
-    return _vqvae(
+    return _reference_vqvae(
         (3, 32, 32),
         hidden_channels,
         embedding_dim,
@@ -125,7 +142,7 @@ def mnist_vqvae(
         >>> mnist_vqvae()(torch.rand(2, 1, 28, 28)).indices.shape
         torch.Size([2, 7, 7])
     """
-    return _vqvae(
+    return _reference_vqvae(
         (1, 28, 28),
         hidden_channels,
         embedding_dim,
@@ -185,18 +202,12 @@ def _vqvae_for(
     **quantizer_options: object,
 ) -> VQVAE:
     width = hidden_channels or (512 if image_shape[0] == 3 else 64)
-    in_channels, height, side = image_shape
     chosen = _quantizer(
         quantizer, embedding_dim, codebook_size, commitment_weight, levels, num_quantizers,
         quantizer_options,
     )  # fmt: skip
-    return VQVAE(
-        ConvEncoder(in_channels, width, embedding_dim),
-        chosen,  # type: ignore[arg-type]
-        ConvDecoder(embedding_dim, width, in_channels),
-        # one code per position (and per stage, for residual VQ): what VQVAE.sample draws
-        grid_shape=(height // 4, side // 4, *((num_quantizers,) if quantizer == "rvq" else ())),
-    )
+    stages = (num_quantizers,) if quantizer == "rvq" else ()
+    return _vqvae(image_shape, width, embedding_dim, chosen, stages=stages)
 
 
 _PRESETS: dict[str, Callable[..., nn.Module]] = {"vae": _vae_for, "vqvae": _vqvae_for}
