@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,11 +25,6 @@ RUN_PLOTS = ("loss_curves.png", "latent_map.png", "interpolation.png", "code_usa
 _BATCH = 500
 
 
-def _batches(images: torch.Tensor, device: torch.device) -> Iterator[torch.Tensor]:
-    for start in range(0, images.shape[0], _BATCH):
-        yield images[start : start + _BATCH].to(device).float() / 255
-
-
 def _second_image(labels: torch.Tensor) -> int | None:
     """The first index whose label differs from image 0's, else 1, else None."""
     different = (labels != labels[0]).nonzero()
@@ -47,8 +42,8 @@ def _posterior_means(
         return None
     count = min(len(test), _TSNE_MAX_POINTS)
     means = []
-    for x in _batches(test.images[:count], device):
-        out = encode(x)
+    for batch in TensorBatches(test.images[:count], batch_size=_BATCH, device=device):
+        out = encode(batch.images)
         if not (isinstance(out, tuple) and len(out) == 2 and out[0].is_floating_point()):
             return None
         means.append(out[0].float().cpu().flatten(1))

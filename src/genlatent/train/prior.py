@@ -21,6 +21,7 @@ from torch import nn
 
 from genlatent._atomic import atomic_write
 from genlatent._validation import check_choice, require_methods
+from genlatent.data.batching import TensorBatches
 from genlatent.priors import PixelCNNPrior, TransformerPrior
 from genlatent.train.build import load_datasets
 from genlatent.train.fit import RunSummary, fit
@@ -82,11 +83,10 @@ def encode_codes(model: nn.Module, images: torch.Tensor, *, batch_size: int = 50
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    grids = []
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start : start + batch_size].to(device)
-        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-        grids.append(model.encode(x).long().cpu())  # type: ignore[operator]
+    grids = [
+        model.encode(batch.images).long().cpu()  # type: ignore[operator]
+        for batch in TensorBatches(images, batch_size=batch_size, device=device)
+    ]
     model.train(was_training)
     return torch.cat(grids)
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from genlatent.data.batching import TensorBatches
 from genlatent.data.remote import data_home
 from genlatent.metrics.classifier import class_consistency, load_or_train_classifier
 from genlatent.metrics.frechet import frechet_distance
@@ -27,11 +28,10 @@ __all__ = ["sample_quality"]
 @torch.no_grad()
 def _features(classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     device = next(classifier.parameters()).device
-    parts = []
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start : start + batch_size].to(device)
-        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-        parts.append(classifier.features(x).double().cpu())  # type: ignore[operator]
+    parts = [
+        classifier.features(batch.images).double().cpu()  # type: ignore[operator]
+        for batch in TensorBatches(images, batch_size=batch_size, device=device)
+    ]
     return torch.cat(parts)
 
 
