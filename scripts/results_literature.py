@@ -34,7 +34,6 @@ OBJECTIVES = {"vae": 1, "iwae5": 5, "iwae50": 50, "vamp": 1}
 """Each run's importance samples in training (1 is the ELBO)."""
 
 
-
 def build(objective: str, train_images: torch.Tensor) -> VAE:
     """784-200-200-50, tanh, Bernoulli; the VampPrior run has K = 500 pseudo-inputs.
 

@@ -5,7 +5,7 @@ The layers, each importing only those before it:
 - `genlatent.functional`: pure maths (reparameterization, KL, likelihoods, quantization)
 - `genlatent.nn`: encoders, decoders and the `VectorQuantizer`
 - `genlatent.losses`: the ELBO and the VQ-VAE objective
-- `genlatent.models`: `VAE`, `VQVAE` and the reference presets
+- `genlatent.models`: `VAE`, `ConditionalVAE`, `VQVAE` and the reference presets
 - `genlatent.train`: `fit` (any model that follows the protocol), `load_run`, `train`
 
 `set_validate_args` switches the checks that read tensor values (NaN, target ranges).
@@ -23,6 +23,7 @@ from genlatent.losses import VAELoss, VQVAELoss, vae_loss, vqvae_loss
 from genlatent.models import (
     VAE,
     VQVAE,
+    ConditionalVAE,
     VAEOutput,
     VQVAEOutput,
     cifar10_vqvae,
@@ -51,6 +52,7 @@ __all__ = [
     "LFQ",
     "VAE",
     "VQVAE",
+    "ConditionalVAE",
     "ConvDecoder",
     "ConvEncoder",
     "GaussianParams",

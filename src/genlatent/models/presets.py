@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from genlatent.models.vae import VAE
+from genlatent.models.cvae import ConditionalVAE
+from genlatent.models.vae import VAE, VampPrior
 from genlatent.models.vqvae import VQVAE
 from genlatent.nn.conv import ConvDecoder, ConvEncoder
 from genlatent.nn.fsq import FSQ
@@ -17,7 +18,7 @@ from genlatent.nn.mlp import MLPDecoder, MLPEncoder
 from genlatent.nn.quantize import VectorQuantizer
 from genlatent.nn.residual import ResidualVQ
 
-__all__ = ["cifar10_vqvae", "mnist_vae", "mnist_vqvae", "preset"]
+__all__ = ["cifar10_vqvae", "conditional_vae", "mnist_vae", "mnist_vqvae", "preset"]
 
 
 def mnist_vae(
@@ -154,12 +155,57 @@ def mnist_vqvae(
     )
 
 
-def _vae_for(image_shape: tuple[int, int, int], *, latent_dim: int = 200, **_: object) -> VAE:
+def conditional_vae(
+    image_shape: tuple[int, ...], num_classes: int | None, *, latent_dim: int = 16
+) -> ConditionalVAE:
+    """A class-conditional MLP VAE (400-400, LeakyReLU(0.2), Bernoulli) for ``image_shape``.
+
+    `ConditionalVAE.mlp` with a 16-dim latent: small enough that the decoder must take the
+    class from the label, not from $z$. Train it from the command line with
+    ``genlatent train --model genlatent.models.presets:conditional_vae --dataset mnist``;
+    the trainer passes the labels and draws one row of samples per class.
+
+    Raises:
+        ValueError: if ``num_classes`` is ``None`` (unlabelled data).
+
+    Example:
+        >>> model = conditional_vae((1, 28, 28), 10)
+        >>> model.sample(2, labels=torch.tensor([3, 4])).shape
+        torch.Size([2, 1, 28, 28])
+    """
+    if num_classes is None:
+        raise ValueError("a conditional VAE needs labelled data (num_classes is None)")
+    return ConditionalVAE.mlp(image_shape, num_classes, latent_dim=latent_dim)
+
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+}
+
+
+def _vae_for(
+    image_shape: tuple[int, int, int],
+    *,
+    latent_dim: int = 200,
+    hidden: str | None = None,
+    activation: str = "leaky_relu",
+    likelihood: str = "bernoulli",
+    vamp_components: int | None = None,
+    **_: object,
+) -> VAE:
     features = image_shape[0] * image_shape[1] * image_shape[2]
-    hidden = (400, 400)
+    widths = tuple(int(width) for width in (hidden or "400,400").split(","))
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}")
+    act = _ACTIVATIONS[activation]
+    prior = None if vamp_components is None else VampPrior(vamp_components, image_shape)
     return VAE(
-        MLPEncoder(features, hidden, latent_dim),
-        MLPDecoder(latent_dim, hidden, features, out_shape=image_shape),
+        MLPEncoder(features, widths, latent_dim, activation=act),
+        MLPDecoder(latent_dim, widths, features, out_shape=image_shape, activation=act),
+        likelihood=likelihood,
+        prior=prior,
     )
 
 
@@ -216,8 +262,12 @@ _PRESETS: dict[str, Callable[..., nn.Module]] = {"vae": _vae_for, "vqvae": _vqva
 def preset(name: str, image_shape: tuple[int, int, int], **options: object) -> nn.Module:
     """The reference model ``name`` (``"vae"`` or ``"vqvae"``) sized for ``image_shape``.
 
-    ``"vae"``: the MLP VAE (400-400 hidden, ``latent_dim``); on $(1, 28, 28)$ it is exactly
-    `mnist_vae`. ``"vqvae"``: the conv VQ-VAE (``hidden_channels``, default 512 for colour
+    ``"vae"``: the MLP VAE (``hidden`` widths, default ``"400,400"``, ``latent_dim``,
+    ``activation`` ``"leaky_relu"``, ``"tanh"`` or ``"relu"``, ``likelihood``, and a
+    `VampPrior` of ``vamp_components`` pseudo-inputs when given); with the defaults on
+    $(1, 28, 28)$ it is exactly `mnist_vae`, and ``hidden="200,200", latent_dim=50,
+    activation="tanh"`` is the one-stochastic-layer model of Burda et al. (2016).
+    ``"vqvae"``: the conv VQ-VAE (``hidden_channels``, default 512 for colour
     and 64 for greyscale, ``embedding_dim``, ``codebook_size``, ``commitment_weight``, and
     the quantizer: ``quantizer="vq"`` (`VectorQuantizer` with ``ema``,
     ``restart_dead_codes``, ``distance``, ``gradient``, ``init``), ``"fsq"`` (`FSQ` with

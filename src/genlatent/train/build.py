@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlatent.data.binarize import binarized
 from genlatent.data.dataset import ImageDataset
 from genlatent.data.registry import dataset_by_name
 from genlatent.models.presets import preset
@@ -55,9 +56,9 @@ def build_model(
 
 
 _PRESET_OPTIONS = (
-    "latent_dim", "hidden_channels", "embedding_dim", "codebook_size", "commitment_weight",
-    "ema", "restart_dead_codes", "quantizer", "levels", "num_quantizers", "distance",
-    "gradient", "init",
+    "latent_dim", "hidden", "activation", "likelihood", "vamp_components", "hidden_channels",
+    "embedding_dim", "codebook_size", "commitment_weight", "ema", "restart_dead_codes",
+    "quantizer", "levels", "num_quantizers", "distance", "gradient", "init",
 )  # fmt: skip
 
 
@@ -67,12 +68,14 @@ def _preset_options(config: TrainConfig) -> dict[str, object]:
 
 def load_test_set(config: TrainConfig) -> ImageDataset:
     """The test split named by ``config``, cut to its ``test_limit`` (the training split is
-    not read: evaluation and plots need only this one)."""
+    not read: evaluation and plots need only this one); binarized with seed 0 when the run
+    was (``config.binarize``), the draw its training scored."""
     _check_named(config)
     test = dataset_by_name(
         config.dataset, split="test", root=config.data_dir, download=config.download
     )
-    return _head(test, config.test_limit)
+    test = _head(test, config.test_limit)
+    return binarized(test, seed=0) if config.binarize else test
 
 
 def _check_named(config: TrainConfig) -> None:

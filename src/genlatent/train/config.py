@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from genlatent._validation import (
     check_choice,
@@ -34,6 +34,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 
 PRESET_ONLY: dict[str, str] = {
     "latent_dim": "vae",
+    "hidden": "vae",
+    "activation": "vae",
+    "likelihood": "vae",
+    "vamp_components": "vae",
     "hidden_channels": "vqvae",
     "codebook_size": "vqvae",
     "embedding_dim": "vqvae",
@@ -56,6 +60,23 @@ QUANTIZER_CHOICES = {
     "gradient": ("straight_through", "rotation"),
     "init": ("uniform", "kmeans"),
 }
+
+VAE_CHOICES = {
+    "activation": ("leaky_relu", "tanh", "relu"),
+    "likelihood": ("bernoulli", "continuous_bernoulli", "gaussian"),
+}
+
+OBJECTIVE_OPTIONS: dict[str, object] = {
+    "beta": 1.0,
+    "free_bits": 0.0,
+    "warmup_steps": 0,
+    "capacity": None,
+    "gamma": None,
+    "iwae_samples": 1,
+}
+"""Keyword arguments of ``model.loss`` that shape the training objective, with the values
+that leave it alone; set away from them, they are passed to every training step (never to
+evaluation, which scores the model's true bound) and the model's ``loss`` must take them."""
 
 RESUMABLE = ("epochs", "data_dir", "download", "device")
 """What may change when a run is resumed: how long, where its data is, where it runs."""
@@ -131,6 +152,29 @@ class TrainConfig:
     """Compile the model with ``torch.compile``."""
     latent_dim: int = 200
     """VAE latent size."""
+    hidden: str | None = None
+    """VAE hidden widths, comma-separated (``None``: ``"400,400"``, the tutorial's)."""
+    activation: str = "leaky_relu"
+    """VAE activation: ``"leaky_relu"`` (0.2, the tutorial's), ``"tanh"`` or ``"relu"``."""
+    likelihood: str = "bernoulli"
+    """VAE decoder likelihood: ``"bernoulli"``, ``"continuous_bernoulli"`` or ``"gaussian"``."""
+    vamp_components: int | None = None
+    """VAE prior: ``None`` for N(0, I), else a `VampPrior` with this many pseudo-inputs."""
+    beta: float = 1.0
+    """Weight of the KL term in training (`vae_loss`); evaluation always uses 1."""
+    free_bits: float = 0.0
+    """Free bits: nats per latent dimension below which its batch-mean KL is not penalised."""
+    warmup_steps: int = 0
+    """Linear KL warm-up: the KL weight grows from 0 to ``beta`` over this many steps."""
+    capacity: float | None = None
+    """Controlled capacity C (nats) of Burgess et al.: train on gamma * abs(KL - C)."""
+    gamma: float | None = None
+    """The weight gamma of the controlled-capacity term (with ``capacity``)."""
+    iwae_samples: int = 1
+    """Train on the IWAE bound with this many importance samples (1 is the ELBO)."""
+    binarize: bool = False
+    """Dynamically binarize: a fresh Bernoulli draw of each training image at every step,
+    the test set drawn once with seed 0 (Burda et al. 2016)."""
     hidden_channels: int | None = None
     """VQ-VAE width; ``None`` gives 512 for CIFAR-10 and 64 for the small greyscale sets."""
     codebook_size: int = 512
@@ -172,8 +216,13 @@ class TrainConfig:
             raise ValueError(f"options that do not apply to model {self.model!r}: {owners}")
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("precision", self.precision, PRECISIONS)
-        for name, allowed in QUANTIZER_CHOICES.items():
+        for name, allowed in (QUANTIZER_CHOICES | VAE_CHOICES).items():
             check_choice(name, getattr(self, name), allowed)
+        if self.hidden is not None and not all(
+            part.strip().isdigit() and int(part) >= 1 for part in str(self.hidden).split(",")
+        ):
+            raise ValueError(f"hidden must be ints >= 1 separated by commas, got {self.hidden!r}")
+        self._check_objective()
         check_positive_int("num_quantizers", self.num_quantizers)
         if self.levels is not None and not all(
             part.strip().isdigit() and int(part) >= 2 for part in str(self.levels).split(",")
@@ -184,7 +233,10 @@ class TrainConfig:
                 object.__setattr__(self, name, value)
         for name in ("epochs", "batch_size", "latent_dim", "codebook_size", "embedding_dim"):
             check_positive_int(name, getattr(self, name))
-        for name in ("hidden_channels", "restart_dead_codes", "train_limit", "test_limit"):
+        for name in (
+            "hidden_channels", "restart_dead_codes", "train_limit", "test_limit",
+            "vamp_components",
+        ):  # fmt: skip
             check_optional_positive_int(name, getattr(self, name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
@@ -194,6 +246,42 @@ class TrainConfig:
         check_non_negative_float("commitment_weight", self.commitment_weight)
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be a device string such as 'cpu', got {self.device!r}")
+
+    def _check_objective(self) -> None:
+        check_non_negative_float("beta", self.beta)
+        check_non_negative_float("free_bits", self.free_bits)
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int):
+            raise TypeError(f"warmup_steps must be an int, got {type(self.warmup_steps).__name__}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if (self.capacity is None) != (self.gamma is None):
+            raise ValueError(
+                "capacity and gamma go together (gamma * |KL - capacity|), got "
+                f"capacity={self.capacity!r} and gamma={self.gamma!r}"
+            )
+        if self.capacity is not None:
+            check_non_negative_float("capacity", self.capacity)
+            check_positive_float("gamma", cast(float, self.gamma))
+        check_positive_int("iwae_samples", self.iwae_samples)
+        elbo_only = [name for name, value in self.loss_options().items() if name != "iwae_samples"]
+        if self.iwae_samples > 1 and elbo_only:
+            raise ValueError(
+                f"the ELBO option(s) {', '.join(elbo_only)} cannot be combined with "
+                f"iwae_samples={self.iwae_samples} (the IWAE bound has no KL term to weight)"
+            )
+
+    def loss_options(self) -> dict[str, object]:
+        """The `OBJECTIVE_OPTIONS` set away from their neutral value, for ``model.loss``.
+
+        Example:
+            >>> TrainConfig(beta=4.0, warmup_steps=100).loss_options()
+            {'beta': 4.0, 'warmup_steps': 100}
+        """
+        return {
+            name: getattr(self, name)
+            for name, neutral in OBJECTIVE_OPTIONS.items()
+            if getattr(self, name) != neutral
+        }
 
     @property
     def defaults_key(self) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -13,11 +14,12 @@ import torch
 from torch import nn
 
 from genlatent.data.batching import TensorBatches
+from genlatent.data.binarize import DynamicBinarization, binarize
 from genlatent.data.collect import as_tensors
 from genlatent.metrics.stats import code_usage
 from genlatent.train.build import resolve_device
 from genlatent.train.checkpoint import atomic_save, load_latest_checkpoint
-from genlatent.train.config import TrainConfig
+from genlatent.train.config import OBJECTIVE_OPTIONS, TrainConfig
 from genlatent.train.distributed import ProcessGroup, setup_distributed
 from genlatent.train.loop import (
     EpochResult,
@@ -71,6 +73,18 @@ class RunData:
             )
         return cls(train_images, train_labels, test_images, test_labels)
 
+    def binarized(self, seed: int = 0) -> RunData:
+        """The same data with the test images binarized once (`binarize`, seeded ``seed``).
+
+        The training images stay grey: the trainer draws them afresh at every step.
+        """
+        if self.test_images is None:
+            return self
+        generator = torch.Generator(device=self.test_images.device).manual_seed(seed)
+        return dataclasses.replace(
+            self, test_images=binarize(self.test_images, generator=generator)
+        )
+
     @property
     def example_shape(self) -> tuple[int, ...]:
         """The shape of one example, e.g. ``(1, 28, 28)``."""
@@ -106,6 +120,8 @@ def fit(
     grad_clip: float | None = None,
     skip_nonfinite: bool = False,
     compile: bool = False,
+    loss_options: Mapping[str, Any] | None = None,
+    binarize: bool = False,
     resume: bool = False,
     overwrite: bool = False,
     show_progress: bool | None = None,
@@ -144,6 +160,15 @@ def fit(
         grad_clip: clip the gradient norm to this value.
         skip_nonfinite: skip (and count) non-finite steps instead of stopping.
         compile: compile the loss computation with ``torch.compile``.
+        loss_options: options of the training objective passed to ``model.loss`` at every
+            training step, never in evaluation, which scores the model's default loss (for
+            `VAE`, the true negative ELBO): ``beta``, ``free_bits``, ``warmup_steps``,
+            ``capacity`` and ``gamma`` (see `vae_loss`) or ``iwae_samples``. The model's
+            ``loss`` must take each; they are recorded in the run's config.
+        binarize: dynamic binarization (Burda et al. 2016): every training image is
+            replaced by a fresh Bernoulli draw at every step (from the trainer's saved
+            noise generator, so resume stays exact), and the test set by one draw with
+            seed 0, the same for every run. The images must lie in $[0, 1]$ (or be uint8).
         resume: continue the run stored in ``run_dir``.
         overwrite: replace a run with checkpoints in ``run_dir``.
         show_progress: progress bars; ``None`` shows them on a terminal.
@@ -172,16 +197,28 @@ def fit(
     config = TrainConfig(
         model="custom", dataset="custom", epochs=epochs, batch_size=batch_size, lr=lr,
         seed=seed, device=device, precision=precision, grad_clip=grad_clip,
-        skip_nonfinite=skip_nonfinite, compile=compile,
+        skip_nonfinite=skip_nonfinite, compile=compile, binarize=binarize,
+        **_objective_fields(loss_options),
     )  # fmt: skip
     data = RunData.from_user(train_data, test_data)
-    LossModule(model)  # check the protocol before anything is written
+    LossModule(model, config.loss_options())  # check the protocol before anything is written
     config, fresh = prepare_run(
         RunDirectory(run_dir), config, resume=resume, overwrite=overwrite, log=log
     )
     return run_training(
         model, data, config, run_dir, fresh=fresh, show_progress=show_progress, log=log
     )
+
+
+def _objective_fields(loss_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    options = dict(loss_options or {})
+    unknown = sorted(set(options) - set(OBJECTIVE_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"loss_options may hold {sorted(OBJECTIVE_OPTIONS)}, got {unknown}; for other "
+            "options of your model's loss, give them defaults in its signature"
+        )
+    return options
 
 
 def run_training(
@@ -228,8 +265,10 @@ class _Run:
         fresh: bool,
         log: Callable[[str], None],
     ) -> None:
-        self.loss_module = LossModule(model)
+        self.loss_module = LossModule(model, config.loss_options())
         self.model, self.data, self.run, self.log, self.config = model, data, run, log, config
+        if config.binarize:  # one fixed draw of the test set, whatever the run's seed
+            self.data = data.binarized()
         device = resolve_device(self.config.device)
         self.group: ProcessGroup = setup_distributed(device.type)
         if device.type == "cuda" and self.group.world > 1:
@@ -260,6 +299,8 @@ class _Run:
             self.data.train_images, self.data.train_labels, batch_size=batch_size,
             shuffle=True, generator=self.order, device=device,
         )  # fmt: skip
+        if self.config.binarize:  # a fresh draw at every step, from the saved noise generator
+            train = DynamicBinarization(train, generator=self.noise)  # type: ignore[assignment]
         if self.data.test_images is None:
             return train, None
         test = TensorBatches(

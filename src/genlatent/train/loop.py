@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +37,18 @@ class NonFiniteLossError(FloatingPointError):
 class LossModule(nn.Module):
     """``forward(x, labels, step, generator)`` calls ``model.loss`` with what it declares.
 
-    The signature of ``model.loss`` is read once, here. Value checks of
-    `set_validate_args` are off inside: the loop checks each term for finiteness itself and
-    names the one that failed.
+    The signature of ``model.loss`` is read once, here. ``options`` (for example
+    ``{"beta": 4.0}``) are keyword arguments of the training objective: they are passed in
+    training mode only, so that evaluation (in eval mode) scores the model's own default
+    loss, its true bound. Value checks of `set_validate_args` are off inside: the loop
+    checks each term for finiteness itself and names the one that failed.
+
+    Raises:
+        TypeError: if ``model`` has no ``loss`` method, or ``loss`` does not take one of
+            ``options`` (an option that would otherwise be silently ignored).
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         loss = getattr(model, "loss", None)
         if not callable(loss):
@@ -52,6 +58,21 @@ class LossModule(nn.Module):
             )
         self.model = model
         self.declared = declared_keywords(loss)
+        self.options = dict(options or {})
+        reserved = [name for name in self.options if name in ("labels", "step", "generator")]
+        if reserved:
+            raise ValueError(
+                f"training options must not name {', '.join(reserved)}: the trainer passes "
+                "labels, step and generator itself"
+            )
+        taken = declared_keywords(loss, tuple(self.options))
+        unknown = [name for name in self.options if name not in taken]
+        if unknown:
+            raise TypeError(
+                f"{type(model).__name__}.loss does not take the training option(s) "
+                f"{', '.join(unknown)}; a model whose loss ignored them would train on "
+                "another objective than the one asked for"
+            )
 
     def forward(
         self,
@@ -62,6 +83,8 @@ class LossModule(nn.Module):
     ) -> Any:
         offered = {"labels": labels, "step": step, "generator": generator}
         kwargs = {k: v for k, v in offered.items() if k in self.declared and v is not None}
+        if self.training:
+            kwargs |= self.options
         with validate_args(False):
             return self.model.loss(x, **kwargs)  # type: ignore[operator]
 
