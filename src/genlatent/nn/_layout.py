@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-from einops import pack, rearrange, unpack
 
 from genlatent._validation import check_floating, check_ndim
 
-PackedShapes = list[tuple[int, ...] | list[int]]  # einops.pack's record of the packed dims
+PackedShapes = tuple[int, ...]
+"""The leading dims $(B, *)$ that `to_rows` flattened into $N$ rows, to undo it."""
 _CHANNEL_FIRST = "(B, D), (B, D, L), (B, D, H, W) or (B, D, T, H, W)"
 _CHANNEL_LAST = "(B, D), (B, N, D), (B, H, W, D) or (B, T, H, W, D)"
 
@@ -38,32 +38,30 @@ def rows_of(
 def to_layout(vectors: torch.Tensor, *, channel_last: bool) -> torch.Tensor:
     """Vectors $(B, *, D)$ from a lookup to the quantizer's layout ($(B, D, *)$ unless
     ``channel_last``): the last step of every quantizer's decode."""
-    return vectors if channel_last else rearrange(vectors, "b ... d -> b d ...")
+    return vectors if channel_last else vectors.movedim(-1, 1)
 
 
 def to_rows(inputs: torch.Tensor, *, channel_last: bool) -> tuple[torch.Tensor, PackedShapes]:
-    """$(B, D, *)$ (or $(B, *, D)$) to rows $(N, D)$ and the record to undo it."""
+    """$(B, D, *)$ (or $(B, *, D)$) to rows $(N, D)$ and the leading dims to undo it.
+
+    A view when the memory allows it (channel-last contiguous inputs, or $(B, D)$): only
+    a channel-first input with trailing dims is copied, once, to its rows.
+    """
     if not channel_last:
-        inputs = rearrange(inputs, "b d ... -> b ... d")
-    rows, packed_shapes = pack([inputs], "* d")
-    return rows, packed_shapes
+        inputs = inputs.movedim(1, -1)
+    return inputs.reshape(-1, inputs.shape[-1]), tuple(inputs.shape[:-1])
 
 
 def from_rows(
     rows: torch.Tensor, packed_shapes: PackedShapes, *, channel_last: bool
 ) -> torch.Tensor:
-    """Undo `to_rows`: rows $(N, D)$ back to the input layout."""
-    [outputs] = unpack(rows, packed_shapes, "* d")
-    if not channel_last:
-        outputs = rearrange(outputs, "b ... d -> b d ...")
-    return outputs
+    """Undo `to_rows`: rows $(N, D)$ back to the input layout (a view, never a copy)."""
+    return to_layout(rows.view(*packed_shapes, rows.shape[-1]), channel_last=channel_last)
 
 
 def indices_from_rows(flat: torch.Tensor, packed_shapes: PackedShapes) -> torch.Tensor:
     """Row indices $(N,)$ (or $(N, S)$) back to $(B, *)$ (or $(B, *, S)$)."""
-    pattern = "*" if flat.ndim == 1 else "* s"
-    [indices] = unpack(flat, packed_shapes, pattern)
-    return indices
+    return flat.reshape(*packed_shapes, *flat.shape[1:])
 
 
 _INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)

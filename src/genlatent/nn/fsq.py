@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-from einops import unpack
 from torch import nn
 
 from genlatent._validation import check_positive_int
@@ -15,6 +14,7 @@ from genlatent.functional.quantize import code_counts
 from genlatent.nn._layout import (
     check_indices,
     from_rows,
+    indices_from_rows,
     rows_of,
     to_layout,
 )
@@ -150,7 +150,7 @@ class FSQ(nn.Module):
         rows, packed_shapes = rows_of(inputs, self.dim, channel_last=self.channel_last)
         codes, flat_indices = self._codes(rows)
         quantized = self._output(codes).to(inputs.dtype)
-        [indices] = unpack(flat_indices, packed_shapes, "*")
+        indices = indices_from_rows(flat_indices, packed_shapes)
         return QuantizerOutput(
             quantized=from_rows(quantized, packed_shapes, channel_last=self.channel_last),
             indices=indices,
@@ -175,8 +175,7 @@ class FSQ(nn.Module):
         rows, packed_shapes = rows_of(inputs, self.dim, channel_last=self.channel_last)
         with torch.no_grad():
             _, flat_indices = self._codes(rows)
-        [indices] = unpack(flat_indices, packed_shapes, "*")
-        return indices
+        return indices_from_rows(flat_indices, packed_shapes)
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """Map indices back to grid codes (projected to ``dim`` channels if ``dim`` was given).

@@ -3,7 +3,6 @@ r"""Lookup-free quantization as a module: `LFQ`."""
 from __future__ import annotations
 
 import torch
-from einops import unpack
 from torch import nn
 
 from genlatent._validation import (
@@ -21,6 +20,7 @@ from genlatent.functional.quantize import code_counts
 from genlatent.nn._layout import (
     check_indices,
     from_rows,
+    indices_from_rows,
     rows_of,
     to_layout,
 )
@@ -191,7 +191,7 @@ class LFQ(nn.Module):
             commitment = (latents.to(codes.dtype) - codes.detach()).square().mean()
             loss = self.entropy_weight * entropy + self.commitment_weight * commitment
         quantized = self._output(codes).to(inputs.dtype)
-        [indices] = unpack(flat_indices, packed_shapes, "*")
+        indices = indices_from_rows(flat_indices, packed_shapes)
         return QuantizerOutput(
             quantized=from_rows(quantized, packed_shapes, channel_last=self.channel_last),
             indices=indices,
@@ -216,8 +216,7 @@ class LFQ(nn.Module):
         rows, packed_shapes = rows_of(inputs, self.dim, channel_last=self.channel_last)
         with torch.no_grad():
             flat_indices = lfq_indices(self._project_in(rows))
-        [indices] = unpack(flat_indices, packed_shapes, "*")
-        return indices
+        return indices_from_rows(flat_indices, packed_shapes)
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """Map indices back to sign codes $\\pm s$ (projected to ``dim`` if ``dim`` was given).

@@ -8,7 +8,6 @@ from typing import NamedTuple
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from einops import unpack
 from torch import nn
 
 from genlatent._validation import (
@@ -32,6 +31,7 @@ from genlatent.nn._layout import (
     PackedShapes,
     check_indices,
     from_rows,
+    indices_from_rows,
     rows_of,
     to_layout,
 )
@@ -360,7 +360,7 @@ class VectorQuantizer(nn.Module):
             gradient=self.gradient,
         )
         self._update_state(rows, result.indices, result.counts, training_step=training_step)
-        [indices] = unpack(result.indices, packed_shapes, "*")
+        indices = indices_from_rows(result.indices, packed_shapes)
         quantized = result.quantized.to(inputs.dtype)
         return QuantizerOutput(
             quantized=from_rows(quantized, packed_shapes, channel_last=self.channel_last),
@@ -506,8 +506,7 @@ class VectorQuantizer(nn.Module):
         """
         rows, packed_shapes = self._rows(inputs)
         indices = nearest_code(self._unit(rows), self._codes(), chunk_size=self.chunk_size)
-        [indices] = unpack(indices, packed_shapes, "*")
-        return indices
+        return indices_from_rows(indices, packed_shapes)
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """Map code indices back to codebook vectors (the inverse of `encode`).
