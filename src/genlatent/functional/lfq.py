@@ -45,6 +45,7 @@ $e^{-40} \approx 4 \cdot 10^{-18}$.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -238,6 +239,7 @@ def lfq_entropy(
     temperature: float = 0.01,
     scale: float = 1.0,
     diversity_gamma: float = 1.0,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> LFQEntropy:
     r"""The LFQ entropy loss, shifted to be $\ge 0$ (see the module docstring for the maths).
 
@@ -252,6 +254,10 @@ def lfq_entropy(
         temperature: $\tau > 0$ of the soft assignment.
         scale: the code magnitude $s > 0$.
         diversity_gamma: $\gamma \ge 0$, the weight of the batch's code entropy.
+        reduce: applied to the batch's summed code probabilities $\sum_j p(\cdot \mid
+            z_j)$ before $\bar p$ is formed; under data parallelism, a differentiable
+            all-reduce (sum) makes $\bar p$ the global batch's, as one process would
+            compute it (`LFQ` passes one in distributed training).
 
     Returns:
         `LFQEntropy` ``(loss, per_sample_entropy, codebook_entropy)``, scalars in at least
@@ -299,6 +305,8 @@ def lfq_entropy(
         low = _group_probs(logits[:, :low_bits])
         high = _group_probs(logits[:, low_bits:])
         joint = high.T @ low  # (2^high, 2^low): sum over rows of p(c | z_j)
+        if reduce is not None:
+            joint = reduce(joint)
         mean_probs = joint.reshape(-1) / joint.sum()
         log_k = bits * math.log(2.0)
         # KL(p || uniform) = sum p (log p + log K) >= 0; the clamp only removes rounding,

@@ -3,6 +3,8 @@ r"""Lookup-free quantization as a module: `LFQ`."""
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 from torch import nn
 
 from genlatent._validation import (
@@ -30,6 +32,15 @@ from genlatent.nn.quantizer import QuantizerOutput
 __all__ = ["LFQ"]
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _global_sum(values: torch.Tensor) -> torch.Tensor:
+    """Sum over replicas, with the gradient of each replica's share (autograd all-reduce)."""
+    return dist_nn.all_reduce(values, op=dist.ReduceOp.SUM)
+
+
 class LFQ(nn.Module):
     r"""Lookup-free quantization (MAGVIT-v2, Yu et al. 2023): each channel to its sign.
 
@@ -53,7 +64,10 @@ class LFQ(nn.Module):
     `genlatent.functional.lfq`, which also shows how $2^{16}$ codes fit in memory: the
     exact batch distribution from two $N \times 2^{n/2}$ factors, never $N \times K$).
     ``terms`` holds ``entropy`` (that shifted entropy term) and ``commitment``. All of it
-    is float32 with autocast off.
+    is float32 with autocast off. In training under ``torch.distributed``, $\bar p$ is the
+    mean over the global batch (a differentiable all-reduce of the summed probabilities),
+    so data-parallel training equals one process on the whole batch; in eval mode each
+    process uses its own rows.
 
     $\tau = 0.01$ is not from the paper (which does not give one); it is
     vector-quantize-pytorch's default (``inv_temperature=100``). With it the assignment of a
@@ -185,6 +199,7 @@ class LFQ(nn.Module):
             temperature=self.temperature,
             scale=self.codebook_scale,
             diversity_gamma=self.diversity_gamma,
+            reduce=_global_sum if self.training and _distributed() else None,
         ).loss
         with torch.autocast(device_type=inputs.device.type, enabled=False):
             # codes is z + sg[q - z] in float32, so sg[q] is its detached value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from genlatent._validation import (
     check_choice,
@@ -169,7 +169,7 @@ class TrainConfig:
     capacity: float | None = None
     """Controlled capacity C (nats) of Burgess et al.: train on gamma * abs(KL - C)."""
     gamma: float | None = None
-    """The weight gamma of the controlled-capacity term (with ``capacity``)."""
+    """The weight gamma of the controlled-capacity term (``None``: 1000, Burgess et al.)."""
     iwae_samples: int = 1
     """Train on the IWAE bound with this many importance samples (1 is the ELBO)."""
     binarize: bool = False
@@ -254,14 +254,15 @@ class TrainConfig:
             raise TypeError(f"warmup_steps must be an int, got {type(self.warmup_steps).__name__}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        if (self.capacity is None) != (self.gamma is None):
+        if self.gamma is not None and self.capacity is None:
             raise ValueError(
-                "capacity and gamma go together (gamma * |KL - capacity|), got "
-                f"capacity={self.capacity!r} and gamma={self.gamma!r}"
+                f"gamma={self.gamma!r} weights the capacity term gamma * |KL - capacity|: "
+                "give capacity too"
             )
         if self.capacity is not None:
             check_non_negative_float("capacity", self.capacity)
-            check_positive_float("gamma", cast(float, self.gamma))
+        if self.gamma is not None:
+            check_positive_float("gamma", self.gamma)
         check_positive_int("iwae_samples", self.iwae_samples)
         elbo_only = [name for name, value in self.loss_options().items() if name != "iwae_samples"]
         if self.iwae_samples > 1 and elbo_only:
