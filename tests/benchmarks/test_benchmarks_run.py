@@ -117,3 +117,13 @@ def test_scaling_quick(tmp_path: Path) -> None:
     codebook_sizes = [p["codebook_size"] for p in doc["sweeps"]["codebook_size"]["points"]]
     assert codebook_sizes[0] == 1
     assert max(codebook_sizes) > 4096  # past one chunk: the chunked search ran
+
+
+def test_iwae_quick(tmp_path: Path) -> None:
+    _, doc = _run("iwae", tmp_path)
+    evaluation = doc["evaluation"]
+    # the same noise gives the same bound as the plain estimator (float32 rounding only)
+    assert evaluation["max_abs_difference_nats"] < 1e-3
+    for name in ("genlatent iwae_bound", "plain reimplementation", "decoder alone"):
+        assert evaluation[name]["median_s"] > 0
+    assert set(doc["training_step"]) >= {"k", "batch", "genlatent", "plain"}

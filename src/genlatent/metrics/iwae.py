@@ -148,10 +148,13 @@ def iwae_bound(
             count, mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
         )
         z = torch.addcmul(mean, std, eps)  # mean + std * eps, (c, B, D), sample-major
-        output = fit_decoder_output(model.decode(rearrange(z, "c b d -> (c b) d")), x)
+        # decoded example-major, (B c) rows: the (B, c, V) output is then laid out as the
+        # likelihood's batched product over examples reads it, and only the D-wide latents
+        # are reordered, not the V-wide output
+        output = fit_decoder_output(model.decode(rearrange(z, "c b d -> (b c) d")), x)
         weights = log_importance_weights(
             x,
-            output.unflatten(0, (count, batch)),
+            output.unflatten(0, (batch, count)).transpose(0, 1),
             z,
             mean,
             log_var,
