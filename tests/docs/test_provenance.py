@@ -13,8 +13,8 @@ next heading of the same or a higher level; a subsection may declare its own. Ev
 of a covered page must sit under a declaration. Each number in a table cell (the first
 column is the row's label and is not read) must equal, at the precision it is printed
 with, a number in those files: the value itself, or the value in percent, in thousandths
-(seconds shown as ms), in minutes, in MiB (of bytes), in billions (GFLOP), a count
-divided by a time (a rate), or the difference of two values of one small record (a
+(seconds shown as ms), in minutes, in MiB (of bytes), in billions (GFLOP), a count of
+images divided by a time (a rate), or the difference of two values of one small record (a
 gain). A number that
 has no committed run is marked in the page: a cell holding the word "estimate" is not
 read, and a section declared ``<!-- data: estimate -->`` must say "estimate" in its text.
@@ -37,6 +37,7 @@ DECLARATION = re.compile(r"<!--\s*data:\s*(.*?)\s*-->")
 HEADING = re.compile(r"^(#{1,6})\s")
 NUMBER = re.compile(r"(?<![A-Za-wyz_\d.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d,])")
 ESTIMATE = "estimate"
+RATE_COUNTS = {"images_per_sample"}  # divided by a time, they give a rate
 
 
 @dataclass(frozen=True)
@@ -90,18 +91,19 @@ def _tables(page: str) -> Iterator[Table]:
         i += 1
 
 
-def _leaves(value: object) -> Iterator[float]:
+def _leaves(value: object, key: str = "") -> Iterator[tuple[str, float]]:
+    """``(key, number)`` for every finite number in a JSON value, at any depth."""
     if isinstance(value, bool):
         return
     if isinstance(value, (int, float)):
         if math.isfinite(value):
-            yield float(value)
+            yield key, float(value)
     elif isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item)
+        for name, item in value.items():
+            yield from _leaves(item, str(name))
     elif isinstance(value, list):
         for item in value:
-            yield from _leaves(item)
+            yield from _leaves(item, key)
 
 
 def _files(source: str) -> list[Path]:
@@ -117,6 +119,7 @@ def _files(source: str) -> list[Path]:
 def _values(sources: tuple[str, ...]) -> list[float]:
     raw: list[float] = []
     differences: list[float] = []
+    counts: set[float] = set()
     for source in sources:
         for file in _files(source):
             text = file.read_text(encoding="utf-8")
@@ -126,11 +129,12 @@ def _values(sources: tuple[str, ...]) -> list[float]:
                 else [json.loads(text)]
             )
             for record in records:
-                leaves = list(_leaves(record))
+                pairs = list(_leaves(record))
+                leaves = [v for _, v in pairs]
                 raw.extend(leaves)
+                counts.update(v for k, v in pairs if k in RATE_COUNTS)
                 if len(leaves) <= 50:  # a small record (one evaluation): its differences
                     differences.extend(a - b for a in leaves for b in leaves if a > b)
-    counts = sorted({v for v in raw if v >= 100 and v == int(v)})  # images, steps, flops
     views = set(raw) | set(differences)
     for v in raw:
         views.update((100 * v, 1000 * v, v / 60, v / 2**20, v / 1e9))  # %, ms, min, MiB, G
