@@ -4,12 +4,15 @@ Each case is a valid call of one public function, constructor or forward, and a 
 faults per argument that make the call invalid: a wrong rank, channel or feature count, a
 batch size that disagrees with another argument, an integer, boolean or complex dtype, an
 empty dimension, NaN or infinity, Bernoulli targets outside [0, 1], an unknown
-``reduction``, a non-positive size, a ``decay`` outside (0, 1). Hypothesis draws a case
-input, one fault (or none) and the `set_validate_args` switch, then checks:
+``reduction``, a non-positive size, a ``decay`` outside (0, 1). Every declared
+(case, argument, fault) combination is its own parametrized test, so every run tries all
+of them; Hypothesis draws only the values inside a case (the seed of its tensors, and the
+`set_validate_args` switch for valid calls). It checks:
 
-- no fault: the call succeeds (batch sizes 0, 1 and 3 are drawn);
-- a fault: the call raises ``ValueError`` or ``TypeError`` (never ``RuntimeError``,
-  ``IndexError`` or a crash deep in torch) whose message names the broken argument;
+- no fault: the call succeeds, at each batch size the case declares (0, 1 and 3);
+- a fault, with the switch on and off: the call raises ``ValueError`` or ``TypeError``
+  (never ``RuntimeError``, ``IndexError`` or a crash deep in torch) whose message names
+  the broken argument;
 - a value fault (NaN, infinity, a target outside [0, 1]) with the switch off: the call
   does not raise, since value checks are exactly what the switch turns off.
 
@@ -585,37 +588,65 @@ CASES = [
 ]
 
 
-def _fault_options(case: Case) -> list[tuple[str | None, str | None]]:
-    return [(None, None)] + [(arg, f) for arg, names in case.faults.items() for f in names]
+FAULTS = [
+    pytest.param(case, arg, fault, id=f"{case.name}-{arg}-{fault}")
+    for case in CASES
+    for arg, faults in case.faults.items()
+    for fault in faults
+]
+VALID = [
+    pytest.param(case, batch, id=f"{case.name}-batch{batch}")
+    for case in CASES
+    for batch in case.batches
+]
+SEEDS = st.integers(0, 2**16)  # the values inside a case; the fault itself is not drawn
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-@settings(deadline=None, max_examples=12)
-@given(data=st.data())
-def test_bad_input_raises_value_or_type_error_naming_the_argument(case: Case, data: Any) -> None:
-    arg, fault = data.draw(st.sampled_from(_fault_options(case)), label="fault")
-    batch = B if fault is not None else data.draw(st.sampled_from(case.batches), label="batch")
-    validate = data.draw(st.booleans(), label="validate_args")
-    gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16), label="seed"))
-    kwargs = case.build(gen, batch)
-    if arg is not None and fault is not None:
+def _inputs(case: Case, seed: int, batch: int) -> tuple[dict[str, Any], torch.Generator]:
+    gen = torch.Generator().manual_seed(seed)
+    return case.build(gen, batch), gen
+
+
+def test_the_matrix_declares_every_fault_it_uses() -> None:
+    known = set(TENSOR_FAULTS) | set(SCALAR_FAULTS)
+    unknown = {(case.name, arg, f) for case in CASES for arg, fs in case.faults.items() for f in fs}
+    assert {entry for entry in unknown if entry[2] not in known} == set()
+    assert len(FAULTS) == len(unknown) > 600  # no combination declared twice, none dropped
+
+
+@pytest.mark.parametrize(("case", "batch"), VALID)
+@settings(deadline=None, max_examples=2)
+@given(seed=SEEDS, validate=st.booleans())
+def test_valid_input_is_accepted(case: Case, batch: int, seed: int, validate: bool) -> None:
+    kwargs, _ = _inputs(case, seed, batch)
+    with validate_args(validate):
+        case.call(**kwargs)
+
+
+@pytest.mark.parametrize(("case", "arg", "fault"), FAULTS)
+@settings(deadline=None, max_examples=2)
+@given(seed=SEEDS)
+def test_bad_input_raises_value_or_type_error_naming_the_argument(
+    case: Case, arg: str, fault: str, seed: int
+) -> None:
+    for validate in (True, False):
+        kwargs, gen = _inputs(case, seed, B)
         if fault in TENSOR_FAULTS:
             kwargs[arg] = TENSOR_FAULTS[fault](kwargs[arg], gen)
         else:
             kwargs[arg] = SCALAR_FAULTS[fault]
-
-    with validate_args(validate):
-        if fault is None or (fault in VALUE_FAULTS and not validate):
-            case.call(**kwargs)  # a valid draw, or a value fault with value checks off
-            return
-        with pytest.raises((ValueError, TypeError)) as caught:
-            case.call(**kwargs)
-    message = str(caught.value)
-    names = (arg, *case.names.get(arg, ()))
-    assert any(re.search(rf"\b{re.escape(n)}\b", message) for n in names), (
-        f"{case.name}: {fault} in {arg!r} raised {type(caught.value).__name__}({message!r}), "
-        f"which does not name {arg!r}"
-    )
+        with validate_args(validate):
+            if fault in VALUE_FAULTS and not validate:
+                case.call(**kwargs)  # value checks are exactly what the switch turns off
+                continue
+            with pytest.raises((ValueError, TypeError)) as caught:
+                case.call(**kwargs)
+        message = str(caught.value)
+        names = (arg, *case.names.get(arg, ()))
+        assert any(re.search(rf"\b{re.escape(n)}\b", message) for n in names), (
+            f"{case.name}: {fault} in {arg!r} (validate_args={validate}) raised "
+            f"{type(caught.value).__name__}({message!r}), which does not name {arg!r}"
+        )
 
 
 CLI_OPTIONS = {  # option -> the config field its error names

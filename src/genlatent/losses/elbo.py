@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from genlatent._validation import check_floating, check_reduction
+from genlatent._validation import check_finite, check_floating, check_reduction
 from genlatent.functional._reduce import reduce_batch
 from genlatent.functional.gaussian import gaussian_kl
 from genlatent.functional.likelihood import (
@@ -164,6 +164,7 @@ def vae_loss(
     elif gamma is not None:
         raise ValueError(f"gamma applies only with capacity, got gamma={gamma!r} and no capacity")
     check_decoder_output(x, decoder_output, likelihood)
+    check_finite("decoder_output", decoder_output)  # before the likelihood names it "logits"
     if kl is not None:
         check_floating("kl", kl)
         if free_bits:
