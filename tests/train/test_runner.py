@@ -32,10 +32,6 @@ SMALL_VQ = TrainConfig(
 )
 
 
-def _state(run_dir):
-    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
-
-
 def test_run_directory_contents(tmp_path):
     summary = train(SMALL_VAE, tmp_path / "run", **QUIET)
     run = tmp_path / "run"
@@ -58,18 +54,59 @@ def test_run_directory_contents(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "config", [SMALL_VAE, SMALL_VQ.replace(ema=True)], ids=["vae", "vqvae-ema"]
+    "config",
+    [
+        SMALL_VAE,  # sampling noise (the trainer's noise generator)
+        SMALL_VQ.replace(ema=True),
+        # codes restarted after one unused step, and more codes than an epoch uses (checked
+        # below): restarts draw from the global torch RNG in every step, so resume must
+        # restore that RNG too
+        SMALL_VQ.replace(
+            ema=True, restart_dead_codes=1, codebook_size=256, epochs=2, train_limit=200
+        ),
+    ],
+    ids=["vae", "vqvae-ema", "vqvae-ema-restarts"],
 )
 def test_resume_equals_uninterrupted(tmp_path, config):
+    epochs = config.epochs
     train(config, tmp_path / "full", **QUIET)
     train(config.replace(epochs=1), tmp_path / "split", **QUIET)
     train(config, tmp_path / "split", resume=True, **QUIET)
-    full, split = _state(tmp_path / "full"), _state(tmp_path / "split")
+    full, split = (
+        load_checkpoint(tmp_path / name / "checkpoints" / "last.pt") for name in ("full", "split")
+    )
     assert full.keys() == split.keys()
-    for name in full:
-        assert torch.equal(full[name], split[name]), name
-    lines = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+    # every tensor the checkpoint holds, bit for bit: weights, EMA buffers and dead-code
+    # counters, optimizer moments, and the three RNG states it will resume from
+    _assert_equal_tensors(full["model"], split["model"], "model")
+    _assert_equal_tensors(full["optimizer"], split["optimizer"], "optimizer")
+    for name in ("torch_rng", "noise_rng", "order_rng"):
+        _assert_equal_tensors(full[name], split[name], name)
+    records = [
+        json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["epoch"] for r in records] == list(range(1, epochs + 1))
+    if config.restart_dead_codes == 1:  # some code unused in each epoch, so in each step
+        assert all(r["train_codes_used"] < 1 for r in records)
+
+
+def _assert_equal_tensors(want, got, where: str) -> None:
+    """Nested dicts, lists and tensors equal, tensors bit for bit (same dtype and shape)."""
+    if isinstance(want, torch.Tensor):
+        assert isinstance(got, torch.Tensor), where
+        assert want.dtype == got.dtype, where
+        assert want.shape == got.shape, where
+        assert torch.equal(want, got), where
+    elif isinstance(want, dict):
+        assert want.keys() == got.keys(), where
+        for key in want:
+            _assert_equal_tensors(want[key], got[key], f"{where}.{key}")
+    elif isinstance(want, (list, tuple)):
+        assert len(want) == len(got), where
+        for i, (a, b) in enumerate(zip(want, got, strict=True)):
+            _assert_equal_tensors(a, b, f"{where}[{i}]")
+    else:
+        assert want == got, where
 
 
 def test_refuses_existing_run_and_changed_config(tmp_path):
