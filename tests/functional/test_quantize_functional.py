@@ -442,6 +442,108 @@ def test_ema_update_nothing_counted_keeps_codebook():
     assert torch.equal(update.codebook, torch.zeros(3, 2))
 
 
+def test_ema_update_worked_numbers_unbalanced():
+    # Worked by hand, with decay 0.8 (so decay and 1 - decay differ) and eps 0.1 (so the
+    # Laplace smoothing moves the result by far more than rounding). K = 3, D = 2.
+    # Before: N = (1, 2, 0.5), m = ((1, 0), (0, 2), (1, 1)).
+    # Batch: code 0 gets (1, 2), (3, 0), (2, 1): n_0 = 3, s_0 = (6, 3); code 1 gets (4, 4):
+    # n_1 = 1, s_1 = (4, 4); code 2 gets nothing.
+    #   N' = 0.8 N + 0.2 n = (1.4, 1.8, 0.4)
+    #   m' = 0.8 m + 0.2 s = ((2.0, 0.6), (0.8, 2.4), (0.8, 0.8))
+    #   n = sum N' = 3.6; smoothed = (N' + 0.1) / (3.6 + 3 * 0.1) * 3.6
+    #      = (1.5, 1.9, 0.5) * 12 / 13 = (18, 22.8, 6) / 13
+    #   e = m' / smoothed = ((13/9, 13/30), (26/57, 26/19), (26/15, 26/15))
+    rows = torch.tensor([[1.0, 2.0], [3.0, 0.0], [2.0, 1.0], [4.0, 4.0]])
+    indices = torch.tensor([0, 0, 0, 1])
+    counts, sums = code_counts(indices, 3), code_sums(rows, indices, 3)
+    update = ema_codebook_update(
+        torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64),
+        torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=torch.float64),
+        counts.double(),
+        sums.double(),
+        decay=0.8,
+        eps=0.1,
+    )
+    torch.testing.assert_close(
+        update.cluster_size, torch.tensor([1.4, 1.8, 0.4], dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        update.embed_sum,
+        torch.tensor([[2.0, 0.6], [0.8, 2.4], [0.8, 0.8]], dtype=torch.float64),
+    )
+    expected = torch.tensor(
+        [[13 / 9, 13 / 30], [26 / 57, 26 / 19], [26 / 15, 26 / 15]], dtype=torch.float64
+    )
+    torch.testing.assert_close(update.codebook, expected)
+
+
+def test_ema_update_laplace_smoothing_exact_values_of_unused_codes():
+    # Code 0 takes all 4 vectors, codes 1 and 2 none. Code 1 has a history (N_1 = 1,
+    # m_1 = (2, 4)); code 2 was never counted (N_2 = 0, m_2 = 0). With decay 0.5, eps 0.5:
+    #   N' = 0.5 (0, 1, 0) + 0.5 (4, 0, 0) = (2, 0.5, 0); n = 2.5
+    #   m' = 0.5 m + 0.5 s = ((2, 2), (1, 2), (0, 0))
+    #   smoothed = (N' + 0.5) / (2.5 + 3 * 0.5) * 2.5 = (2.5, 1, 0.5) * 5/8
+    #            = (1.5625, 0.625, 0.3125)
+    #   e_0 = (2, 2) / 1.5625 = (1.28, 1.28)
+    #   e_1 = (1, 2) / 0.625 = (1.6, 3.2)   (unsmoothed: (2, 4))
+    #   e_2 = 0 / 0.3125 = (0, 0)           (unsmoothed: N'_2 = 0, the old codebook kept)
+    # A never-counted code moves to the origin once anything is counted, because its
+    # smoothed count is positive; it is not kept.
+    update = ema_codebook_update(
+        torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64),
+        torch.tensor([[0.0, 0.0], [2.0, 4.0], [0.0, 0.0]], dtype=torch.float64),
+        torch.tensor([4.0, 0.0, 0.0], dtype=torch.float64),
+        torch.tensor([[4.0, 4.0], [0.0, 0.0], [0.0, 0.0]], dtype=torch.float64),
+        decay=0.5,
+        eps=0.5,
+        codebook=torch.full((3, 2), 7.0, dtype=torch.float64),
+    )
+    expected = torch.tensor([[1.28, 1.28], [1.6, 3.2], [0.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(update.codebook, expected)
+
+
+@pytest.mark.parametrize("decay", [0.9, 0.99, 0.3])
+def test_ema_update_first_bias_corrected_step(decay):
+    # From zero statistics, N_1 = decay * 0 + (1 - decay) n = (1 - decay) n is the state
+    # kept; the correction divides by 1 - decay^1, so the codebook sees N_hat = n and
+    # m_hat = s exactly, and e_i = s_i / ((n_i + eps) / (n + K eps) * n).
+    counts = torch.tensor([5.0, 1.0, 0.0, 2.0], dtype=torch.float64)
+    sums = torch.tensor([[5.0, -10.0], [3.0, 3.0], [0.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    eps = 0.25
+    update = ema_codebook_update(
+        torch.zeros(4, dtype=torch.float64),
+        torch.zeros(4, 2, dtype=torch.float64),
+        counts,
+        sums,
+        decay=decay,
+        eps=eps,
+        step=1,
+    )
+    torch.testing.assert_close(update.cluster_size, (1 - decay) * counts)
+    torch.testing.assert_close(update.embed_sum, (1 - decay) * sums)
+    # n = 8, n + K eps = 9: smoothed = (n_i + 1/4) * 8 / 9
+    smoothed = torch.tensor([5.25, 1.25, 0.25, 2.25], dtype=torch.float64) * 8 / 9
+    torch.testing.assert_close(update.codebook, sums / smoothed[:, None])
+
+
+def test_ema_update_converges_to_the_mean_of_assigned_vectors():
+    # The same assignment every step: N -> n and m -> s geometrically (decay^t), so each
+    # used code converges to s_i / smoothed_i, which is the mean s_i / n_i up to the
+    # smoothing's relative O(eps) shift.
+    gen = _gen(3)
+    rows = torch.randn(12, 3, generator=gen, dtype=torch.float64)
+    indices = torch.tensor([0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2])
+    counts, sums = code_counts(indices, 3).double(), code_sums(rows, indices, 3)
+    cluster_size = torch.ones(3, dtype=torch.float64)
+    embed_sum = torch.randn(3, 3, generator=gen, dtype=torch.float64) * 10
+    for _ in range(400):
+        update = ema_codebook_update(cluster_size, embed_sum, counts, sums, decay=0.95, eps=1e-9)
+        cluster_size, embed_sum = update.cluster_size, update.embed_sum
+    means = torch.stack([rows[indices == i].mean(0) for i in range(3)])
+    # 0.95^400 ~ 1e-9 of the initial offset remains, eps shifts by ~1e-9 relative
+    torch.testing.assert_close(update.codebook, means, rtol=1e-7, atol=1e-7)
+
+
 def test_ema_update_float64_stays_float64():
     update = ema_codebook_update(
         torch.ones(2, dtype=torch.float64),

@@ -195,6 +195,49 @@ def test_ema_update_in_train_matches_formula(bias_correction):
         torch.testing.assert_close(out.loss, 0.25 * out.terms["commitment"])
 
 
+@pytest.mark.parametrize("commitment_weight", [0.25, 1.7])
+def test_ema_gradient_is_the_weighted_commitment_gradient_exactly(commitment_weight):
+    # In EMA mode L = beta * mean((z - sg[e])^2) over the N * D scalar elements, so
+    # dL/dz = 2 beta (z - e) / (N D) and the codebook (a buffer) gets no gradient. The
+    # codebook term sg[z] - e has the same value but no gradient to z: putting beta on
+    # it, or dropping beta, changes this gradient.
+    quantizer = _make(21, 5, 3, ema=True, commitment_weight=commitment_weight)
+    inputs = torch.randn(2, 3, 2, 2, generator=_gen(22), dtype=torch.float32)
+    inputs.requires_grad_(True)
+    old_codebook = quantizer.codebook.clone()
+    out = quantizer(inputs)
+    out.loss.backward()
+    rows = _rows(inputs.detach())
+    selected = old_codebook[out.indices.reshape(-1)]
+    expected = 2.0 * commitment_weight * (rows - selected) / rows.numel()
+    assert rows.numel() == 2 * 3 * 2 * 2
+    torch.testing.assert_close(_rows(inputs.grad), expected)
+    torch.testing.assert_close(out.loss, commitment_weight * (rows - selected).pow(2).mean())
+
+
+def test_ema_codes_converge_to_the_mean_of_their_vectors():
+    # Two well-separated clusters, one code started near each, the same batch every step:
+    # each code's assignment never changes, so it converges to its cluster's mean (up to
+    # decay^t of the initial offset and the O(eps) smoothing shift).
+    gen = _gen(23)
+    centres = torch.tensor([[5.0, 0.0], [-5.0, 3.0]])
+    batch = torch.cat(
+        [
+            centres[0] + torch.randn(9, 2, generator=gen),
+            centres[1] + torch.randn(4, 2, generator=gen),
+        ]
+    )
+    quantizer = VectorQuantizer(2, 2, ema=True, decay=0.9, eps=1e-8)
+    with torch.no_grad():
+        quantizer.codebook.copy_(centres + 0.5)
+        quantizer.embed_sum.copy_(quantizer.codebook)
+    for _ in range(250):
+        out = quantizer(batch)
+    assert torch.equal(out.counts, torch.tensor([9.0, 4.0]))
+    means = torch.stack([batch[:9].mean(0), batch[9:].mean(0)])
+    torch.testing.assert_close(quantizer.codebook, means, rtol=1e-5, atol=1e-5)
+
+
 def test_ema_state_never_moves_in_eval_or_without_grad():
     quantizer = _make(9, 5, 3, ema=True, bias_correction=True, restart_dead_codes=1)
     before = {k: v.clone() for k, v in quantizer.state_dict().items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -14,7 +15,11 @@ from PIL import Image
 
 from genlatent import VAE, MLPDecoder, MLPEncoder
 from genlatent.plotting import (
+    code_usage_figure,
+    interpolation_figure,
     latent_interpolation,
+    latent_map_figure,
+    loss_curves_figure,
     pca_2d,
     plot_code_usage,
     plot_interpolation,
@@ -471,3 +476,202 @@ def test_class_names_label_the_datasets_that_have_them():
     assert class_names("cifar10") == CIFAR10_CLASSES
     assert class_names("fashion-mnist")[0] == "T-shirt/top"
     assert class_names("mnist") is None
+
+
+# ---------------------------------------------------------------- what the figures hold
+
+
+def _lines(ax) -> dict[str, tuple[list[float], list[float]]]:
+    return {
+        line.get_label(): (
+            [float(v) for v in line.get_xdata()],
+            [float(v) for v in line.get_ydata()],
+        )
+        for line in ax.lines
+    }
+
+
+def test_loss_curves_figure_holds_every_series_of_the_records() -> None:
+    figure = loss_curves_figure(VAE_RECORDS, title="my run")
+    assert figure.get_suptitle() == "my run"
+    panels = {ax.get_title(): ax for ax in figure.axes}
+    assert list(panels) == [
+        "Loss (minimised)", "Reconstruction loss", "KL to the prior", "Training throughput",
+    ]  # fmt: skip
+    epochs = [1.0, 2.0, 3.0]
+    for title, key in [("Loss (minimised)", "loss"), ("Reconstruction loss",
+                       "reconstruction_loss"), ("KL to the prior", "kl")]:  # fmt: skip
+        ax = panels[title]
+        assert ax.get_xlabel() == "epoch"
+        assert _lines(ax) == {
+            split: (epochs, [r[f"{split}_{key}"] for r in VAE_RECORDS])
+            for split in ("train", "test")
+        }
+    assert panels["KL to the prior"].get_ylabel() == "nats per example"
+    throughput = panels["Training throughput"]
+    assert throughput.get_ylabel() == "images/s"
+    assert [
+        (line.get_xdata().tolist(), line.get_ydata().tolist()) for line in throughput.lines
+    ] == [(epochs, [1000.0] * 3)]
+    # a term only some records logged has points for those epochs only
+    partial = [{"epoch": 1, "train_loss": 1.0}, {"epoch": 2, "train_loss": 0.5, "test_loss": 0.6}]
+    assert _lines(loss_curves_figure(partial).axes[0]) == {
+        "train": ([1.0, 2.0], [1.0, 0.5]),
+        "test": ([2.0], [0.6]),
+    }
+
+
+def test_loss_curves_figure_of_a_vq_run() -> None:
+    figure = loss_curves_figure(VQ_RECORDS)
+    assert figure.get_suptitle() == "Training curves"
+    panels = {ax.get_title(): ax for ax in figure.axes}
+    assert _lines(panels["Codes used in the epoch"]) == {"train": ([1.0, 2.0], [0.1, 0.2])}
+    assert _lines(panels["Epoch code-usage perplexity"]) == {"train": ([1.0, 2.0], [3.5, 7.0])}
+    assert _lines(panels["Codebook term"])["train"] == ([1.0, 2.0], [0.05, 0.05])
+    assert len(figure.axes) == 8  # 7 terms and the throughput: the ninth grid cell removed
+
+
+def test_code_usage_figure_bars_are_the_sorted_shares_of_the_counts() -> None:
+    counts = torch.tensor([10, 0, 3, 3, 1, 0, 7])
+    figure = code_usage_figure(counts, title="run")
+    [ax] = figure.axes
+    heights = torch.tensor([bar.get_height() for bar in ax.patches], dtype=torch.float64)
+    assert len(ax.patches) == 7  # one bar per code, unused ones included
+    # the histogram holds all the counts: shares sum to 1, and times the total give them back
+    total = float(counts.sum())
+    torch.testing.assert_close(heights.sum(), torch.tensor(1.0, dtype=torch.float64))
+    torch.testing.assert_close(heights * total, counts.double().sort(descending=True).values)
+    positions = [bar.get_x() + bar.get_width() / 2 for bar in ax.patches]
+    assert positions == pytest.approx(list(range(7)))
+    [uniform] = ax.lines
+    assert list(uniform.get_ydata()) == pytest.approx([1 / 7, 1 / 7])
+    assert uniform.get_label() == "uniform (1/7)"
+    assert ax.get_xlabel() == "code rank (most used first)"
+    assert ax.get_ylabel() == "share of assignments"
+    # p = (10, 7, 3, 3, 1) / 24; exp(H(p)), by hand
+    p = torch.tensor([10, 7, 3, 3, 1], dtype=torch.float64) / 24
+    perplexity = float(torch.exp(-(p * p.log()).sum()))
+    assert ax.get_title() == f"run\n5/7 codes used (71%), perplexity {perplexity:.1f}"
+
+
+def test_latent_map_figure_draws_each_point_once_in_its_class() -> None:
+    # points already in a plane through the origin: PCA keeps them (up to rotation), so
+    # each class's scatter must hold its own points' pairwise distances
+    generator = torch.Generator().manual_seed(0)
+    means = torch.randn(40, 2, generator=generator) * torch.tensor([3.0, 1.0])
+    labels = torch.arange(40) % 3
+    figure = latent_map_figure(means, labels, method="pca", class_names=["a", "b", "c"])
+    [ax] = figure.axes
+    assert ax.get_xlabel() == "PC 1"
+    assert ax.get_ylabel() == "PC 2"
+    assert ax.get_title() == "Posterior means, 2-D latent (PCA, 100% of the variance; 40 points)"
+    assert [c.get_label() for c in ax.collections] == ["a", "b", "c"]
+    expected = pca_2d(means).points
+    for label, scatter in enumerate(ax.collections):
+        drawn = torch.tensor(scatter.get_offsets().data, dtype=torch.float32)
+        torch.testing.assert_close(drawn, expected[labels == label])
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 40
+
+
+def test_latent_map_figure_subsamples_and_colours_many_classes() -> None:
+    generator = torch.Generator().manual_seed(1)
+    means = torch.randn(300, 3, generator=generator)
+    labels = torch.arange(300) % 15
+    figure = latent_map_figure(means, labels, method="pca", max_points=100)
+    ax, colorbar = figure.axes
+    [scatter] = ax.collections  # more than 10 classes: one scatter coloured by label
+    assert len(scatter.get_offsets()) == 100
+    assert colorbar.get_ylabel() == "class"
+    # the same fixed subset on every call, and its colours are its labels
+    keep = torch.randperm(300, generator=torch.Generator().manual_seed(0))[:100].sort().values
+    assert scatter.get_array().tolist() == labels[keep].tolist()
+    torch.testing.assert_close(
+        torch.tensor(scatter.get_offsets().data, dtype=torch.float32), pca_2d(means).points[keep]
+    )
+    assert "100 of 300 points" in ax.get_title()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_interpolation_figure_strip_holds_each_image_in_order(channels) -> None:
+    generator = torch.Generator().manual_seed(2)
+    images = torch.rand(4, channels, 5, 7, generator=generator) * 1.4 - 0.2  # some clipped
+    figure = interpolation_figure(images)
+    [ax] = figure.axes
+    [strip] = ax.images
+    data = torch.as_tensor(strip.get_array().data)
+    pad = 1  # max(1, 7 // 14)
+    assert data.shape[:2] == (5, 4 * 7 + 3 * pad)
+    for i in range(4):
+        cell = data[:, i * (7 + pad) : i * (7 + pad) + 7]
+        expected = images[i].clamp(0, 1)
+        expected = expected[0] if channels == 1 else expected.permute(1, 2, 0)
+        torch.testing.assert_close(cell.float(), expected)
+        if i < 3:  # white separators
+            assert (data[:, i * (7 + pad) + 7] == 1).all()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.00", "0.33", "0.67", "1.00"]
+    assert ax.get_xlabel() == "t"
+    assert ax.get_title() == "Latent interpolation (4 steps)"
+    if channels == 1:
+        assert strip.get_cmap().name == "gray"
+        assert strip.get_clim() == (0, 1)
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> list:
+    """The figures the ``plot_*`` functions save, in order (each still written)."""
+    import genlatent.plotting.codes as codes
+    import genlatent.plotting.curves as curves
+    import genlatent.plotting.interpolation as interpolation
+    import genlatent.plotting.latent as latent
+
+    figures = []
+    for module in (codes, curves, interpolation, latent):
+        save = module.save_png
+
+        def capture(figure, path, _save=save):
+            figures.append((Path(path).name, figure))
+            return _save(figure, path)
+
+        monkeypatch.setattr(module, "save_png", capture)
+    return figures
+
+
+def test_plot_run_vqvae_draws_the_run_metrics_and_the_test_code_histogram(
+    trained_runs, drawn
+) -> None:
+    from genlatent.train import load_run
+    from genlatent.train.build import load_test_set
+
+    run_dir = trained_runs / "vqvae"
+    plot_run(run_dir, method="pca")
+    assert [name for name, _ in drawn] == ["loss_curves.png", "code_usage.png"]
+    figures = dict(drawn)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    panels = {ax.get_title(): ax for ax in figures["loss_curves.png"].axes}
+    assert _lines(panels["Loss (minimised)"]) == {
+        split: ([float(r["epoch"]) for r in records], [r[f"{split}_loss"] for r in records])
+        for split in ("train", "test")
+    }
+    # the histogram is of the best checkpoint's codes for every position of every test image
+    loaded = load_run(run_dir)
+    test = load_test_set(loaded.config)
+    with torch.no_grad():
+        indices = loaded.model.encode(test.images.float() / 255)
+    counts = torch.bincount(indices.flatten(), minlength=16).double()
+    [ax] = figures["code_usage.png"].axes
+    heights = torch.tensor([bar.get_height() for bar in ax.patches], dtype=torch.float64)
+    assert len(heights) == 16
+    torch.testing.assert_close(heights * counts.sum(), counts.sort(descending=True).values)
+    assert ax.get_title().startswith(f"digits test set ({len(test)} images), epoch 1\n")
+
+
+def test_plot_run_vae_draws_every_test_point_and_ten_steps(trained_runs, drawn) -> None:
+    plot_run(trained_runs / "vae", method="pca")
+    figures = dict(drawn)
+    assert list(figures) == ["loss_curves.png", "latent_map.png", "interpolation.png"]
+    [ax] = figures["latent_map.png"].axes
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 100  # test_limit
+    assert ax.get_title().startswith("Posterior means, 8-D latent (PCA, ")
+    [strip_ax] = figures["interpolation.png"].axes
+    assert len(strip_ax.get_xticklabels()) == 10
+    assert strip_ax.get_title().startswith("Latent interpolation: test image 0 (label ")

@@ -30,6 +30,14 @@ CLI_RUN = [
     "--train-limit", "600", "--test-limit", "100", "--latent-dim", "4", "--seed", "3",
     "--device", "cpu", "--no-progress",
 ]  # fmt: skip
+# EMA codebook, and more codes than an epoch uses, each restarted after one unused step:
+# every step draws restart seeds from the global torch RNG, which resume must restore
+CLI_VQ_RUN = [
+    "train", "vqvae", "--dataset", "digits", "--epochs", "3", "--batch-size", "10",
+    "--train-limit", "600", "--test-limit", "100", "--hidden-channels", "8",
+    "--codebook-size", "256", "--embedding-dim", "4", "--ema", "--restart-dead-codes", "1",
+    "--seed", "3", "--device", "cpu", "--no-progress",
+]  # fmt: skip
 SMALL = TrainConfig(
     model="vae", epochs=3, batch_size=20, latent_dim=4, device="cpu", train_limit=300,
     test_limit=50, seed=1,
@@ -50,6 +58,8 @@ def _assert_same_run(run: Path, reference: Path, epochs: int) -> None:
     optimizer_states = (got["optimizer"]["state"], want["optimizer"]["state"])
     for a, b in zip(*(s.values() for s in optimizer_states), strict=True):
         assert all(torch.equal(a[k], b[k]) for k in b)
+    for name in ("torch_rng", "noise_rng", "order_rng"):  # where the next epoch would start
+        assert torch.equal(got[name], want[name]), name
     records, expected = _records(run), _records(reference)
     assert [r["epoch"] for r in records] == list(range(1, epochs + 1))
     for r, e in zip(records, expected, strict=True):
@@ -66,9 +76,12 @@ def _cli(*args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize(
+    "command", [CLI_RUN, CLI_VQ_RUN], ids=["vae-sampling-noise", "vqvae-ema-restarts"]
+)
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, command):
     run = tmp_path / "killed"
-    process = _cli(*CLI_RUN, "--out", str(run))
+    process = _cli(*command, "--out", str(run))
     # samples.png is the last file an epoch writes: once it exists, epoch 2 has begun
     first_epoch_done = run / "samples.png"
     deadline = time.monotonic() + 240
@@ -90,6 +103,8 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     train(config, tmp_path / "reference", **QUIET)
     _assert_same_run(run, tmp_path / "reference", epochs=3)
+    if "--restart-dead-codes" in command:  # some code unused in every epoch, so every step
+        assert all(r["train_codes_used"] < 1 for r in _records(run))
     for name in ("config.json", "reconstructions.png", "samples.png", "checkpoints/best.pt"):
         assert (run / name).is_file(), name
 

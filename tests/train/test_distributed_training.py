@@ -1,13 +1,19 @@
-"""The reference trainer under torchrun: 2 CPU processes (gloo) stay identical replicas."""
+"""The trainer under torchrun: 2 CPU processes (gloo) stay identical replicas and train
+as one process on the whole batches."""
 
+import importlib
 import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+
+from genlatent import VAE, fit
+from genlatent.train import train
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
 NONFINITE_WORKER = Path(__file__).with_name("_ddp_nonfinite_worker.py")
@@ -19,14 +25,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(script: Path, *args: Path) -> None:
+def _torchrun(script: Path, *args: Path, timeout: float = 300) -> None:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
         "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
         str(script), *map(str, args),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -63,3 +69,113 @@ def test_a_nan_on_one_replica_is_skipped_or_stops_on_all(tmp_path):
         assert report["skip"] == {"skipped": 1, "examples": 3 * 8}  # 3 of 4 steps, 4 + 4 rows
         assert report["stop"]["error"].startswith("non-finite loss at epoch 1, step 2: loss")
     assert reports[0]["weights"] == reports[1]["weights"]
+
+
+EQUIVALENCE_WORKER = Path(__file__).with_name("_ddp_equivalence_worker.py")
+
+
+class _Loss(NamedTuple):
+    loss: torch.Tensor
+
+
+class _PerShardNoise(torch.nn.Module):
+    """One process, whole batches, with each half's noise drawn as its replica draws it.
+
+    Under DDP with 2 ranks, rank r computes the VAE loss of ``x[r::2]`` with noise from
+    its own generator (seeded ``seed + 1 + r``); this loss is the mean of those two
+    shard losses, drawn from the same two generators in the same order.
+    """
+
+    def __init__(self, vae: VAE, seed: int) -> None:
+        super().__init__()
+        self.vae = vae
+        self.generators = [torch.Generator().manual_seed(seed + 1 + r) for r in range(2)]
+
+    def loss(self, x: torch.Tensor) -> _Loss:
+        shards = [self.vae.loss(x[r::2], generator=g).loss for r, g in enumerate(self.generators)]
+        return _Loss((shards[0] + shards[1]) / 2)
+
+
+def _last(run: Path) -> dict:
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+
+
+def _assert_same_training(got: dict, want: dict) -> None:
+    """Weights, buffers (the EMA codebook and statistics) and Adam's moments agree.
+
+    Adam's update is almost invariant to the scale of the gradient, but its moments are
+    not: exp_avg and exp_avg_sq would be 2x and 4x if the replicas' gradients were summed
+    instead of averaged. The tolerance covers float32 summation order only (DDP sums two
+    half-batch gradients; one process sums the whole batch at once) over 20-30 steps.
+    """
+    assert got["model"].keys() == want["model"].keys()
+    for name, value in want["model"].items():
+        if value.is_floating_point():
+            torch.testing.assert_close(got["model"][name], value, rtol=1e-4, atol=1e-5, msg=name)
+        else:
+            assert torch.equal(got["model"][name], value), name
+    states = (got["optimizer"]["state"], want["optimizer"]["state"])
+    assert states[0].keys() == states[1].keys()
+    for index in states[1]:
+        # near-zero moments differ relatively most: an absolute floor well below typical
+        # values (a 2x gradient shows in every element above it)
+        for key, atol in (("exp_avg", 1e-7), ("exp_avg_sq", 1e-12)):
+            torch.testing.assert_close(
+                states[0][index][key], states[1][index][key], rtol=1e-3, atol=atol,
+                msg=f"optimizer state {index} {key}",
+            )  # fmt: skip
+
+
+def test_two_processes_train_as_one_on_the_whole_batches(tmp_path):
+    """Two gloo replicas, each on ``images[rank::2]`` of every global batch, end where one
+    process training on the whole batches ends, to float tolerance.
+
+    Why it is exact in maths: every global batch of B examples splits into two shards of
+    B/2 (the batch sizes and example counts are chosen so; with an odd batch, the mean of
+    two unequal shards' per-example means would weight the examples unequally). Each
+    replica's loss is a per-example mean over its shard, and DDP averages the gradients:
+    (grad L_0 + grad L_1) / 2 = grad of the mean over all B examples. The EMA codebook
+    sums counts and per-code sums over the replicas (all-reduce SUM), which are the whole
+    batch's counts and sums.
+
+    - The EMA VQ-VAE (no sampling noise, no dead-code restarts: a restart draws seeds
+      from rank 0's rows, not the whole batch's) is compared with an ordinary
+      one-process `train` of the same config.
+    - The VAE samples noise, and each replica draws it from its own generator (seed + 1 +
+      rank), so an ordinary one-process run (one generator) sees different noise and is
+      not comparable exactly. It is compared with one process training on the whole
+      batches whose loss is the mean of the two shards' losses with the replicas' two
+      noise generators (`_PerShardNoise`): the same function of the weights as DDP's
+      averaged objective. No test set, so no evaluation draws from the noise between
+      epochs.
+    """
+    sys.path.insert(0, str(EQUIVALENCE_WORKER.parent))
+    try:
+        worker = importlib.import_module("_ddp_equivalence_worker")
+    finally:
+        sys.path.remove(str(EQUIVALENCE_WORKER.parent))
+    _torchrun(EQUIVALENCE_WORKER, tmp_path / "ddp", timeout=120)
+    quiet = {"show_progress": False, "log": lambda line: None}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fit(
+            _PerShardNoise(worker.small_vae(), seed=worker.VAE_RUN["seed"]), worker.digits(),
+            run_dir=tmp_path / "one" / "vae", **worker.VAE_RUN, **quiet,
+        )  # fmt: skip
+        train(worker.VQ_CONFIG, tmp_path / "one" / "vqvae", **quiet)
+    finally:
+        torch.set_num_threads(threads)
+
+    vae_one = _last(tmp_path / "one" / "vae")
+    vae_one["model"] = {k.removeprefix("vae."): v for k, v in vae_one["model"].items()}
+    _assert_same_training(_last(tmp_path / "ddp" / "vae"), vae_one)
+    vq_ddp, vq_one = _last(tmp_path / "ddp" / "vqvae"), _last(tmp_path / "one" / "vqvae")
+    assert {"quantizer.codebook", "quantizer.cluster_size", "quantizer.embed_sum"} <= set(
+        vq_one["model"]
+    )
+    _assert_same_training(vq_ddp, vq_one)
+    # both saw every example of each epoch: 2 x 500 and 2 x 160 per replica
+    for run, examples in [("vae", 1000), ("vqvae", 320)]:
+        lines = (tmp_path / "ddp" / run / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(line)["train_examples"] for line in lines] == [examples] * 2

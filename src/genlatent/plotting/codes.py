@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -11,7 +12,10 @@ from genlatent._validation import check_ndim, check_tensor
 from genlatent.functional.quantize import counts_perplexity
 from genlatent.plotting._figure import new_figure, save_png
 
-__all__ = ["plot_code_usage"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["code_usage_figure", "plot_code_usage"]
 
 
 def plot_code_usage(
@@ -20,11 +24,12 @@ def plot_code_usage(
     *,
     title: str | None = None,
 ) -> Path:
-    r"""Bar chart of each code's share of the assignments, most used first.
+    r"""Bar chart of each code's share of the assignments, most used first, as a PNG.
 
     The title gives the fraction of the $K$ codes used at least once and the usage
     perplexity $\exp H(p)$, $p_k = n_k / \sum_j n_j$ (1 for a single code, $K$ for uniform
-    use); a dashed line marks the uniform share $1/K$.
+    use); a dashed line marks the uniform share $1/K$. `code_usage_figure` returns the
+    same figure without writing it.
 
     Args:
         counts: how often each code was chosen, e.g.
@@ -48,6 +53,38 @@ def plot_code_usage(
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     plot_code_usage(torch.tensor([5, 0, 3, 1]), pathlib.Path(folder) / "c.png").name
         'c.png'
+    """
+    return save_png(code_usage_figure(counts, title=title), path)
+
+
+def code_usage_figure(counts: torch.Tensor, *, title: str | None = None) -> Figure:
+    r"""The figure `plot_code_usage` writes: one bar per code, its share of the assignments.
+
+    The bars hold the shares $n_k / \sum_j n_j$ sorted in decreasing order (they sum to 1),
+    the dashed line the uniform share $1/K$, the title the codes used and the perplexity.
+
+    Args:
+        counts: how often each code was chosen; any non-negative numbers.
+        title: a first title line, e.g. the run's name.
+
+    Returns:
+        A `matplotlib.figure.Figure` with one axes, drawn by Agg (no pyplot state).
+
+    Raises:
+        TypeError: if ``counts`` is not a tensor.
+        ValueError: if ``counts`` is not 1-D, is empty, has a negative entry or sums to 0.
+        ImportError: if matplotlib is not installed.
+
+    Shape:
+        - counts: $(K,)$
+
+    Example:
+        >>> import torch
+        >>> figure = code_usage_figure(torch.tensor([5, 0, 3, 2]))
+        >>> [round(float(bar.get_height()), 3) for bar in figure.axes[0].patches]
+        [0.5, 0.3, 0.2, 0.0]
+        >>> figure.axes[0].get_title()
+        'Code usage: 3/4 codes used (75%), perplexity 2.8'
     """
     check_tensor("counts", counts)
     check_ndim("counts", counts, (1,), "(K,)")
@@ -74,4 +111,4 @@ def plot_code_usage(
     ax.legend(fontsize="small")
     summary = f"{used}/{size} codes used ({used / size:.0%}), perplexity {perplexity:.1f}"
     ax.set_title(f"{title}\n{summary}" if title else f"Code usage: {summary}")
-    return save_png(figure, path)
+    return figure

@@ -6,11 +6,14 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genlatent.plotting._figure import new_figure, save_png
 
-__all__ = ["plot_loss_curves"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["loss_curves_figure", "plot_loss_curves"]
 
 # (metric suffix, panel title, y label for a VAE, y label for a VQ-VAE)
 # titles and axis labels of the terms genlatent's models log; any other term a model logs
@@ -88,6 +91,34 @@ def plot_loss_curves(
         ...     plot_loss_curves(records, pathlib.Path(folder) / "loss.png").name
         'loss.png'
     """
+    return save_png(loss_curves_figure(records, title=title), path)
+
+
+def loss_curves_figure(records: Sequence[Mapping[str, Any]], *, title: str | None = None) -> Figure:
+    """The figure `plot_loss_curves` writes: one panel per logged term, train and test lines.
+
+    Each panel's title names the term; its lines are labelled ``train`` and ``test`` and
+    hold one point per record that logged the term (x: the epoch, y: the value).
+
+    Args:
+        records: one mapping per epoch with at least ``epoch`` and ``train_loss`` or
+            ``test_loss``.
+        title: the figure title; defaults to "Training curves".
+
+    Returns:
+        A `matplotlib.figure.Figure`, one axes per panel, drawn by Agg (no pyplot state).
+
+    Raises:
+        ValueError: if ``records`` is empty, a record has no ``epoch``, or no record holds
+            ``train_loss`` or ``test_loss``.
+        ImportError: if matplotlib is not installed.
+
+    Example:
+        >>> records = [{"epoch": 1, "train_loss": 3.0, "test_loss": 2.5},
+        ...            {"epoch": 2, "train_loss": 2.0, "test_loss": 2.1}]
+        >>> [line.get_label() for line in loss_curves_figure(records).axes[0].lines]
+        ['train', 'test']
+    """
     records = list(records)
     if not records:
         raise ValueError("records must hold at least one epoch's metrics, got an empty list")
@@ -123,4 +154,4 @@ def plot_loss_curves(
     for ax in axes[len(panels) :]:
         ax.remove()
     figure.suptitle(title or "Training curves")
-    return save_png(figure, path)
+    return figure

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -13,7 +14,10 @@ from genlatent.functional.likelihood import likelihood_mean
 from genlatent.models.vae import VAE
 from genlatent.plotting._figure import new_figure, save_png
 
-__all__ = ["latent_interpolation", "plot_interpolation"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["interpolation_figure", "latent_interpolation", "plot_interpolation"]
 
 
 def _one_image(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -123,6 +127,37 @@ def plot_interpolation(
         ...     plot_interpolation(torch.rand(6, 1, 8, 8), pathlib.Path(folder) / "i.png").name
         'i.png'
     """
+    return save_png(interpolation_figure(images, title=title), path)
+
+
+def interpolation_figure(images: torch.Tensor, *, title: str | None = None) -> Figure:
+    """The figure `plot_interpolation` writes: the images in one strip, ticks labelled by $t$.
+
+    The strip is one image (``axes[0].images[0]``) holding the $S$ images left to right,
+    clipped to $[0, 1]$, separated by white columns; the $S$ tick labels are
+    $t = i / (S - 1)$.
+
+    Args:
+        images: $S$ images in $[0, 1]$ (values outside are clipped), greyscale or RGB.
+        title: the figure title; defaults to "Latent interpolation (S steps)".
+
+    Returns:
+        A `matplotlib.figure.Figure` with one axes, drawn by Agg (no pyplot state).
+
+    Raises:
+        TypeError: if ``images`` is not floating point.
+        ValueError: if ``images`` is not $(S, C, H, W)$ with $S \\ge 1$ and $C \\in \\{1, 3\\}$.
+        ImportError: if matplotlib is not installed.
+
+    Shape:
+        - images: $(S, C, H, W)$
+
+    Example:
+        >>> import torch
+        >>> figure = interpolation_figure(torch.rand(3, 1, 8, 8))
+        >>> [label.get_text() for label in figure.axes[0].get_xticklabels()]
+        ['0.00', '0.50', '1.00']
+    """
     check_floating("images", images)
     check_ndim("images", images, (4,), "(S, C, H, W)")
     steps, channels, height, width = images.shape
@@ -149,4 +184,4 @@ def plot_interpolation(
     ax.set_yticks([])
     ax.set_xlabel("t")
     ax.set_title(title or f"Latent interpolation ({steps} steps)")
-    return save_png(figure, path)
+    return figure

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
 from genlatent._validation import check_floating, check_ndim, check_positive_int, check_tensor
 from genlatent.plotting._figure import new_figure, save_png
 
-__all__ = ["PCA2D", "pca_2d", "plot_latent_map"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["PCA2D", "latent_map_figure", "pca_2d", "plot_latent_map"]
 
 _METHODS = ("auto", "pca", "tsne")
 _TSNE_MAX_POINTS = 5000
@@ -170,6 +173,55 @@ def plot_latent_map(
         ...     plot_latent_map(means, labels, pathlib.Path(folder) / "map.png", method="pca").name
         'map.png'
     """
+    figure = latent_map_figure(
+        means, labels, method=method, max_points=max_points, class_names=class_names, seed=seed
+    )
+    return save_png(figure, path)
+
+
+def latent_map_figure(
+    means: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    method: str = "auto",
+    max_points: int = _TSNE_MAX_POINTS,
+    class_names: Sequence[str] | None = None,
+    seed: int = 0,
+) -> Figure:
+    """The figure `plot_latent_map` writes: the 2-D points, one scatter per class.
+
+    With at most 10 classes, ``axes[0].collections`` holds one scatter per class (in label
+    order, named by ``class_names`` or the label); with more, one scatter coloured by
+    label and a colorbar.
+
+    Args:
+        means: posterior means $\\mu$ of $N \\ge 2$ examples.
+        labels: integer class of each example.
+        method: ``"auto"``, ``"pca"`` or ``"tsne"`` (as `plot_latent_map`).
+        max_points: the most points drawn.
+        class_names: legend names indexed by label (e.g. ``CIFAR10_CLASSES``).
+        seed: seeds the subsample and t-SNE.
+
+    Returns:
+        A `matplotlib.figure.Figure`, drawn by Agg (no pyplot state).
+
+    Raises:
+        TypeError: if ``means`` is not floating point or ``labels`` is not an integer tensor.
+        ValueError: on bad shapes, mismatched counts, fewer than 2 points or an unknown
+            ``method``.
+        ImportError: if matplotlib (or, for ``"tsne"``, scikit-learn) is missing.
+
+    Shape:
+        - means: $(N, D)$
+        - labels: $(N,)$
+
+    Example:
+        >>> import torch
+        >>> means, labels = torch.randn(50, 8), torch.arange(50) % 10
+        >>> figure = latent_map_figure(means, labels, method="pca")
+        >>> [len(points.get_offsets()) for points in figure.axes[0].collections]
+        [5, 5, 5, 5, 5, 5, 5, 5, 5, 5]
+    """
     check_floating("means", means)
     check_ndim("means", means, (2,), "(N, D)")
     check_tensor("labels", labels)
@@ -228,4 +280,4 @@ def plot_latent_map(
     ax.set_ylabel(f"{axis} 2")
     shown = f"{len(xy)} of {n}" if len(xy) < n else f"{n}"
     ax.set_title(f"Posterior means, {dim}-D latent ({subtitle}; {shown} points)")
-    return save_png(figure, path)
+    return figure
