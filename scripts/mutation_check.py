@@ -85,7 +85,11 @@ MUTATIONS: tuple[Mutation, ...] = (
         QUANTIZE_F,
         "new_embed_sum = embed_sum.to(dtype) * decay + sums.to(dtype) * (1.0 - decay)",
         "new_embed_sum = embed_sum.to(dtype) * (1.0 - decay) + sums.to(dtype) * decay",
-        (f"{T_QF}::test_ema_update_bias_correction_first_step_gives_batch_means",),
+        (
+            f"{T_QF}::test_ema_update_bias_correction_first_step_gives_batch_means",
+            f"{T_QF}::test_ema_update_worked_numbers_unbalanced",
+            f"{T_QF}::test_ema_update_first_bias_corrected_step",
+        ),
         "the EMA of the code sums weighs the new batch by decay and the past by 1 - decay",
     ),
     Mutation(
@@ -93,7 +97,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         QUANTIZE_F,
         "smoothed = (avg_cluster_size + eps) / (total + num_codes * eps) * total",
         "smoothed = avg_cluster_size",
-        (f"{T_QF}::test_ema_update_matches_formula",),
+        (
+            f"{T_QF}::test_ema_update_laplace_smoothing_exact_values_of_unused_codes",
+            f"{T_QF}::test_ema_update_worked_numbers_unbalanced",
+        ),
         "the EMA cluster sizes without Laplace smoothing",
     ),
     Mutation(
@@ -109,7 +116,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         QUANTIZE_NN,
         "loss = weighted if ema else losses.codebook + weighted",
         "loss = commitment_weight * losses.codebook if ema else losses.codebook + weighted",
-        (f"{T_VQ}::test_batch_of_one_and_zero",),
+        (f"{T_VQ}::test_ema_gradient_is_the_weighted_commitment_gradient_exactly",),
         "an EMA codebook: beta weighs the (detached) codebook term, the encoder gets none",
     ),
     Mutation(
@@ -241,6 +248,35 @@ MUTATIONS: tuple[Mutation, ...] = (
         "loss = per_sample - diversity_gamma * kl",
         (f"{T_CONTRACT}::test_lfq_entropy_equals_brute_force_over_all_codes",),
         "the LFQ entropy loss rewards a batch that uses few codes",
+    ),
+    Mutation(
+        "lfq-global-entropy",
+        "src/genlatent/nn/lfq.py",
+        "reduce=_global_sum if self.training and _distributed() else None,",
+        "reduce=None,",
+        ("tests/nn/test_scalar_quantizers_distributed.py",),
+        "LFQ under DDP: each replica's batch entropy over its own shard only",
+    ),
+    Mutation(
+        "loss-options-in-evaluation",
+        "src/genlatent/train/loop.py",
+        "        if self.training:\n            kwargs |= self.options",
+        "        if True:\n            kwargs |= self.options",
+        (
+            "tests/train/test_objective_options.py::test_options_reach_the_loss_in_training_mode_only",
+            "tests/train/test_objective_options.py::test_beta_weights_the_trained_kl_and_evaluation_scores_the_true_elbo",
+        ),
+        "the training objective's options (beta, ...) also change what evaluation scores",
+    ),
+    Mutation(
+        "binarize-test-once",
+        "src/genlatent/train/fit.py",
+        "            self.data = data.binarized()",
+        "            pass",
+        (
+            "tests/train/test_objective_options.py::test_binarize_draws_each_training_batch_afresh_and_the_test_set_once",
+        ),
+        "a binarized run scores its test set in grey levels, unlike its evaluation",
     ),
 )
 
