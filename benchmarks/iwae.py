@@ -125,10 +125,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "evaluation": {
             "k": k_eval, "batch": batch, "max_abs_difference_nats": difference,
             "decoder_gflops": rate,
-            **{name: t.as_dict() for name, t in evaluation.items()},
+            **{
+                name: t.as_dict() | {"time_over_genlatent": t.median / base}
+                for name, t in evaluation.items()
+            },
         },
         "training_step": {
-            "k": k_train, "batch": batch, **{name: t.as_dict() for name, t in training.items()}
+            "k": k_train, "batch": batch,
+            **{
+                name: t.as_dict() | {"time_over_genlatent": t.median / step}
+                for name, t in training.items()
+            },
         },
     }  # fmt: skip
     path = write_json("iwae", payload, args.out, quick=args.quick)
