@@ -149,6 +149,12 @@ def test_each_quantizer_trains_evaluates_and_plots_from_the_cli(options, codes, 
     assert 1 <= results["perplexity"] <= codes
     assert main(["plot", str(run)]) == 0
     assert "code_usage.png" in capsys.readouterr().out
+    with Image.open(run / "code_usage.png") as picture:
+        # residual VQ: one panel per stage, stacked (2.4 in each and 0.6 in margins)
+        stages = 2 if "rvq" in options else 1
+        assert picture.size[1] / picture.size[0] == pytest.approx(
+            (3.6 if stages == 1 else 2.4 * stages + 0.6) / 7.0, rel=0.02
+        )
     assert json.loads((run / "config.json").read_text())["quantizer"] == (
         options[1] if options[0] == "--quantizer" else "vq"
     )

@@ -324,14 +324,30 @@ def test_plot_code_usage_errors(tmp_path) -> None:
     path = tmp_path / "c.png"
     with pytest.raises(TypeError, match=r"counts must be a torch\.Tensor, got list"):
         plot_code_usage([1, 2], path)
-    with pytest.raises(ValueError, match=r"counts must have shape \(K,\)"):
-        plot_code_usage(torch.ones(2, 2), path)
+    with pytest.raises(ValueError, match=r"counts must have shape \(K,\) or \(S, K\)"):
+        plot_code_usage(torch.ones(2, 2, 2), path)
     with pytest.raises(ValueError, match="one count per code, got an empty tensor"):
         plot_code_usage(torch.ones(0), path)
     with pytest.raises(ValueError, match="counts must be non-negative, got a minimum of -1"):
         plot_code_usage(torch.tensor([3, -1]), path)
     with pytest.raises(ValueError, match="at least one code assignment, got all zeros"):
         plot_code_usage(torch.zeros(4), path)
+    with pytest.raises(ValueError, match="at least one code assignment, got all zeros"):
+        plot_code_usage(torch.zeros(3, 4), path)
+
+
+def test_code_usage_figure_draws_one_panel_per_residual_stage() -> None:
+    counts = torch.tensor([[6, 0, 2, 2], [1, 1, 1, 1], [0, 0, 0, 0]])  # stage 3 dropped
+    figure = code_usage_figure(counts, title="run")
+    assert len(figure.axes) == 3
+    first, second, third = figure.axes
+    # each stage's bars are its own sorted shares, summing to 1
+    assert [round(b.get_height(), 3) for b in first.patches] == [0.6, 0.2, 0.2, 0.0]
+    assert [round(b.get_height(), 3) for b in second.patches] == [0.25] * 4
+    assert first.get_title() == "run\nstage 1 of 3: 3/4 codes used (75%), perplexity 2.6"
+    assert second.get_title() == "Code usage: stage 2 of 3: 4/4 codes used (100%), perplexity 4.0"
+    assert third.get_title() == "stage 3 of 3: no assignments"
+    assert not third.patches
 
 
 # ---------------------------------------------------------------- missing matplotlib

@@ -13,6 +13,7 @@ from genlatent.functional.quantize import counts_perplexity
 from genlatent.plotting._figure import new_figure, save_png
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["code_usage_figure", "plot_code_usage"]
@@ -42,11 +43,12 @@ def plot_code_usage(
 
     Raises:
         TypeError: if ``counts`` is not a tensor.
-        ValueError: if ``counts`` is not 1-D, is empty, has a negative entry or sums to 0.
+        ValueError: if ``counts`` is not 1-D or 2-D, is empty, has a negative entry or
+            sums to 0.
         ImportError: if matplotlib is not installed.
 
     Shape:
-        - counts: $(K,)$
+        - counts: $(K,)$, or $(S, K)$ for one panel per stage (residual VQ)
 
     Example:
         >>> import tempfile, pathlib, torch
@@ -62,21 +64,26 @@ def code_usage_figure(counts: torch.Tensor, *, title: str | None = None) -> Figu
 
     The bars hold the shares $n_k / \sum_j n_j$ sorted in decreasing order (they sum to 1),
     the dashed line the uniform share $1/K$, the title the codes used and the perplexity.
+    A multi-stage histogram $(S, K)$ (residual VQ's ``counts``) gets one panel per stage,
+    stage $s$ titled with its own codes used and perplexity; a stage that saw no
+    assignment (left out by quantize dropout) is drawn empty and says so.
 
     Args:
         counts: how often each code was chosen; any non-negative numbers.
         title: a first title line, e.g. the run's name.
 
     Returns:
-        A `matplotlib.figure.Figure` with one axes, drawn by Agg (no pyplot state).
+        A `matplotlib.figure.Figure` with one axes per stage, drawn by Agg (no pyplot
+        state).
 
     Raises:
         TypeError: if ``counts`` is not a tensor.
-        ValueError: if ``counts`` is not 1-D, is empty, has a negative entry or sums to 0.
+        ValueError: if ``counts`` is not 1-D or 2-D, is empty, has a negative entry or
+            sums to 0.
         ImportError: if matplotlib is not installed.
 
     Shape:
-        - counts: $(K,)$
+        - counts: $(K,)$ or $(S, K)$
 
     Example:
         >>> import torch
@@ -85,24 +92,37 @@ def code_usage_figure(counts: torch.Tensor, *, title: str | None = None) -> Figu
         [0.5, 0.3, 0.2, 0.0]
         >>> figure.axes[0].get_title()
         'Code usage: 3/4 codes used (75%), perplexity 2.8'
+        >>> len(code_usage_figure(torch.tensor([[5, 0, 3, 2], [1, 1, 1, 1]])).axes)
+        2
     """
     check_tensor("counts", counts)
-    check_ndim("counts", counts, (1,), "(K,)")
+    check_ndim("counts", counts, (1, 2), "(K,) or (S, K)")
     counts = counts.detach().cpu().to(torch.float64)
-    if counts.shape[0] == 0:
+    if counts.shape[-1] == 0 or counts.shape[0] == 0:
         raise ValueError("counts must hold one count per code, got an empty tensor")
     if bool((counts < 0).any()):
         raise ValueError(f"counts must be non-negative, got a minimum of {counts.min().item()}")
-    total = counts.sum()
-    if total <= 0:
+    if counts.sum() <= 0:
         raise ValueError("counts must record at least one code assignment, got all zeros")
+    stages = counts.unsqueeze(0) if counts.ndim == 1 else counts
+    figure = new_figure(7.0, 3.6 if stages.shape[0] == 1 else 2.4 * stages.shape[0] + 0.6)
+    axes = figure.subplots(stages.shape[0], 1, squeeze=False)[:, 0]
+    for index, (ax, row) in enumerate(zip(axes, stages, strict=True)):
+        label = None if counts.ndim == 1 else f"stage {index + 1} of {stages.shape[0]}"
+        _draw_usage(ax, row, title if index == 0 else None, label)
+    return figure
+
+
+def _draw_usage(ax: Axes, counts: torch.Tensor, title: str | None, stage: str | None) -> None:
     size = counts.shape[0]
+    total = counts.sum()
+    if total <= 0:  # a stage that quantize dropout left out everywhere
+        ax.set_title(f"{stage}: no assignments" if stage else "no assignments")
+        ax.set_xlim(-0.5, size - 0.5)
+        return
     shares = (counts / total).sort(descending=True).values
     used = int((counts > 0).sum())
     perplexity = float(counts_perplexity(counts))
-
-    figure = new_figure(7.0, 3.6)
-    ax = figure.subplots()
     ax.bar(range(size), shares.numpy(), width=1.0, color="C0")
     ax.axhline(1 / size, color="C3", linestyle="--", linewidth=1, label=f"uniform (1/{size})")
     ax.set_xlim(-0.5, size - 0.5)
@@ -110,5 +130,6 @@ def code_usage_figure(counts: torch.Tensor, *, title: str | None = None) -> Figu
     ax.set_ylabel("share of assignments")
     ax.legend(fontsize="small")
     summary = f"{used}/{size} codes used ({used / size:.0%}), perplexity {perplexity:.1f}"
+    if stage:
+        summary = f"{stage}: {summary}"
     ax.set_title(f"{title}\n{summary}" if title else f"Code usage: {summary}")
-    return figure

@@ -144,6 +144,6 @@ def _code_usage_plot(loaded: LoadedRun, test: ImageDataset) -> list[Path]:
     result = evaluate_model(loaded.model, TensorBatches(test, batch_size=_BATCH, device=device))
     if result.counts is None:
         return []
-    counts = result.counts.reshape(-1, result.counts.shape[-1]).sum(0)
+    counts = result.counts  # (K,), or (S, K): a panel per residual stage
     title = f"{loaded.config.dataset} test set ({len(test)} images), epoch {loaded.epoch}"
     return [plot_code_usage(counts, loaded.run_dir / "code_usage.png", title=title)]
