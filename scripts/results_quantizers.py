@@ -6,11 +6,15 @@ batch 128) for 3 epochs, then evaluated on the 10,000 test images with `evaluate
 One JSON per variant goes to ``docs/data/quantizers/``::
 
     python scripts/results_quantizers.py ../shared/data/mnist runs/results [NAME ...]
+
+``EPOCHS=6`` (an environment variable) trains that many epochs instead and writes
+``NAME-e6.json``: the longer run of the FSQ code-usage claim.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -40,20 +44,25 @@ VARIANTS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def run(name: str, data: str, runs: Path) -> dict[str, object]:
+def run(name: str, data: str, runs: Path, epochs: int = 3) -> dict[str, object]:
     train, test = load_mnist(data, split="train"), load_mnist(data, split="test")
     torch.manual_seed(0)
     model = VQVAE(ConvEncoder(1, 64, DIM), VARIANTS[name](), ConvDecoder(DIM, 64, 1))
+    label = name if epochs == 3 else f"{name}-e{epochs}"
     start = time.perf_counter()
     summary = fit(
-        model, train, test, run_dir=runs / f"quantizer-{name}", epochs=3, batch_size=128,
-        lr=2e-4, overwrite=True, show_progress=False,
+        model, train, test, run_dir=runs / f"quantizer-{label}", epochs=epochs,
+        batch_size=128, lr=2e-4, overwrite=True, show_progress=False,
     )  # fmt: skip
     seconds = time.perf_counter() - start
-    steps = 3 * -(-len(train) // 128)
+    steps = epochs * -(-len(train) // 128)
     result = evaluate_model(model, TensorBatches(test, batch_size=500))
     record = {
-        "variant": name,
+        "variant": label,
+        "train_codes_used_by_epoch": [
+            json.loads(line)["train_codes_used"]
+            for line in (runs / f"quantizer-{label}" / "metrics.jsonl").read_text().splitlines()
+        ],
         "codebook_size": model.quantizer.codebook_size,
         "steps": steps,
         "train_seconds": seconds,
@@ -62,14 +71,15 @@ def run(name: str, data: str, runs: Path) -> dict[str, object]:
         **result.as_dict(),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{name}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    (OUT / f"{label}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
 
 
 def main(argv: list[str]) -> None:
     data, runs, *names = argv
+    epochs = int(os.environ.get("EPOCHS", "3"))
     for name in names or list(VARIANTS):
-        record = run(name, data, Path(runs))
+        record = run(name, data, Path(runs), epochs)
         print(
             f"{name}: mse {record['mse']:.5f}, psnr {record['psnr']:.2f} dB, codes used "
             f"{record['fraction_used']:.1%}, perplexity {record['perplexity']:.1f}, "

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlatent._validation import check_finite, check_positive_int
-from genlatent.functional._dtype import at_least_float32
 from genlatent.functional.gaussian import reparameterize
 from genlatent.functional.likelihood import (
     check_likelihood,
@@ -18,8 +17,8 @@ from genlatent.functional.likelihood import (
     fit_decoder_output,
     likelihood_mean,
 )
-from genlatent.losses.elbo import VAELoss, vae_loss
-from genlatent.models.vae import VAEOutput, _check_posterior
+from genlatent.losses.elbo import VAELoss
+from genlatent.models.vae import VAEOutput, _check_posterior, negative_elbo
 from genlatent.nn._activation import ActivationSpec
 from genlatent.nn.mlp import MLPDecoder, MLPEncoder
 
@@ -171,20 +170,10 @@ class ConditionalVAE(nn.Module):
     ) -> VAELoss:
         """The single-sample negative conditional ELBO (`vae_loss`, in float32)."""
         out = self(x, labels, generator=generator)
-        return vae_loss(
-            at_least_float32(x),
-            at_least_float32(out.decoder_output),
-            at_least_float32(out.mean),
-            at_least_float32(out.log_var),
-            beta=beta,
-            free_bits=free_bits,
-            warmup_steps=warmup_steps,
-            step=step,
-            capacity=capacity,
-            gamma=gamma,
-            likelihood=self.likelihood,
-            reduction=reduction,
-        )
+        return negative_elbo(
+            x, out, self.likelihood, beta=beta, free_bits=free_bits, warmup_steps=warmup_steps,
+            step=step, capacity=capacity, gamma=gamma, reduction=reduction,
+        )  # fmt: skip
 
     def sample(
         self,

@@ -162,7 +162,8 @@ def conditional_vae(
 
     `ConditionalVAE.mlp` with an 8-dim latent: small enough that the decoder takes the
     class from the label rather than from $z$ (on MNIST after 10 epochs, 94.2% of its
-    samples are classified as the class asked for; see the results page). Train it from the command line with
+    samples are classified as the class asked for; see the results page). Train it from
+    the command line with
     ``genlatent train --model genlatent.models.presets:conditional_vae --dataset mnist``;
     the trainer passes the labels and draws one row of samples per class.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import torch
 from torch import nn
@@ -291,22 +291,10 @@ class VAE(nn.Module):
             z = at_least_float32(out.z)
             log_q = gaussian_log_prob(z, at_least_float32(out.mean), at_least_float32(out.log_var))
             kl = log_q - cast(Prior, self.prior).log_prob(z, self._encode_float)
-        # the bound is computed in float32 whatever the autocast dtype
-        return vae_loss(
-            at_least_float32(x),
-            at_least_float32(out.decoder_output),
-            at_least_float32(out.mean),
-            at_least_float32(out.log_var),
-            beta=beta,
-            free_bits=free_bits,
-            warmup_steps=warmup_steps,
-            step=step,
-            capacity=capacity,
-            gamma=gamma,
-            kl=kl,
-            likelihood=self.likelihood,
-            reduction=reduction,
-        )
+        return negative_elbo(
+            x, out, self.likelihood, beta=beta, free_bits=free_bits, warmup_steps=warmup_steps,
+            step=step, capacity=capacity, gamma=gamma, kl=kl, reduction=reduction,
+        )  # fmt: skip
 
     def _encode_float(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_var = self.encode(x)
@@ -378,6 +366,21 @@ class VAE(nn.Module):
     def extra_repr(self) -> str:
         mixtures = "" if self.num_mixtures is None else f", num_mixtures={self.num_mixtures}"
         return f"latent_dim={self.latent_dim}, likelihood={self.likelihood!r}{mixtures}"
+
+
+def negative_elbo(x: torch.Tensor, out: VAEOutput, likelihood: str, **options: Any) -> VAELoss:
+    """`vae_loss` of a forward pass's output, in float32 whatever the autocast dtype.
+
+    ``options`` are `vae_loss`'s keyword arguments (``beta``, ``step``, ``kl``, ...).
+    """
+    return vae_loss(
+        at_least_float32(x),
+        at_least_float32(out.decoder_output),
+        at_least_float32(out.mean),
+        at_least_float32(out.log_var),
+        likelihood=likelihood,
+        **options,
+    )
 
 
 def _check_posterior(
