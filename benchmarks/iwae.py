@@ -2,7 +2,8 @@
 against a plain reimplementation.
 
 1. **Evaluation** (`iwae_bound`, no gradients) of the reference MNIST VAE at $k$
-   importance samples on a batch of binary images, against the decoder alone on the same
+   importance samples on a batch of binary images, against the implementation genlatent
+   shipped before (commit 3e34c58, the one the issue timed), the decoder alone on the same
    $k \\cdot B$ latents (the part no implementation of the bound can skip) and against the
    naive estimator one writes first (``x`` repeated $k$ times, a plain
    ``binary_cross_entropy_with_logits``, ``logsumexp``). The decoder's GFLOP/s shows how
@@ -44,6 +45,37 @@ def plain_iwae(model: VAE, x: torch.Tensor, k: int, generator: torch.Generator) 
     return torch.logsumexp(log_px + log_pz - log_qz, dim=0) - math.log(k)
 
 
+def legacy_iwae_bound(
+    model: VAE, x: torch.Tensor, k: int, generator: torch.Generator, chunk_size: int = 64
+) -> torch.Tensor:
+    """`iwae_bound` as genlatent shipped it before the VAE-family work (commit 3e34c58),
+    the implementation the issue timed: chunks of 64 samples, ``x`` repeated per chunk,
+    the elementwise Bernoulli log-likelihood, the value checks of every chunk."""
+    mean, log_var = model.encode(x)
+    std = torch.exp(0.5 * log_var)
+    log_2pi = math.log(2 * math.pi)
+    neg_half_sum_log_var = -0.5 * log_var.sum(dim=-1)
+
+    def chunk(count: int) -> torch.Tensor:
+        eps = torch.stack([torch.randn(mean.shape, generator=generator) for _ in range(count)])
+        z = mean + std * eps
+        log_prior = -0.5 * (z.pow(2) + log_2pi).sum(dim=-1)
+        log_posterior = neg_half_sum_log_var - 0.5 * (eps.pow(2) + log_2pi).sum(dim=-1)
+        x_rep = x.repeat(count, *([1] * (x.ndim - 1)))
+        logits = model.decode(z.reshape(-1, z.shape[-1])).reshape(x_rep.shape)
+        # the old log_likelihood's checks: x in [0, 1] and finite logits, each a pass and a sync
+        if not bool(((x_rep >= 0) & (x_rep <= 1)).all()) or not bool(logits.isfinite().all()):
+            raise ValueError("x must lie in [0, 1] and the logits be finite")
+        bce = F.binary_cross_entropy_with_logits(logits, x_rep, reduction="none")
+        log_px = -bce.flatten(1).sum(1)
+        return torch.logsumexp(log_px.reshape(count, -1) + log_prior - log_posterior, dim=0)
+
+    total = chunk(min(chunk_size, k))
+    for start in range(chunk_size, k, chunk_size):
+        total = torch.logaddexp(total, chunk(min(chunk_size, k - start)))
+    return total - math.log(k)
+
+
 def decoder_flops(model: VAE, rows: int) -> float:
     """2 * rows * (weights of the decoder's linear layers): its matmul work."""
     weights = sum(
@@ -72,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             chunks = [plain_iwae(model, x, k_eval // 10, g) for _ in range(10)]
         return torch.stack(chunks).logsumexp(0) - math.log(10)  # 10 chunks, as memory needs
 
+    def legacy() -> torch.Tensor:
+        with torch.no_grad():
+            return legacy_iwae_bound(model, x, k_eval, g.manual_seed(2))
+
     latents = torch.randn(
         k_eval * batch, model.latent_dim, generator=torch.Generator().manual_seed(3)
     )
@@ -83,9 +119,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with torch.no_grad():
         reference = plain_iwae(model, x, k_eval, torch.Generator().manual_seed(2))
         difference = float((ours() - reference).abs().max())
+        legacy_difference = float((legacy() - reference).abs().max())
     evaluation = interleave(
         {
             "genlatent iwae_bound": ours,
+            "genlatent before (3e34c58)": legacy,
             "plain reimplementation": plain,
             "decoder alone": decoder_only,
         },
@@ -124,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "evaluation": {
             "k": k_eval, "batch": batch, "max_abs_difference_nats": difference,
+            "legacy_max_abs_difference_nats": legacy_difference,
             "decoder_gflops": rate,
             **{
                 name: t.as_dict() | {"time_over_genlatent": t.median / base}
