@@ -1,6 +1,7 @@
 """Run under ``torchrun``: one replica's loss turns NaN; all must skip (or stop) together."""
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -60,6 +61,12 @@ def main() -> None:
     report["stop"] = run(skip=False)
     (out_dir / f"rank{group.rank}.json").write_text(json.dumps(report))
     torch.distributed.destroy_process_group()
+    # Leave without tearing down the DDP reducer: after the stopped epoch, gloo's worker
+    # thread can still hold a finished all-reduce whose release needs the GIL while the
+    # reducer's destructor, holding the GIL, joins that thread (a torch teardown deadlock
+    # seen once in CI under load). The report is written; nothing else is left to do.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":  # pytest's doctest collection imports this file
