@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
 from genlatent._validation import check_positive_int
 from genlatent.functional.fsq import check_levels, fsq_codes, fsq_codes_from_indices
@@ -18,13 +17,13 @@ from genlatent.nn._layout import (
     rows_of,
     to_layout,
 )
-from genlatent.nn._projection import project
+from genlatent.nn._projection import ProjectedQuantizer
 from genlatent.nn.quantizer import QuantizerOutput
 
 __all__ = ["FSQ"]
 
 
-class FSQ(nn.Module):
+class FSQ(ProjectedQuantizer):
     r"""Finite scalar quantization (Mentzer et al. 2023): round each channel to a few levels.
 
     Each of the $C$ = ``len(levels)`` channels is bounded with $\tanh$ to an interval that
@@ -107,11 +106,7 @@ class FSQ(nn.Module):
         self.dim = num_levels if dim is None else check_positive_int("dim", dim)
         self.codebook_size = math.prod(self.levels)
         self.channel_last = bool(channel_last)
-        self.project_in: nn.Linear | None = None
-        self.project_out: nn.Linear | None = None
-        if self.dim != num_levels:
-            self.project_in = nn.Linear(self.dim, num_levels, device=device, dtype=dtype)
-            self.project_out = nn.Linear(num_levels, self.dim, device=device, dtype=dtype)
+        self._init_projections(self.dim, num_levels, device, dtype)
 
     def extra_repr(self) -> str:
         parts = [f"levels={list(self.levels)}", f"codebook_size={self.codebook_size}"]
@@ -123,14 +118,7 @@ class FSQ(nn.Module):
 
     def _codes(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows $(N, D)$ to grid codes $(N, C)$ (straight-through) and indices $(N,)$."""
-        if self.project_in is not None:
-            rows = project(rows, self.project_in)
-        return fsq_codes(rows, self.levels)
-
-    def _output(self, codes: torch.Tensor) -> torch.Tensor:
-        if self.project_out is not None:
-            return project(codes, self.project_out)
-        return codes
+        return fsq_codes(self._project_in(rows), self.levels)
 
     def forward(self, inputs: torch.Tensor) -> QuantizerOutput:
         """Quantize ``inputs`` to the level grid (no state changes: FSQ has none).
@@ -194,6 +182,6 @@ class FSQ(nn.Module):
             ValueError: on a rank outside 1..4 or an index outside $[0, K)$.
         """
         indices = check_indices(indices, self.codebook_size)
-        dtype = torch.float32 if self.project_out is None else self.project_out.weight.dtype
-        vectors = self._output(fsq_codes_from_indices(indices, self.levels, dtype=dtype))
+        codes = fsq_codes_from_indices(indices, self.levels, dtype=self._code_dtype())
+        vectors = self._output(codes)
         return to_layout(vectors, channel_last=self.channel_last)

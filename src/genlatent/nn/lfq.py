@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
-from torch import nn
 
 from genlatent._validation import (
     check_non_negative_float,
@@ -26,7 +25,7 @@ from genlatent.nn._layout import (
     rows_of,
     to_layout,
 )
-from genlatent.nn._projection import project
+from genlatent.nn._projection import ProjectedQuantizer
 from genlatent.nn.quantizer import QuantizerOutput
 
 __all__ = ["LFQ"]
@@ -41,7 +40,7 @@ def _global_sum(values: torch.Tensor) -> torch.Tensor:
     return dist_nn.all_reduce(values, op=dist.ReduceOp.SUM)
 
 
-class LFQ(nn.Module):
+class LFQ(ProjectedQuantizer):
     r"""Lookup-free quantization (MAGVIT-v2, Yu et al. 2023): each channel to its sign.
 
     With $n = \log_2 K$ bits, each of the $n$ channels of a vector $z$ becomes
@@ -148,11 +147,7 @@ class LFQ(nn.Module):
         self.temperature = check_positive_float("temperature", temperature)
         self.codebook_scale = check_positive_float("codebook_scale", codebook_scale)
         self.channel_last = bool(channel_last)
-        self.project_in: nn.Linear | None = None
-        self.project_out: nn.Linear | None = None
-        if self.dim != bits:
-            self.project_in = nn.Linear(self.dim, bits, device=device, dtype=dtype)
-            self.project_out = nn.Linear(bits, self.dim, device=device, dtype=dtype)
+        self._init_projections(self.dim, bits, device, dtype)
 
     def extra_repr(self) -> str:
         parts = [f"codebook_size={self.codebook_size}"]
@@ -169,12 +164,6 @@ class LFQ(nn.Module):
         if self.channel_last:
             parts.append("channel_last=True")
         return ", ".join(parts)
-
-    def _project_in(self, rows: torch.Tensor) -> torch.Tensor:
-        return rows if self.project_in is None else project(rows, self.project_in)
-
-    def _output(self, codes: torch.Tensor) -> torch.Tensor:
-        return codes if self.project_out is None else project(codes, self.project_out)
 
     def forward(self, inputs: torch.Tensor) -> QuantizerOutput:
         """Quantize ``inputs`` to signs and compute the entropy and commitment terms.
@@ -250,7 +239,8 @@ class LFQ(nn.Module):
             ValueError: on a rank outside 1..4 or an index outside $[0, K)$.
         """
         indices = check_indices(indices, self.codebook_size)
-        dtype = torch.float32 if self.project_out is None else self.project_out.weight.dtype
-        codes = lfq_codes_from_indices(indices, self.bits, scale=self.codebook_scale, dtype=dtype)
+        codes = lfq_codes_from_indices(
+            indices, self.bits, scale=self.codebook_scale, dtype=self._code_dtype()
+        )
         vectors = self._output(codes)
         return to_layout(vectors, channel_last=self.channel_last)
