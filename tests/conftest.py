@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +55,24 @@ def cli_error(capsys: pytest.CaptureFixture[str]):
         return err
 
     return check
+
+
+@pytest.fixture
+def spawnable(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], Any]:
+    """Make a test module's worker function importable by ``torch.multiprocessing.spawn``.
+
+    pytest (``--import-mode=importlib``) gives a test module a name such as
+    ``tests.nn.test_...`` that a fresh interpreter cannot import; children receive the
+    parent's ``sys.path``, so put the module's folder on it and pickle the worker by the
+    module's basename. Returns the worker.
+    """
+
+    def make(worker: Any) -> Any:
+        module = sys.modules[worker.__module__]
+        path = Path(str(module.__file__))
+        monkeypatch.syspath_prepend(str(path.parent))
+        monkeypatch.setitem(sys.modules, path.stem, module)
+        monkeypatch.setattr(worker, "__module__", path.stem)
+        return worker
+
+    return make

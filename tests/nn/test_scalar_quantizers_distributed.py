@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
-import sys
-from pathlib import Path
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -76,18 +73,9 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _make_worker_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let spawned children import ``_worker`` by this file's basename."""
-    path = Path(__file__)
-    monkeypatch.syspath_prepend(str(path.parent))
-    monkeypatch.setitem(sys.modules, path.stem, sys.modules[_worker.__module__])
-    monkeypatch.setattr(_worker, "__module__", path.stem)
-
-
-def test_fsq_and_lfq_replicas_train_as_one_process_on_the_whole_batches(tmp_path, monkeypatch):
-    _make_worker_importable(monkeypatch)
+def test_fsq_and_lfq_replicas_train_as_one_process_on_the_whole_batches(tmp_path, spawnable):
     mp.spawn(
-        _worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD_SIZE,
+        spawnable(_worker), args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD_SIZE,
         join=True,
     )  # fmt: skip
     replicas = [torch.load(tmp_path / f"{rank}.pt") for rank in range(WORLD_SIZE)]

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -63,23 +60,9 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _make_worker_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let spawned children import ``_worker`` by this file's basename.
-
-    pytest (``--import-mode=importlib``) gives this module a name such as
-    ``tests.nn.test_...`` that a fresh interpreter cannot import; children receive the
-    parent's ``sys.path``, so put this folder on it and pickle ``_worker`` by the basename.
-    """
-    path = Path(__file__)
-    monkeypatch.syspath_prepend(str(path.parent))
-    monkeypatch.setitem(sys.modules, path.stem, sys.modules[_worker.__module__])
-    monkeypatch.setattr(_worker, "__module__", path.stem)
-
-
-def test_replicas_keep_identical_codebooks(tmp_path, monkeypatch):
-    _make_worker_importable(monkeypatch)
+def test_replicas_keep_identical_codebooks(tmp_path, spawnable):
     mp.spawn(
-        _worker,
+        spawnable(_worker),
         args=(str(tmp_path / "rendezvous"), str(tmp_path)),
         nprocs=WORLD_SIZE,
         join=True,
