@@ -19,7 +19,17 @@ from genlatent.data.batching import Batch, TensorBatches
 from genlatent.data.dataset import ImageDataset
 from genlatent.data.idx import load_mnist
 
-__all__ = ["BinarizedMNIST", "DynamicBinarization", "binarize", "binarized", "binarized_mnist"]
+__all__ = [
+    "TEST_SEED",
+    "BinarizedMNIST",
+    "DynamicBinarization",
+    "binarize",
+    "binarized",
+    "binarized_mnist",
+]
+
+TEST_SEED = 0
+"""The seed of the one draw of a test set (`binarized`, the trainer's ``binarize``)."""
 
 
 def binarize(images: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -68,9 +78,14 @@ def binarized(data: ImageDataset, *, seed: int) -> ImageDataset:
         >>> binarized(data, seed=0).name
         'binarized-0'
     """
-    generator = torch.Generator(device=data.images.device).manual_seed(seed)
     name = f"{data.name}-binarized-{seed}" if data.name else f"binarized-{seed}"
-    return ImageDataset(binarize(data.images, generator=generator), data.labels, name=name)
+    return ImageDataset(binarize_once(data.images, seed=seed), data.labels, name=name)
+
+
+def binarize_once(images: torch.Tensor, *, seed: int) -> torch.Tensor:
+    """`binarize` with ``torch.Generator().manual_seed(seed)`` on the images' device."""
+    generator = torch.Generator(device=images.device).manual_seed(seed)
+    return binarize(images, generator=generator)
 
 
 class DynamicBinarization:
@@ -132,7 +147,7 @@ def binarized_mnist(
     root: str | os.PathLike[str],
     *,
     batch_size: int = 100,
-    seed: int = 0,
+    seed: int = TEST_SEED,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> BinarizedMNIST:

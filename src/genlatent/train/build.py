@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genlatent.data.binarize import binarized
+from genlatent.data.binarize import TEST_SEED, binarized
 from genlatent.data.dataset import ImageDataset
 from genlatent.data.registry import dataset_by_name
 from genlatent.models.presets import preset
@@ -74,8 +74,12 @@ def load_test_set(config: TrainConfig) -> ImageDataset:
     test = dataset_by_name(
         config.dataset, split="test", root=config.data_dir, download=config.download
     )
-    test = _head(test, config.test_limit)
-    return binarized(test, seed=0) if config.binarize else test
+    return as_scored(config, _head(test, config.test_limit))
+
+
+def as_scored(config: TrainConfig, test: ImageDataset) -> ImageDataset:
+    """``test`` as the run's evaluation saw it: one draw with `TEST_SEED` if it binarized."""
+    return binarized(test, seed=TEST_SEED) if config.binarize else test
 
 
 def _check_named(config: TrainConfig) -> None:

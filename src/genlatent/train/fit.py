@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from genlatent.data.batching import TensorBatches
-from genlatent.data.binarize import DynamicBinarization, binarize
+from genlatent.data.binarize import TEST_SEED, DynamicBinarization, binarize_once
 from genlatent.data.collect import as_tensors
 from genlatent.metrics.stats import code_usage
 from genlatent.train.build import resolve_device
@@ -73,17 +73,14 @@ class RunData:
             )
         return cls(train_images, train_labels, test_images, test_labels)
 
-    def binarized(self, seed: int = 0) -> RunData:
+    def binarized(self, seed: int = TEST_SEED) -> RunData:
         """The same data with the test images binarized once (`binarize`, seeded ``seed``).
 
         The training images stay grey: the trainer draws them afresh at every step.
         """
         if self.test_images is None:
             return self
-        generator = torch.Generator(device=self.test_images.device).manual_seed(seed)
-        return dataclasses.replace(
-            self, test_images=binarize(self.test_images, generator=generator)
-        )
+        return dataclasses.replace(self, test_images=binarize_once(self.test_images, seed=seed))
 
     @property
     def example_shape(self) -> tuple[int, ...]:

@@ -13,9 +13,8 @@ from torch import nn
 
 from genlatent._atomic import previous_path
 from genlatent.data.batching import TensorBatches
-from genlatent.data.binarize import binarized
 from genlatent.data.dataset import ImageDataset
-from genlatent.train.build import build_model, load_test_set, resolve_device
+from genlatent.train.build import as_scored, build_model, load_test_set, resolve_device
 from genlatent.train.checkpoint import CheckpointError, load_checkpoint
 from genlatent.train.config import TrainConfig
 from genlatent.train.images import save_image_grid
@@ -146,8 +145,7 @@ def _test_set(
     if test_set is None:
         config = loaded.config if data_dir is None else loaded.config.replace(data_dir=data_dir)
         return load_test_set(config)
-    # the run scored the test set binarized with seed 0: so must its evaluation
-    return binarized(test_set, seed=0) if loaded.config.binarize else test_set
+    return as_scored(loaded.config, test_set)
 
 
 def evaluate_run(
