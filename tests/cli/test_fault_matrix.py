@@ -72,11 +72,10 @@ def fail(capsys):
     return check
 
 
-def _mnist_folder(tmp_path: Path, corrupt: bool) -> Path:
-    """A folder with MNIST's four file names; the images file empty or corrupt."""
+def _mnist_folder(tmp_path: Path, shared: Path, corrupt: bool) -> Path:
+    """A folder with MNIST's four file names (labels from ``shared``); the images corrupt."""
     folder = tmp_path / "mnist"
     folder.mkdir()
-    shared = ROOT.parent / "shared" / "data" / "mnist"
     for name in ("train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         shutil.copy(shared / name, folder / name)
     for name in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
@@ -95,8 +94,8 @@ def test_train_missing_data(fail, tmp_path):
     assert not (out / "config.json").exists()
 
 
-def test_train_corrupt_data(fail, tmp_path):
-    folder = _mnist_folder(tmp_path, corrupt=True)
+def test_train_corrupt_data(fail, tmp_path, mnist_dir):
+    folder = _mnist_folder(tmp_path, mnist_dir, corrupt=True)
     out = tmp_path / "out"
     fail(["train", "vae", "--dataset", "mnist", "--data-dir", str(folder), "--out", str(out)],
          2, "train-images-idx3-ubyte.gz")  # fmt: skip
@@ -190,12 +189,9 @@ def test_resume_records_what_changed_and_says_when_nothing_is_left(run, capsys):
     assert "nothing left to do: the run has 3 of 3 epochs" in capsys.readouterr().out
 
 
-def test_resume_missing_data_then_a_new_data_dir(fail, tmp_path, capsys):
-    shared = ROOT.parent / "shared" / "data" / "mnist"
-    if not shared.is_dir():
-        pytest.fail(f"MNIST is expected at {shared} (see shared/data/mnist/README.md)")
+def test_resume_missing_data_then_a_new_data_dir(fail, tmp_path, capsys, mnist_dir):
     moved = tmp_path / "moved"
-    shutil.copytree(shared, moved)
+    shutil.copytree(mnist_dir, moved)
     out = tmp_path / "out"
     argv = ["train", "vae", "--dataset", "mnist", "--data-dir", str(moved), "--epochs", "1",
             "--train-limit", "200", "--test-limit", "100", "--latent-dim", "4",
@@ -275,10 +271,9 @@ def test_inspection_of_a_run_without_checkpoints(command, fail, run):
 
 
 @pytest.mark.parametrize("command", ["eval", "plot"])
-def test_inspection_with_missing_data(command, fail, tmp_path):
-    shared = ROOT.parent / "shared" / "data" / "mnist"
+def test_inspection_with_missing_data(command, fail, tmp_path, mnist_dir):
     folder = tmp_path / "mnist"
-    shutil.copytree(shared, folder)
+    shutil.copytree(mnist_dir, folder)
     out = tmp_path / "out"
     assert main(["train", "vae", "--dataset", "mnist", "--data-dir", str(folder), "--epochs",
                  "1", "--train-limit", "200", "--test-limit", "100", "--latent-dim", "4",
