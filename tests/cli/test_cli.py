@@ -133,14 +133,27 @@ def test_restart_dead_codes_beyond_the_run_is_warned(capsys, tmp_path):
     [
         (["--quantizer", "fsq", "--levels", "3,3,2"], 18),
         (["--quantizer", "lfq", "--codebook-size", "16"], 16),
-        (["--quantizer", "rvq", "--num-quantizers", "2", "--ema"], 16),
-        (["--distance", "cosine", "--gradient", "rotation", "--init", "kmeans", "--ema"], 16),
+        (["--quantizer", "rvq", "--num-quantizers", "2", "--ema", "--codebook-size", "16"], 16),
+        (
+            [
+                "--distance",
+                "cosine",
+                "--gradient",
+                "rotation",
+                "--init",
+                "kmeans",
+                "--ema",
+                "--codebook-size",
+                "16",
+            ],
+            16,
+        ),
     ],
 )
 def test_each_quantizer_trains_evaluates_and_plots_from_the_cli(options, codes, capsys, tmp_path):
     run = tmp_path / "q"
     argv = ["train", "vqvae", "--dataset", "digits", "--epochs", "1", "--hidden-channels", "8"]
-    argv += ["--embedding-dim", "4", "--codebook-size", "16", *options, *QUIET, "--out", str(run)]
+    argv += ["--embedding-dim", "4", *options, *QUIET, "--out", str(run)]
     assert main(argv) == 0
     capsys.readouterr()
     assert main(["eval", str(run), "--json"]) == 0
@@ -155,13 +168,33 @@ def test_each_quantizer_trains_evaluates_and_plots_from_the_cli(options, codes, 
         assert picture.size[1] / picture.size[0] == pytest.approx(
             (3.6 if stages == 1 else 2.4 * stages + 0.6) / 7.0, rel=0.02
         )
-    assert json.loads((run / "config.json").read_text())["quantizer"] == (
-        options[1] if options[0] == "--quantizer" else "vq"
-    )
+    recorded = json.loads((run / "config.json").read_text())["architecture"]
+    assert recorded.get("quantizer", "vq") == (options[1] if options[0] == "--quantizer" else "vq")
 
 
 def test_bad_quantizer_options_are_one_line(cli_error, tmp_path):
     out = ["--out", str(tmp_path / "q")]
-    cli_error(["train", "vqvae", "--levels", "8,x", *out], "levels must be ints >= 2")
+    cli_error(["train", "vqvae", "--quantizer", "fsq", "--levels", "8,1", *out], "levels", "8, 1")
     cli_error(["train", "vae", "--quantizer", "fsq", *out], "--quantizer (vqvae only)")
+    # each option the chosen quantizer does not take is refused, naming what takes it
+    cli_error(
+        ["train", "vqvae", "--quantizer", "fsq", "--codebook-size", "64", *out],
+        "--codebook-size (vqvae with --quantizer vq, lfq, rvq only)",
+    )
+    cli_error(["train", "vqvae", "--quantizer", "fsq", "--ema", *out], "--ema (vqvae with")
+    cli_error(["train", "vqvae", "--levels", "8,5,5", *out], "--levels (vqvae with --quantizer fsq")
+    cli_error(["train", "vqvae", "--num-quantizers", "3", *out], "--num-quantizers (vqvae with")
+    cli_error(
+        ["train", "vqvae", "--quantizer", "lfq", "--restart-dead-codes", "5", *out],
+        "--restart-dead-codes (vqvae with --quantizer vq, rvq only)",
+    )
+    cli_error(["train", "vae", "--conditional", *out], "--conditional apply to train prior")
+    cli_error(["train", "vqvae", "--prior", "pixelcnn", *out], "--prior apply to train prior")
     assert not (tmp_path / "q").exists()
+
+
+def test_malformed_values_are_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "vqvae", "--quantizer", "fsq", "--levels", "8,x"])
+    assert exit_info.value.code == 2
+    assert "levels takes ints separated by commas, got '8,x'" in capsys.readouterr().err

@@ -89,3 +89,100 @@ def test_bad_model_specs_are_one_clear_line(cli_error, user_file, tmp_path):
     cli_error(["train", "--model", "no_such_package.mod:build", *out], "cannot import module")
     cli_error(["train", "vae", "--model", f"{user_file}:no_loss", *out], "not both")
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ self-contained runs
+
+USER_MODEL = """
+from genlatent import VAE, MLPDecoder, MLPEncoder
+
+
+def build(image_shape, *, latent_dim: int = 2, hidden: tuple[int, ...] = (16,)):
+    features = image_shape[0] * image_shape[1] * image_shape[2]
+    return VAE(
+        MLPEncoder(features, hidden, latent_dim),
+        MLPDecoder(latent_dim, hidden, features, out_shape=image_shape),
+    )
+"""
+
+
+def test_a_model_run_works_from_any_directory_and_after_everything_moved(
+    capsys, tmp_path, monkeypatch
+):
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    (home / "mymodel.py").write_text(USER_MODEL)
+    monkeypatch.chdir(home)  # the user trains with a relative spec
+    argv = ["train", "--model", "mymodel.py:build", "--model-arg", "latent_dim=3",
+            "--model-arg", "hidden=12,10", *QUIET, "--epochs", "1", "--out", "run"]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((home / "run" / "config.json").read_text())
+    assert config["model"] == f"{home / 'mymodel.py'}:build"  # absolute
+    assert config["architecture"] == {"latent_dim": 3, "hidden": [12, 10]}
+    assert (home / "run" / "source" / "mymodel.py").read_text() == USER_MODEL
+
+    monkeypatch.chdir(elsewhere)  # every command from another directory
+    run = home / "run"
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert main(["sample", str(run), "--out", "s.png", "-n", "8"]) == 0
+    assert main(["plot", str(run)]) == 0
+
+    from genlatent import load_run
+
+    assert load_run(run).model.latent_dim == 3
+
+    # the run directory and the user's file both move: the run's copy of the file is used
+    moved = elsewhere / "moved-run"
+    run.rename(moved)
+    (home / "mymodel.py").rename(elsewhere / "renamed.py")
+    capsys.readouterr()
+    assert main(["eval", str(moved), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["loss"] == before["loss"]
+    assert "is gone: loading the copy saved with the run" in captured.err
+    with pytest.warns(UserWarning, match="is gone: loading the copy"):
+        assert load_run(moved).model.latent_dim == 3
+
+
+def test_model_arguments_are_typed_and_checked(cli_error, tmp_path, monkeypatch):
+    (tmp_path / "mymodel.py").write_text(USER_MODEL)
+    monkeypatch.chdir(tmp_path)
+    base = ["train", "--model", "mymodel.py:build", *QUIET, "--out", "run"]
+    cli_error([*base, "--model-arg", "width=3"], "does not take 'width'", "latent_dim, hidden")
+    cli_error([*base, "--model-arg", "latent_dim=x"], "latent_dim takes int, got 'x'")
+    cli_error([*base, "--model-arg", "latent_dim"], "must be NAME=VALUE")
+    cli_error(["train", "vae", *QUIET, "--model-arg", "latent_dim=3"], "--model-arg applies to")
+    cli_error([*base, "--latent-dim", "3"], "--latent-dim (vae only)")
+    assert not (tmp_path / "run").exists()
+
+
+USER_QUANTIZER = """
+from genlatent import VectorQuantizer
+
+
+def build(embedding_dim, codebook_size=8):
+    return VectorQuantizer(codebook_size, embedding_dim, ema=True)
+"""
+
+
+def test_a_quantizer_from_the_users_file_trains_in_the_vqvae_preset(capsys, tmp_path):
+    spec = f"{tmp_path / 'myq.py'}:build"
+    (tmp_path / "myq.py").write_text(USER_QUANTIZER)
+    run = tmp_path / "run"
+    argv = ["train", "vqvae", "--quantizer", spec, "--codebook-size", "12", "--embedding-dim",
+            "4", "--hidden-channels", "8", *QUIET, "--epochs", "1", "--out", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    from genlatent import load_run
+
+    quantizer = load_run(run).model.quantizer
+    assert (quantizer.codebook_size, quantizer.embedding_dim, quantizer.ema) == (12, 4, True)
+    assert (run / "source" / "myq.py").is_file()
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    assert 0 < json.loads(capsys.readouterr().out)["fraction_used"] <= 1
+    # an option the chosen builder does not declare is refused, not dropped
+    assert main([*argv[:6], "--ema", *argv[6:-1], str(tmp_path / "other")]) == 2
+    assert "--ema (vqvae with --quantizer vq, rvq only)" in capsys.readouterr().err

@@ -162,7 +162,7 @@ def test_cifar10_vqvae(tmp_path: Path) -> None:
     for name in ("config.json", "metrics.jsonl", "reconstructions.png", "samples.png"):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "checkpoints" / "best.pt").is_file()
-    assert json.loads((run_dir / "config.json").read_text())["dataset"] == "cifar10"
+    assert json.loads((run_dir / "config.json").read_text())["trainer"]["dataset"] == "cifar10"
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2]
     assert lines[-1]["train_loss"] < lines[0]["train_loss"]

@@ -56,7 +56,7 @@ from genlatent.data import ImageDataset, TensorBatches
 from genlatent.functional.quantize import code_sums
 from genlatent.metrics import bits_per_dim, code_usage, evaluate_model, evaluate_vae, iwae_bound
 from genlatent.train import TrainConfig, image_grid
-from genlatent.train.config import PRESET_ONLY
+from genlatent.train.config import option_owners
 
 B, FEAT, LATENT, K, C = 3, 4, 2, 5, 2  # fault draws use batch B; valid draws also 0 and 1
 
@@ -680,7 +680,8 @@ def test_cli_bad_numbers_fail_in_one_line_naming_the_option(option, value, model
         value = -1  # and 0 a valid seed
     text = f"{value}.5" if option in FLOAT_OPTIONS and value < 0 else str(value)
     err = io.StringIO()
-    model = PRESET_ONLY.get(CLI_OPTIONS[option], model)  # the preset the option applies to
+    owner = option_owners().get(CLI_OPTIONS[option])  # the preset the option applies to
+    model = model if owner is None else owner.split()[0]
     argv = ["train", model, option, text, "--device", "cpu", "--out", "/nonexistent/never"]
     with contextlib.redirect_stderr(err):
         status = main(argv)

@@ -59,7 +59,7 @@ def test_loss_options_are_the_objective_fields_set_away_from_their_neutral_value
         ({"capacity": 5.0, "gamma": 0.0}, ValueError, "gamma must be finite and > 0"),
         ({"iwae_samples": 0}, ValueError, "iwae_samples"),
         ({"iwae_samples": 5, "beta": 2.0}, ValueError, r"ELBO option\(s\) beta cannot be"),
-        ({"hidden": "200,x"}, ValueError, "hidden must be ints >= 1 separated by commas"),
+        ({"hidden": "200,x"}, ValueError, "hidden takes ints >= 1 separated by commas"),
         ({"activation": "gelu"}, ValueError, "activation"),
         ({"likelihood": "poisson"}, ValueError, "likelihood"),
         ({"model": "vqvae", "activation": "tanh"}, ValueError, r"activation \(vae only\)"),
@@ -125,7 +125,7 @@ def test_beta_weights_the_trained_kl_and_evaluation_scores_the_true_elbo(tmp_pat
         record["test_reconstruction_loss"] + record["test_kl"], rel=1e-6
     )
     assert record["test_loss"] == record["test_elbo_loss"]
-    assert json.loads((tmp_path / "config.json").read_text())["beta"] == beta
+    assert json.loads((tmp_path / "config.json").read_text())["objective"]["beta"] == beta
 
 
 def test_warmup_reaches_beta_at_its_last_step(tmp_path):
@@ -247,7 +247,12 @@ def test_the_command_line_trains_the_iwae_model_on_binarized_data(tmp_path, caps
     ])  # fmt: skip
     assert code == 0
     config = json.loads((run_dir / "config.json").read_text())
-    assert (config["iwae_samples"], config["binarize"], config["hidden"]) == (3, True, "16")
+    recorded = (
+        config["objective"]["iwae_samples"],
+        config["trainer"]["binarize"],
+        config["architecture"]["hidden"],
+    )
+    assert recorded == (3, True, [16])
     (record,) = _records(run_dir)
     assert record["train_loss"] <= record["train_elbo_loss"]
     capsys.readouterr()

@@ -86,7 +86,9 @@ def test_resume_equals_uninterrupted(tmp_path, config):
         json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
     ]
     assert [r["epoch"] for r in records] == list(range(1, epochs + 1))
-    if config.restart_dead_codes == 1:  # some code unused in each epoch, so in each step
+    if (
+        config.architecture.get("restart_dead_codes") == 1
+    ):  # some code unused in each epoch, so in each step
         assert all(r["train_codes_used"] < 1 for r in records)
 
 
@@ -299,7 +301,7 @@ def test_runs_on_user_datasets_record_custom_and_need_them_again(tmp_path):
     config = SMALL_VAE.replace(dataset="mnist", epochs=1)
     train(config, tmp_path / "run", datasets=(train_set, test_set), **QUIET)
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert stored["dataset"] == "custom"
+    assert stored["trainer"]["dataset"] == "custom"
     with pytest.raises(ValueError, match=r"data passed to fit\(\) or train\(datasets=\.\.\.\)"):
         evaluate_run(tmp_path / "run")
     assert evaluate_run(tmp_path / "run", test_set=test_set)["num_examples"] == len(test_set)

@@ -49,7 +49,8 @@ def test_round_trip_and_replace():
         ({"model": "vae", "ema": True}, r"options that do not apply to model 'vae': ema \(vqvae"),
         (
             {"model": "custom", "latent_dim": 8, "codebook_size": 16},
-            r"not apply to model 'custom': latent_dim \(vae only\), codebook_size \(vqvae only\)",
+            r"not apply to model 'custom': latent_dim \(vae only\), codebook_size \(vqvae with "
+            r"--quantizer vq, lfq, rvq only\)",
         ),
         ({"device": ""}, "device must be a device string"),
     ],

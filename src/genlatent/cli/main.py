@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import os
 import sys
@@ -11,21 +12,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from genlatent._options import Option
 from genlatent.train.config import (
-    DATASETS,
-    PRECISIONS,
-    PRESET_ONLY,
     PRESETS,
-    QUANTIZER_CHOICES,
     TrainConfig,
+    describe_inapplicable,
     inapplicable_options,
+    is_model_spec,
+    train_options,
 )
 
 __all__ = ["build_parser", "main"]
 
 EPILOG = """examples:
   genlatent train vae --dataset digits --out runs/digits-vae
-  genlatent train vae --dataset mnist --data-dir ../shared/data/mnist --out runs/mnist-vae
+  genlatent train vae --dataset mnist --data-dir ~/data/mnist --out runs/mnist-vae
   genlatent train vqvae --dataset cifar10 --data-dir ~/data --ema --out runs/cifar-vqvae
   genlatent train --model examples/conditional_vae.py:build --dataset digits
   genlatent train prior runs/mnist-vqvae --conditional --epochs 20
@@ -36,72 +37,47 @@ EPILOG = """examples:
 """
 
 
-# help for each TrainConfig field the command line sets; types and defaults come from the config
-_TRAIN_HELP = {
-    "dataset": "digits (bundled with scikit-learn, no download) is the default",
-    "data_dir": "folder holding the dataset's official files",
-    "download": "fetch missing dataset files (SHA-256 verified) into --data-dir or the cache",
-    "epochs": "passes over the training set",
-    "batch_size": "examples per step",
-    "lr": "Adam learning rate",
-    "seed": "seeds weights, batch order and noise",
-    "device": "auto (cuda, mps, cpu), cpu, cuda, cuda:1...",
-    "precision": "fp32, or bf16/fp16 autocast",
-    "grad_clip": "clip the gradient norm to this value",
-    "skip_nonfinite": "skip steps with a NaN/inf loss instead of stopping",
-    "compile": "compile the model with torch.compile",
-    "latent_dim": "VAE latent size",
-    "hidden": "VAE hidden widths, e.g. 200,200 (default 400,400)",
-    "activation": "VAE activation: leaky_relu, tanh or relu",
-    "likelihood": "VAE likelihood: bernoulli, continuous_bernoulli or gaussian",
-    "vamp_components": "VAE VampPrior with this many pseudo-inputs (default: N(0, I))",
-    "beta": "KL weight in training (evaluation always uses 1)",
-    "free_bits": "nats per latent dimension not penalised (batch-mean KL)",
-    "warmup_steps": "linear KL warm-up from 0 to beta over this many steps",
-    "capacity": "controlled capacity C in nats: train on gamma * |KL - C|",
-    "gamma": "weight of the controlled-capacity term",
-    "iwae_samples": "train on the IWAE bound with this many importance samples",
-    "binarize": "dynamic binarization: fresh Bernoulli draw per step, fixed test draw",
-    "hidden_channels": "VQ-VAE width (512 for CIFAR-10, else 64)",
-    "codebook_size": "VQ-VAE number of codes",
-    "embedding_dim": "VQ-VAE code size",
-    "commitment_weight": "VQ-VAE beta",
-    "ema": "EMA codebook updates (VQ-VAE)",
-    "restart_dead_codes": "re-seed codes unused for this many steps (VQ-VAE)",
-    "quantizer": "VQ-VAE quantizer: vq, fsq, lfq or rvq (residual)",
-    "levels": "FSQ levels per channel, e.g. 8,5,5,5",
-    "num_quantizers": "residual VQ stages",
-    "distance": "VQ distance: l2 or cosine",
-    "gradient": "VQ gradient: straight_through or rotation (the rotation trick)",
-    "init": "VQ codebook init: uniform or kmeans",
-    "train_limit": "use only the first N training images",
-    "test_limit": "use only the first N test images",
-}
-_CHOICES = {
-    "dataset": tuple(d for d in DATASETS if d != "custom"),
-    "precision": PRECISIONS,
-    **QUANTIZER_CHOICES,
-}
-_TYPES = {"int": int, "float": float, "str": str}
+def _option_help(option: Option, applies: str | None) -> str:
+    text = option.help.rstrip(".")
+    if option.default not in (None, inspect.Parameter.empty, False):
+        shown = (
+            ",".join(map(str, option.default))
+            if isinstance(option.default, tuple)
+            else option.default
+        )
+        text += f" (default {shown})"
+    if applies is not None:
+        text += f" [{applies}]"
+    return text
+
+
+def _reader(option: Option) -> Callable[[str], Any]:
+    if option.kind in (int, float, str):
+        return option.kind  # argparse's own message: "invalid int value: 'two'"
+    unchecked = dataclasses.replace(option, choices=None)  # argparse names the choices itself
+
+    def read(text: str) -> Any:
+        try:
+            return unchecked.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    read.__name__ = option.kind.__name__
+    return read
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One flag per `TrainConfig` field in ``_TRAIN_HELP``; unset flags keep its default."""
-    for field in dataclasses.fields(TrainConfig):
-        if field.name not in _TRAIN_HELP:
+    """One flag per option of `train_options`; flags left unset are not given."""
+    for option, applies in train_options().values():
+        help_text = _option_help(option, applies)
+        if option.kind is bool:
+            parser.add_argument(option.flag, action="store_true", default=None, help=help_text)
             continue
-        flag = "--" + field.name.replace("_", "-")
-        default = "" if field.default is None else f" (default {field.default})"
-        help_text = _TRAIN_HELP[field.name] + default
-        if field.name in PRESET_ONLY:
-            help_text += f" [{PRESET_ONLY[field.name]} only]"
-        if field.type == "bool":
-            parser.add_argument(flag, action="store_true", default=None, help=help_text)
-            continue
-        kind = _TYPES[str(field.type).split(" |")[0]]
+        metavar = "N,N,..." if option.kind is tuple else None
         parser.add_argument(
-            flag, type=kind, choices=_CHOICES.get(field.name), default=None, help=help_text
-        )
+            option.flag, type=_reader(option), choices=option.choices, default=None,
+            metavar=metavar, help=help_text,
+        )  # fmt: skip
 
 
 def _add_train(commands: Any) -> None:
@@ -125,7 +101,7 @@ def _add_train(commands: Any) -> None:
     train.add_argument(
         "--prior",
         choices=("transformer", "pixelcnn"),
-        default="transformer",
+        default=None,
         help="with 'prior': the architecture (default transformer)",
     )
     train.add_argument(
@@ -136,7 +112,15 @@ def _add_train(commands: Any) -> None:
         metavar="SPEC",
         help="train the model built by your function: path/to/file.py:build or "
         "package.module:build; it is called with the keyword arguments it declares among "
-        "image_shape (C, H, W) and num_classes",
+        "image_shape (C, H, W) and num_classes, and with the --model-arg values",
+    )
+    train.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --model: a keyword argument of your function, typed by its annotation "
+        "(repeatable; recorded in the run)",
     )
     _add_config_options(train)
     train.add_argument("--out", help="run directory (default runs/<model>-<dataset>)")
@@ -269,7 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
     """The config values given on the command line (flags left unset are not given)."""
-    return {name: getattr(args, name) for name in _TRAIN_HELP if getattr(args, name) is not None}
+    names = train_options()
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -281,10 +266,16 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
             "train needs a model: vae, vqvae or --model FILE.py:FUNCTION (or --resume RUN_DIR)"
         )
     given = _given(args)
-    wrong = inapplicable_options(model, given)
+    wrong = inapplicable_options(model, given, given.get("quantizer"))
     if wrong:
-        owners = ", ".join(f"{_flag(name)} ({PRESET_ONLY[name]} only)" for name in wrong)
-        raise ValueError(f"options that do not apply to {model}: {owners}")
+        raise ValueError(describe_inapplicable(model, wrong, given.get("quantizer"), _flag))
+    if args.model_arg and not is_model_spec(model):
+        raise ValueError("--model-arg applies to --model FILE.py:FUNCTION only")
+    if is_model_spec(model):
+        from genlatent.train.spec import load_function, parse_arguments
+
+        arguments = parse_arguments(load_function(model), args.model_arg, model)
+        return TrainConfig(model=model, architecture=arguments, **given)
     return TrainConfig(model=model, **given)
 
 
@@ -303,7 +294,8 @@ def _train_prior(args: argparse.Namespace) -> int:
     resume = args.resume is not None
     out = args.resume or args.out
     summary = fit_prior(
-        args.source, prior=args.prior, conditional=args.conditional, out=out, resume=resume,
+        args.source, prior=args.prior or "transformer", conditional=args.conditional, out=out,
+        resume=resume,
         overwrite=args.overwrite, show_progress=False if args.no_progress else None,
         **{"epochs": 20, "batch_size": 128, "lr": 1e-3, **given},
     )  # fmt: skip
@@ -319,6 +311,13 @@ def _train(args: argparse.Namespace) -> int:
         return _train_prior(args)
     if args.source is not None:
         raise ValueError(f"unexpected argument {args.source!r}: only train prior takes RUN_DIR")
+    prior_only = [
+        flag
+        for flag, value in (("--prior", args.prior), ("--conditional", args.conditional))
+        if value
+    ]
+    if prior_only:
+        raise ValueError(f"{' and '.join(prior_only)} apply to train prior RUN_DIR only")
     progress = False if args.no_progress else None
     if args.resume:
         given = _given(args)

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from genlatent._options import parameter_options
 from genlatent.functional.likelihood import decoder_channels
 from genlatent.models.cvae import ConditionalVAE
+from genlatent.models.quantizers import build_quantizer, quantizer_stages
 from genlatent.models.vae import VAE, VampPrior
 from genlatent.models.vqvae import VQVAE
 from genlatent.nn.conv import ConvDecoder, ConvEncoder
-from genlatent.nn.fsq import FSQ
-from genlatent.nn.lfq import LFQ
 from genlatent.nn.mlp import MLPDecoder, MLPEncoder
-from genlatent.nn.quantize import VectorQuantizer
-from genlatent.nn.residual import ResidualVQ
 
 __all__ = [
     "cifar10_vqvae",
@@ -27,6 +25,8 @@ __all__ = [
     "mnist_vae",
     "mnist_vqvae",
     "preset",
+    "vae_preset",
+    "vqvae_preset",
 ]
 
 
@@ -40,62 +40,17 @@ def mnist_vae(
     """The reference MNIST VAE: MLP 784-400-400 to a 200-dim Gaussian latent and back.
 
     LeakyReLU(0.2) activations and a Bernoulli decoder, as in the tutorial; 1,189,984
-    parameters with the defaults. Trained with Adam (lr 1e-3), batch 100, 30 epochs.
+    parameters with the defaults: `vae_preset` on $(1, 28, 28)$. Trained with Adam
+    (lr 1e-3), batch 100, 30 epochs.
 
     Example:
         >>> model = mnist_vae()
         >>> sum(p.numel() for p in model.parameters())
         1189984
     """
-    return VAE(
-        MLPEncoder(784, hidden_features, latent_dim, device=device, dtype=dtype),
-        MLPDecoder(
-            latent_dim, hidden_features, 784, out_shape=(1, 28, 28), device=device, dtype=dtype
-        ),
-    )
-
-
-def _vqvae(
-    image_shape: tuple[int, ...],
-    hidden_channels: int,
-    embedding_dim: int,
-    quantizer: nn.Module,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-    stages: tuple[int, ...] = (),
-) -> VQVAE:
-    """The reference conv encoder and decoder around ``quantizer``.
-
-    Two stride-2 convolutions give an $(H/4, W/4)$ grid; ``stages`` appends the stage dim
-    of a multi-stage quantizer, so that `VQVAE.sample` draws one code per position and stage.
-    """
-    in_channels, height, width = image_shape
-    return VQVAE(
-        ConvEncoder(in_channels, hidden_channels, embedding_dim, device=device, dtype=dtype),
-        quantizer,  # type: ignore[arg-type]
-        ConvDecoder(embedding_dim, hidden_channels, in_channels, device=device, dtype=dtype),
-        grid_shape=(height // 4, width // 4, *stages),
-    )
-
-
-def _reference_vqvae(
-    image_shape: tuple[int, int, int],
-    hidden_channels: int,
-    embedding_dim: int,
-    codebook_size: int,
-    commitment_weight: float,
-    device: torch.device | str | None,
-    dtype: torch.dtype | None,
-    quantizer_options: dict[str, Any],
-) -> VQVAE:
-    quantizer = VectorQuantizer(
-        codebook_size, embedding_dim, commitment_weight=commitment_weight, device=device,
-        dtype=dtype, **quantizer_options,
-    )  # fmt: skip
-    return _vqvae(
-        image_shape, hidden_channels, embedding_dim, quantizer, device=device, dtype=dtype
-    )
+    widths = _widths(hidden_features, name="hidden_features", text=False)
+    model = vae_preset((1, 28, 28), latent_dim=latent_dim, hidden=widths)
+    return model.to(device=device, dtype=dtype)
 
 
 def cifar10_vqvae(
@@ -106,30 +61,25 @@ def cifar10_vqvae(
     commitment_weight: float = 0.25,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
-    **quantizer_options: object,
+    **quantizer_options: Any,
 ) -> VQVAE:
     """The reference CIFAR-10 VQ-VAE: 32x32x3 images to an 8x8 grid of 16-dim codes.
 
     `ConvEncoder` (3 -> 512 -> 16, 6,850,576 parameters), a 512-code `VectorQuantizer`
-    with commitment weight 0.25, and the mirrored `ConvDecoder`. Trained with Adam
-    (lr 2e-4), batch 128, 50 epochs. Extra keyword arguments go to `VectorQuantizer`
-    (for example ``ema=True``).
+    with commitment weight 0.25, and the mirrored `ConvDecoder`: `vqvae_preset` on
+    $(3, 32, 32)$. Trained with Adam (lr 2e-4), batch 128, 50 epochs. Extra keyword
+    arguments are options of the ``"vq"`` quantizer (for example ``ema=True``).
 
     Example:
         >>> model = cifar10_vqvae()
         >>> sum(p.numel() for p in model.encoder.parameters())
         6850576
     """
-    return _reference_vqvae(
-        (3, 32, 32),
-        hidden_channels,
-        embedding_dim,
-        codebook_size,
-        commitment_weight,
-        device,
-        dtype,
-        quantizer_options,
-    )
+    model = vqvae_preset(
+        (3, 32, 32), hidden_channels=hidden_channels, embedding_dim=embedding_dim,
+        codebook_size=codebook_size, commitment_weight=commitment_weight, **quantizer_options,
+    )  # fmt: skip
+    return model.to(device=device, dtype=dtype)
 
 
 def mnist_vqvae(
@@ -140,28 +90,23 @@ def mnist_vqvae(
     commitment_weight: float = 0.25,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
-    **quantizer_options: object,
+    **quantizer_options: Any,
 ) -> VQVAE:
     """A reduced-width VQ-VAE for 28x28 greyscale images (7x7 latent grid).
 
     The reference architecture with one input channel and, by default, 64 hidden channels
-    instead of 512, so it trains in minutes on a CPU.
+    instead of 512, so it trains in minutes on a CPU: `vqvae_preset` on $(1, 28, 28)$.
 
     Example:
         >>> import torch
         >>> mnist_vqvae()(torch.rand(2, 1, 28, 28)).indices.shape
         torch.Size([2, 7, 7])
     """
-    return _reference_vqvae(
-        (1, 28, 28),
-        hidden_channels,
-        embedding_dim,
-        codebook_size,
-        commitment_weight,
-        device,
-        dtype,
-        quantizer_options,
-    )
+    model = vqvae_preset(
+        (1, 28, 28), hidden_channels=hidden_channels, embedding_dim=embedding_dim,
+        codebook_size=codebook_size, commitment_weight=commitment_weight, **quantizer_options,
+    )  # fmt: skip
+    return model.to(device=device, dtype=dtype)
 
 
 def conditional_vae(
@@ -268,6 +213,9 @@ def conv_vae(
     )
 
 
+Activation = Literal["leaky_relu", "tanh", "relu"]
+Likelihood = Literal["bernoulli", "continuous_bernoulli", "gaussian"]
+
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": lambda: nn.LeakyReLU(0.2),
     "tanh": nn.Tanh,
@@ -275,104 +223,139 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def _vae_for(
-    image_shape: tuple[int, int, int],
+def vae_preset(
+    image_shape: tuple[int, ...] = (1, 28, 28),
     *,
     latent_dim: int = 200,
-    hidden: str | None = None,
-    activation: str = "leaky_relu",
-    likelihood: str = "bernoulli",
+    hidden: tuple[int, ...] = (400, 400),
+    activation: Activation = "leaky_relu",
+    likelihood: Likelihood = "bernoulli",
     vamp_components: int | None = None,
-    **_: object,
 ) -> VAE:
-    features = image_shape[0] * image_shape[1] * image_shape[2]
-    widths = tuple(int(width) for width in (hidden or "400,400").split(","))
+    """The reference MLP VAE sized for ``image_shape``: the ``vae`` of ``genlatent train``.
+
+    With the defaults on $(1, 28, 28)$ it is the tutorial's MNIST VAE (`mnist_vae`);
+    ``hidden=(200, 200), latent_dim=50, activation="tanh"`` is the one-stochastic-layer
+    model of Burda et al. (2016).
+
+    Args:
+        image_shape: one example's shape $(C, H, W)$.
+        latent_dim: latent size.
+        hidden: hidden widths, e.g. 200,200.
+        activation: activation between layers, leaky_relu (0.2, the tutorial's), tanh or relu.
+        likelihood: decoder likelihood, bernoulli, continuous_bernoulli or gaussian.
+        vamp_components: a VampPrior with this many pseudo-inputs instead of N(0, I).
+
+    Example:
+        >>> vae_preset((1, 28, 28), hidden="200,200", latent_dim=50).latent_dim
+        50
+    """
+    shape = _image_shape(image_shape)
+    features = math.prod(shape)
+    widths = _widths(hidden)
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}")
     act = _ACTIVATIONS[activation]
-    prior = None if vamp_components is None else VampPrior(vamp_components, image_shape)
+    prior = None if vamp_components is None else VampPrior(vamp_components, shape)
     return VAE(
         MLPEncoder(features, widths, latent_dim, activation=act),
-        MLPDecoder(latent_dim, widths, features, out_shape=image_shape, activation=act),
+        MLPDecoder(latent_dim, widths, features, out_shape=shape, activation=act),
         likelihood=likelihood,
         prior=prior,
     )
 
 
-_VQ_OPTIONS = ("ema", "restart_dead_codes", "distance", "gradient", "init")
+def _image_shape(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(image_shape) != 3:
+        raise ValueError(f"image_shape must be (C, H, W), got {tuple(image_shape)}")
+    return (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
 
 
-def _quantizer(
-    kind: str,
-    embedding_dim: int,
-    codebook_size: int,
-    commitment_weight: float,
-    levels: str | None,
-    num_quantizers: int,
-    options: dict[str, object],
-) -> nn.Module:
-    """The quantizer ``kind`` names (``"vq"``, ``"fsq"``, ``"lfq"``, ``"rvq"``) for the preset."""
-    if kind == "fsq":
-        parsed = [int(level) for level in (levels or "8,5,5,5").split(",")]
-        return FSQ(parsed, dim=embedding_dim)
-    if kind == "lfq":
-        return LFQ(codebook_size, dim=embedding_dim, commitment_weight=commitment_weight)
-    vq: dict[str, Any] = {k: v for k, v in options.items() if k in _VQ_OPTIONS}
-    if kind == "rvq":
-        return ResidualVQ(
-            num_quantizers, codebook_size, embedding_dim, commitment_weight=commitment_weight, **vq
-        )
-    return VectorQuantizer(codebook_size, embedding_dim, commitment_weight=commitment_weight, **vq)
+def _widths(hidden: object, name: str = "hidden", text: bool = True) -> tuple[int, ...]:
+    """Hidden widths from a sequence (or, with ``text``, the command line's ``"200,200"``)."""
+    if isinstance(hidden, int) and not isinstance(hidden, bool):
+        hidden = (hidden,)
+    if isinstance(hidden, str) and text:
+        parts: list[Any] = hidden.split(",")
+    elif isinstance(hidden, (tuple, list)):
+        parts = list(hidden)
+    else:
+        raise TypeError(f"{name} must be a sequence of ints, got {type(hidden).__name__}")
+    if not parts or not all(str(part).strip().isdigit() and int(part) >= 1 for part in parts):
+        raise ValueError(f"{name} must be ints >= 1 (e.g. 200,200), got {hidden!r}")
+    return tuple(int(part) for part in parts)
 
 
-def _vqvae_for(
-    image_shape: tuple[int, int, int],
+def vqvae_preset(
+    image_shape: tuple[int, ...] = (3, 32, 32),
     *,
     hidden_channels: int | None = None,
     embedding_dim: int = 16,
-    codebook_size: int = 512,
-    commitment_weight: float = 0.25,
-    quantizer: str = "vq",
-    levels: str | None = None,
-    num_quantizers: int = 4,
-    **quantizer_options: object,
+    quantizer: str | Callable[..., nn.Module] = "vq",
+    **quantizer_options: Any,
 ) -> VQVAE:
-    width = hidden_channels or (512 if image_shape[0] == 3 else 64)
-    chosen = _quantizer(
-        quantizer, embedding_dim, codebook_size, commitment_weight, levels, num_quantizers,
-        quantizer_options,
-    )  # fmt: skip
-    stages = (num_quantizers,) if quantizer == "rvq" else ()
-    return _vqvae(image_shape, width, embedding_dim, chosen, stages=stages)
+    """The reference conv VQ-VAE sized for ``image_shape``: the ``vqvae`` of ``genlatent train``.
 
+    Two stride-2 convolutions give an $(H/4, W/4)$ grid of ``embedding_dim``-dim vectors,
+    quantized by the registered quantizer ``quantizer`` names (see
+    `genlatent.models.quantizers`: ``"vq"``, ``"fsq"``, ``"lfq"``, ``"rvq"``, or your own
+    builder) with ``quantizer_options``, and the mirrored decoder. With ``"vq"`` on
+    $(3, 32, 32)$ and 512 channels it is the reference CIFAR-10 VQ-VAE (`cifar10_vqvae`).
 
-_PRESETS: dict[str, Callable[..., nn.Module]] = {"vae": _vae_for, "vqvae": _vqvae_for}
-
-
-def preset(name: str, image_shape: tuple[int, int, int], **options: object) -> nn.Module:
-    """The reference model ``name`` (``"vae"`` or ``"vqvae"``) sized for ``image_shape``.
-
-    ``"vae"``: the MLP VAE (``hidden`` widths, default ``"400,400"``, ``latent_dim``,
-    ``activation`` ``"leaky_relu"``, ``"tanh"`` or ``"relu"``, ``likelihood``, and a
-    `VampPrior` of ``vamp_components`` pseudo-inputs when given); with the defaults on
-    $(1, 28, 28)$ it is exactly `mnist_vae`, and ``hidden="200,200", latent_dim=50,
-    activation="tanh"`` is the one-stochastic-layer model of Burda et al. (2016).
-    ``"vqvae"``: the conv VQ-VAE (``hidden_channels``, default 512 for colour
-    and 64 for greyscale, ``embedding_dim``, ``codebook_size``, ``commitment_weight``, and
-    the quantizer: ``quantizer="vq"`` (`VectorQuantizer` with ``ema``,
-    ``restart_dead_codes``, ``distance``, ``gradient``, ``init``), ``"fsq"`` (`FSQ` with
-    ``levels``, e.g. ``"8,5,5,5"``, projected from ``embedding_dim``), ``"lfq"`` (`LFQ`
-    with ``codebook_size`` codes) or ``"rvq"`` (`ResidualVQ` of ``num_quantizers`` stages,
-    with the VQ options); with ``"vq"`` on $(3, 32, 32)$ and 512 channels it is exactly
-    `cifar10_vqvae`. Options that do not apply to ``name`` are ignored.
+    Args:
+        image_shape: one example's shape $(C, H, W)$, $H$ and $W$ multiples of 4.
+        hidden_channels: conv width (default 512 for colour images, 64 for greyscale).
+        embedding_dim: code dimension D (the encoder's output channels).
+        quantizer: the quantizer, vq, fsq, lfq, rvq (residual) or FILE.py:FUNCTION.
+        quantizer_options: options of that quantizer; one it does not take is refused.
 
     Raises:
-        ValueError: if ``name`` is not a preset.
+        ValueError: on a shape the encoder cannot take, an unknown quantizer, or an option
+            the quantizer does not take.
+
+    Example:
+        >>> vqvae_preset((1, 28, 28), quantizer="fsq", levels=(8, 5, 5)).grid_shape
+        (7, 7)
+    """
+    in_channels, height, width = _image_shape(image_shape)
+    if height % 4 or width % 4:
+        raise ValueError(
+            f"image_shape height and width must be divisible by 4 (two stride-2 convolutions), "
+            f"got {tuple(image_shape)}"
+        )
+    width_channels = hidden_channels or (512 if in_channels == 3 else 64)
+    chosen = build_quantizer(quantizer, embedding_dim, **quantizer_options)
+    return VQVAE(
+        ConvEncoder(in_channels, width_channels, embedding_dim),
+        chosen,  # type: ignore[arg-type]
+        ConvDecoder(embedding_dim, width_channels, in_channels),
+        grid_shape=(height // 4, width // 4, *quantizer_stages(chosen, embedding_dim)),
+    )
+
+
+PRESETS: dict[str, Callable[..., nn.Module]] = {"vae": vae_preset, "vqvae": vqvae_preset}
+"""The presets ``genlatent train`` names, by name: each builder's keyword parameters are
+its options (flags, help and checks are read from them)."""
+
+
+def preset(name: str, image_shape: tuple[int, ...], **options: Any) -> nn.Module:
+    """The reference model ``name`` (``"vae"`` or ``"vqvae"``) sized for ``image_shape``.
+
+    ``options`` are the keyword arguments of `vae_preset` or `vqvae_preset`; one that does
+    not apply is refused, never ignored.
+
+    Raises:
+        ValueError: if ``name`` is not a preset, or an option does not apply to it.
 
     Example:
         >>> sum(p.numel() for p in preset("vae", (1, 28, 28)).parameters())
         1189984
     """
-    if name not in _PRESETS:
-        raise ValueError(f"preset must be one of {tuple(_PRESETS)}, got {name!r}")
-    return _PRESETS[name](tuple(image_shape), **options)
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
+    builder = PRESETS[name]
+    if name == "vae":
+        unknown = sorted(set(options) - set(parameter_options(builder)))
+        if unknown:
+            raise ValueError(f"options that do not apply to preset 'vae': {', '.join(unknown)}")
+    return builder(tuple(image_shape), **options)

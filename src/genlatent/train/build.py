@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -10,7 +13,7 @@ from genlatent.data.dataset import ImageDataset
 from genlatent.data.registry import dataset_by_name
 from genlatent.models.presets import preset
 from genlatent.train.config import PRESETS, TrainConfig, is_model_spec
-from genlatent.train.spec import build_from_spec
+from genlatent.train.spec import build_from_spec, load_function
 
 __all__ = ["build_model", "load_datasets", "resolve_device"]
 
@@ -34,36 +37,40 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_model(
-    config: TrainConfig, image_shape: tuple[int, ...], num_classes: int | None = None
+    config: TrainConfig,
+    image_shape: tuple[int, ...],
+    num_classes: int | None = None,
+    *,
+    source_dir: Path | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> nn.Module:
     """The model ``config`` names, for examples of ``image_shape`` (C, H, W).
 
-    ``vae`` on 28x28 greyscale is exactly `mnist_vae`; ``vqvae`` with 512 hidden channels
-    on 32x32 colour is exactly `cifar10_vqvae`; a spec ``FILE.py:FUNCTION`` calls the
-    user's function (see `build_from_spec`). Only this function names concrete models.
+    A preset is built by its builder (`vae_preset`, `vqvae_preset`) with the config's
+    architecture options; a quantizer given as a spec ``FILE.py:FUNCTION`` is loaded from
+    the user's file first; a model spec calls the user's function (see `build_from_spec`)
+    with the architecture options as its keyword arguments. ``source_dir`` is the run's
+    folder of copied user files, loaded where a spec's file is gone (``log`` hears of it).
 
     Raises:
         ValueError: for ``model="custom"``, which only the user's own code can build.
     """
+    options = dict(config.architecture)
     if config.model in PRESETS:
-        return preset(config.model, image_shape, **_preset_options(config))  # type: ignore[arg-type]
+        if is_model_spec(options.get("quantizer")):
+            options["quantizer"] = load_function(
+                options["quantizer"], option="--quantizer", source_dir=source_dir, log=log
+            )
+        return preset(config.model, image_shape, **options)
     if is_model_spec(config.model):
-        return build_from_spec(config.model, image_shape=image_shape, num_classes=num_classes)
+        return build_from_spec(
+            config.model, image_shape=image_shape, num_classes=num_classes, arguments=options,
+            source_dir=source_dir, log=log,
+        )  # fmt: skip
     raise ValueError(
         "this run trained a model passed to fit(); rebuild it and pass it again "
         "(fit(model, ..., resume=True) or load_run(run_dir, model=model))"
     )
-
-
-_PRESET_OPTIONS = (
-    "latent_dim", "hidden", "activation", "likelihood", "vamp_components", "hidden_channels",
-    "embedding_dim", "codebook_size", "commitment_weight", "ema", "restart_dead_codes",
-    "quantizer", "levels", "num_quantizers", "distance", "gradient", "init",
-)  # fmt: skip
-
-
-def _preset_options(config: TrainConfig) -> dict[str, object]:
-    return {name: getattr(config, name) for name in _PRESET_OPTIONS}
 
 
 def load_test_set(config: TrainConfig) -> ImageDataset:

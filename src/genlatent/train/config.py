@@ -1,12 +1,17 @@
-"""The training configuration: a frozen, self-validating dataclass."""
+"""The training configuration: the trainer's settings, the objective's options and the
+model's architecture, each a table defined once and read by the command line."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
+import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+from genlatent._options import Option, dataclass_options, parameter_options
 from genlatent._validation import (
     check_choice,
     check_non_negative_float,
@@ -14,12 +19,16 @@ from genlatent._validation import (
     check_positive_float,
     check_positive_int,
 )
+from genlatent.models.presets import PRESETS as PRESET_BUILDERS
+from genlatent.models.quantizers import QUANTIZERS, quantizer_options
+from genlatent.train.spec import absolute_spec
 
-__all__ = ["TrainConfig"]
+__all__ = ["ObjectiveOptions", "TrainConfig", "TrainerSettings"]
 
-PRESETS = ("vae", "vqvae")
+PRESETS = tuple(PRESET_BUILDERS)
 """The reference models a config can name; ``"custom"`` and ``"FILE.py:FUNCTION"`` specs too."""
-PRECISIONS = ("fp32", "bf16", "fp16")
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits", "custom")
 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -31,75 +40,11 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "custom": {"lr": 1e-3, "batch_size": 128, "epochs": 10},
 }
 
-
-PRESET_ONLY: dict[str, str] = {
-    "latent_dim": "vae",
-    "hidden": "vae",
-    "activation": "vae",
-    "likelihood": "vae",
-    "vamp_components": "vae",
-    "hidden_channels": "vqvae",
-    "codebook_size": "vqvae",
-    "embedding_dim": "vqvae",
-    "commitment_weight": "vqvae",
-    "ema": "vqvae",
-    "restart_dead_codes": "vqvae",
-    "quantizer": "vqvae",
-    "levels": "vqvae",
-    "num_quantizers": "vqvae",
-    "distance": "vqvae",
-    "gradient": "vqvae",
-    "init": "vqvae",
-}
-"""Options of one preset's architecture: set away from their default for any other model
-(the other preset, a ``--model`` spec, a `fit` model), they are refused, not ignored."""
-
-QUANTIZER_CHOICES = {
-    "quantizer": ("vq", "fsq", "lfq", "rvq"),
-    "distance": ("l2", "cosine"),
-    "gradient": ("straight_through", "rotation"),
-    "init": ("uniform", "kmeans"),
-}
-
-VAE_CHOICES = {
-    "activation": ("leaky_relu", "tanh", "relu"),
-    "likelihood": ("bernoulli", "continuous_bernoulli", "gaussian"),
-}
-
-OBJECTIVE_OPTIONS: dict[str, object] = {
-    "beta": 1.0,
-    "free_bits": 0.0,
-    "warmup_steps": 0,
-    "capacity": None,
-    "gamma": None,
-    "iwae_samples": 1,
-}
-"""Keyword arguments of ``model.loss`` that shape the training objective, with the values
-that leave it alone; set away from them, they are passed to every training step (never to
-evaluation, which scores the model's true bound) and the model's ``loss`` must take them."""
-
 RESUMABLE = ("epochs", "data_dir", "download", "device")
 """What may change when a run is resumed: how long, where its data is, where it runs."""
 
 
-def inapplicable_options(model: str, values: Mapping[str, object]) -> list[str]:
-    """The names in ``values`` that `PRESET_ONLY` keeps to a preset other than ``model``.
-
-    Values equal to the field's default count as not set.
-
-    Example:
-        >>> inapplicable_options("vae", {"ema": True, "latent_dim": 8, "codebook_size": 512})
-        ['ema']
-    """
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    return [
-        name
-        for name, value in values.items()
-        if name in PRESET_ONLY and PRESET_ONLY[name] != model and value != defaults[name]
-    ]
-
-
-def is_model_spec(model: str) -> bool:
+def is_model_spec(model: object) -> bool:
     """Whether ``model`` names user code: ``"path/file.py:func"`` or ``"pkg.module:func"``."""
     if not isinstance(model, str):
         return False
@@ -108,28 +53,18 @@ def is_model_spec(model: str) -> bool:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run; written to ``config.json`` in the run directory.
+class TrainerSettings:
+    """The trainer's settings: data, schedule, optimiser, device and precision of a run.
 
     ``lr``, ``batch_size`` and ``epochs`` left as ``None`` take the reference experiment's
-    value for ``model`` (see ``MODEL_DEFAULTS``).
-
-    Example:
-        >>> TrainConfig(model="vae", dataset="mnist").lr
-        0.001
-        >>> TrainConfig(model="vqvae", dataset="cifar10").batch_size
-        128
+    value for the model (see `TrainConfig`).
     """
 
-    model: str = "vae"
-    """``"vae"`` (the MNIST MLP VAE), ``"vqvae"`` (the conv VQ-VAE), a spec of user code
-    ``"path/file.py:function"`` or ``"package.module:function"`` that builds the model, or
-    ``"custom"``: a model passed to `fit` (its run cannot rebuild it without it)."""
-    dataset: str = "digits"
-    """``"mnist"``, ``"fashion-mnist"``, ``"cifar10"``, ``"digits"`` (from scikit-learn), or
-    ``"custom"``: the datasets passed to `train` (recorded so whenever ``datasets=`` is given)."""
+    dataset: str = field(default="digits", metadata={"choices": DATASETS[:-1]})
+    """The dataset: mnist, fashion-mnist, cifar10 or digits (bundled with scikit-learn, no
+    download); custom marks data passed to fit() or train(datasets=...)."""
     data_dir: str | None = None
-    """Folder of the dataset's official files; ``None``: ``$GENLATENT_DATA`` or the cache."""
+    """Folder of the dataset's official files (default: $GENLATENT_DATA or the cache)."""
     download: bool = False
     """Fetch missing dataset files (verified by SHA-256) into the data folder."""
     epochs: int | None = None
@@ -141,113 +76,65 @@ class TrainConfig:
     seed: int = 0
     """Seeds the weights, the batch order and the model's noise."""
     device: str = "auto"
-    """``"auto"`` (cuda, then mps, then cpu), or any torch device string."""
-    precision: str = "fp32"
-    """``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast with a gradient scaler)."""
+    """Where to train: auto (cuda, then mps, then cpu), or any torch device string."""
+    precision: Precision = "fp32"
+    """Arithmetic: fp32, bf16 (autocast) or fp16 (autocast with a gradient scaler)."""
     grad_clip: float | None = None
-    """Clip the gradient norm to this value; ``None`` disables clipping."""
+    """Clip the gradient norm to this value (default: no clipping)."""
     skip_nonfinite: bool = False
     """Skip (and count) steps whose loss or gradient is not finite instead of stopping."""
     compile: bool = False
-    """Compile the model with ``torch.compile``."""
-    latent_dim: int = 200
-    """VAE latent size."""
-    hidden: str | None = None
-    """VAE hidden widths, comma-separated (``None``: ``"400,400"``, the tutorial's)."""
-    activation: str = "leaky_relu"
-    """VAE activation: ``"leaky_relu"`` (0.2, the tutorial's), ``"tanh"`` or ``"relu"``."""
-    likelihood: str = "bernoulli"
-    """VAE decoder likelihood: ``"bernoulli"``, ``"continuous_bernoulli"`` or ``"gaussian"``."""
-    vamp_components: int | None = None
-    """VAE prior: ``None`` for N(0, I), else a `VampPrior` with this many pseudo-inputs."""
-    beta: float = 1.0
-    """Weight of the KL term in training (`vae_loss`); evaluation always uses 1."""
-    free_bits: float = 0.0
-    """Free bits: nats per latent dimension below which its batch-mean KL is not penalised."""
-    warmup_steps: int = 0
-    """Linear KL warm-up: the KL weight grows from 0 to ``beta`` over this many steps."""
-    capacity: float | None = None
-    """Controlled capacity C (nats) of Burgess et al.: train on gamma * abs(KL - C)."""
-    gamma: float | None = None
-    """The weight gamma of the controlled-capacity term (``None``: 1000, Burgess et al.)."""
-    iwae_samples: int = 1
-    """Train on the IWAE bound with this many importance samples (1 is the ELBO)."""
+    """Compile the model with torch.compile."""
     binarize: bool = False
     """Dynamically binarize: a fresh Bernoulli draw of each training image at every step,
     the test set drawn once with seed 0 (Burda et al. 2016)."""
-    hidden_channels: int | None = None
-    """VQ-VAE width; ``None`` gives 512 for CIFAR-10 and 64 for the small greyscale sets."""
-    codebook_size: int = 512
-    """VQ-VAE codebook size $K$."""
-    embedding_dim: int = 16
-    """VQ-VAE code dimension $D$."""
-    commitment_weight: float = 0.25
-    """VQ-VAE $\\beta$ (eq. 3)."""
-    ema: bool = False
-    """Update the codebook by exponential moving averages instead of gradients."""
-    restart_dead_codes: int | None = None
-    """Re-seed codes unused for this many steps; ``None`` disables it."""
-    quantizer: str = "vq"
-    """VQ-VAE quantizer: ``"vq"`` (`VectorQuantizer`), ``"fsq"``, ``"lfq"`` or ``"rvq"``."""
-    levels: str | None = None
-    """FSQ levels per channel, comma-separated (``None``: ``"8,5,5,5"``, 1,000 codes)."""
-    num_quantizers: int = 4
-    """Residual VQ stages."""
-    distance: str = "l2"
-    """VQ nearest-code distance: ``"l2"`` or ``"cosine"``."""
-    gradient: str = "straight_through"
-    """VQ gradient estimator: ``"straight_through"`` or ``"rotation"``."""
-    init: str = "uniform"
-    """VQ codebook initialisation: ``"uniform"`` or ``"kmeans"``."""
     train_limit: int | None = None
     """Use only the first N training examples (quick runs and tests)."""
     test_limit: int | None = None
     """Use only the first N test examples."""
 
     def __post_init__(self) -> None:
-        if not (self.model in (*PRESETS, "custom") or is_model_spec(self.model)):
-            raise ValueError(
-                f"model must be one of {PRESETS}, 'custom' or a spec 'FILE.py:FUNCTION' / "
-                f"'package.module:FUNCTION', got {self.model!r}"
-            )
-        wrong = inapplicable_options(self.model, dataclasses.asdict(self))
-        if wrong:
-            owners = ", ".join(f"{name} ({PRESET_ONLY[name]} only)" for name in wrong)
-            raise ValueError(f"options that do not apply to model {self.model!r}: {owners}")
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("precision", self.precision, PRECISIONS)
-        for name, allowed in (QUANTIZER_CHOICES | VAE_CHOICES).items():
-            check_choice(name, getattr(self, name), allowed)
-        if self.hidden is not None and not all(
-            part.strip().isdigit() and int(part) >= 1 for part in str(self.hidden).split(",")
-        ):
-            raise ValueError(f"hidden must be ints >= 1 separated by commas, got {self.hidden!r}")
-        self._check_objective()
-        check_positive_int("num_quantizers", self.num_quantizers)
-        if self.levels is not None and not all(
-            part.strip().isdigit() and int(part) >= 2 for part in str(self.levels).split(",")
-        ):
-            raise ValueError(f"levels must be ints >= 2 separated by commas, got {self.levels!r}")
-        for name, value in MODEL_DEFAULTS[self.defaults_key].items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
-        for name in ("epochs", "batch_size", "latent_dim", "codebook_size", "embedding_dim"):
-            check_positive_int(name, getattr(self, name))
-        for name in (
-            "hidden_channels", "restart_dead_codes", "train_limit", "test_limit",
-            "vamp_components",
-        ):  # fmt: skip
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) is not None:
+                check_positive_int(name, getattr(self, name))
+        for name in ("train_limit", "test_limit"):
             check_optional_positive_int(name, getattr(self, name))
+        if self.lr is not None:
+            check_positive_float("lr", self.lr)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
-        check_positive_float("lr", self.lr)
         if self.grad_clip is not None:
             check_positive_float("grad_clip", self.grad_clip)
-        check_non_negative_float("commitment_weight", self.commitment_weight)
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be a device string such as 'cpu', got {self.device!r}")
 
-    def _check_objective(self) -> None:
+
+@dataclass(frozen=True)
+class ObjectiveOptions:
+    """Options of the training objective, passed to ``model.loss`` on training steps only.
+
+    Set away from their neutral defaults they go to every training step (never to
+    evaluation, which scores the model's true bound), and the model's ``loss`` must take
+    them (see `vae_loss` and `iwae_loss`).
+    """
+
+    beta: float = 1.0
+    """Weight of the KL term in training (evaluation always uses 1)."""
+    free_bits: float = 0.0
+    """Free bits: nats per latent dimension below which its batch-mean KL is not penalised."""
+    warmup_steps: int = 0
+    """Linear KL warm-up: the KL weight grows from 0 to beta over this many steps."""
+    capacity: float | None = None
+    """Controlled capacity C in nats (Burgess et al. 2018): train on gamma * |KL - C|."""
+    gamma: float | None = None
+    """Weight gamma of the controlled-capacity term (default 1000, Burgess et al.; needs
+    capacity)."""
+    iwae_samples: int = 1
+    """Train on the IWAE bound with this many importance samples (1 is the ELBO)."""
+
+    def __post_init__(self) -> None:
         check_non_negative_float("beta", self.beta)
         check_non_negative_float("free_bits", self.free_bits)
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int):
@@ -264,25 +151,277 @@ class TrainConfig:
         if self.gamma is not None:
             check_positive_float("gamma", self.gamma)
         check_positive_int("iwae_samples", self.iwae_samples)
-        elbo_only = [name for name, value in self.loss_options().items() if name != "iwae_samples"]
+        elbo_only = [name for name in self.active() if name != "iwae_samples"]
         if self.iwae_samples > 1 and elbo_only:
             raise ValueError(
                 f"the ELBO option(s) {', '.join(elbo_only)} cannot be combined with "
                 f"iwae_samples={self.iwae_samples} (the IWAE bound has no KL term to weight)"
             )
 
+    def active(self) -> dict[str, object]:
+        """The options set away from their neutral default, for ``model.loss``.
+
+        Example:
+            >>> ObjectiveOptions(beta=4.0, warmup_steps=100).active()
+            {'beta': 4.0, 'warmup_steps': 100}
+        """
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != f.default
+        }
+
+
+OBJECTIVE_OPTIONS: dict[str, object] = {
+    f.name: f.default for f in dataclasses.fields(ObjectiveOptions)
+}
+"""The objective's options with the values that leave the objective alone."""
+
+
+def architecture_options(model: str, quantizer: object = None) -> dict[str, Option]:
+    """The architecture options ``model`` takes: its preset builder's (and quantizer's).
+
+    A ``vqvae`` takes its own options and those of the quantizer ``quantizer`` names (a
+    quantizer from user code, ``FILE.py:FUNCTION``, is offered ``codebook_size``); a
+    ``--model`` spec's arguments are checked against its function when it is built; a
+    model passed to `fit` takes none.
+
+    Example:
+        >>> sorted(architecture_options("vqvae", "fsq"))
+        ['embedding_dim', 'hidden_channels', 'levels', 'quantizer']
+    """
+    if model not in PRESET_BUILDERS:
+        return {}
+    options = parameter_options(PRESET_BUILDERS[model], skip=("image_shape",))
+    if model == "vqvae":
+        chosen = "vq" if quantizer is None else quantizer
+        if isinstance(chosen, str) and chosen in QUANTIZERS:
+            options |= quantizer_options(chosen)
+        elif is_model_spec(chosen):
+            options["codebook_size"] = Option(
+                "codebook_size", int, inspect.Parameter.empty,
+                "number of codes, passed to your quantizer builder if it declares it",
+            )  # fmt: skip
+        else:
+            raise ValueError(
+                f"quantizer must be one of {tuple(QUANTIZERS)} or a spec FILE.py:FUNCTION, "
+                f"got {chosen!r}"
+            )
+    return options
+
+
+def option_owners() -> dict[str, str]:
+    """What takes each architecture option, e.g. ``{"levels": "vqvae with --quantizer fsq"}``.
+
+    Read from the preset builders and the quantizer registry, so it cannot drift.
+
+    Example:
+        >>> option_owners()["latent_dim"], option_owners()["ema"]
+        ('vae', 'vqvae with --quantizer vq, rvq')
+    """
+    models: dict[str, list[str]] = {}
+    quantizers: dict[str, list[str]] = {}
+    for model in PRESET_BUILDERS:
+        for name in parameter_options(PRESET_BUILDERS[model], skip=("image_shape",)):
+            models.setdefault(name, []).append(model)
+    for quantizer in QUANTIZERS:
+        for name in quantizer_options(quantizer):
+            quantizers.setdefault(name, []).append(quantizer)
+    owners = {name: ", ".join(found) for name, found in models.items()}
+    for name, found in quantizers.items():
+        if name not in owners:
+            owners[name] = f"vqvae with --quantizer {', '.join(found)}"
+    return owners
+
+
+def inapplicable_options(
+    model: str, values: Mapping[str, object], quantizer: object = None
+) -> list[str]:
+    """The architecture options in ``values`` that ``model`` (with ``quantizer``) does not take.
+
+    Names of the trainer's settings and the objective's options always apply.
+
+    Example:
+        >>> inapplicable_options("vae", {"ema": True, "latent_dim": 8, "epochs": 3})
+        ['ema']
+        >>> inapplicable_options("vqvae", {"codebook_size": 64}, quantizer="fsq")
+        ['codebook_size']
+    """
+    general = set(TRAINER_FIELDS) | set(OBJECTIVE_OPTIONS) | {"model"}
+    allowed = architecture_options(model, quantizer)
+    return [name for name in values if name not in general and name not in allowed]
+
+
+def describe_inapplicable(
+    model: str, names: list[str], quantizer: object = None, flag: Callable[[str], str] = str
+) -> str:
+    """One line naming each option that does not apply and what it applies to."""
+    owners = option_owners()
+    parts = [f"{flag(name)} ({owners.get(name, 'no model')} only)" for name in names]
+    target = f"model {model!r}" + (
+        f" with quantizer {quantizer!r}" if model == "vqvae" and quantizer is not None else ""
+    )
+    return f"options that do not apply to {target}: {', '.join(parts)}"
+
+
+TRAINER_FIELDS = tuple(f.name for f in dataclasses.fields(TrainerSettings))
+
+
+def train_options() -> dict[str, tuple[Option, str | None]]:
+    """Every option of a training run, with what it applies to (``None``: every model).
+
+    The trainer's settings and the objective's options come from their dataclasses, the
+    architecture options from the preset builders and the registered quantizers: the one
+    source of the command line's flags, their help and their checks.
+
+    Example:
+        >>> options = train_options()
+        >>> options["epochs"][1], options["levels"][1]
+        (None, 'vqvae with --quantizer fsq')
+    """
+    options: dict[str, tuple[Option, str | None]] = {}
+    for name, option in dataclass_options(TrainerSettings).items():
+        options[name] = (option, None)
+    for name, option in dataclass_options(ObjectiveOptions).items():
+        options[name] = (option, "models whose loss takes it")
+    owners = option_owners()
+    for builder in PRESET_BUILDERS.values():
+        for name, option in parameter_options(builder, skip=("image_shape",)).items():
+            options.setdefault(name, (option, owners[name]))
+    for quantizer in QUANTIZERS:
+        for name, option in quantizer_options(quantizer).items():
+            options.setdefault(name, (option, owners[name]))
+    return options
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _tupled(value: Any) -> Any:
+    """Lists (as JSON holds them) as tuples."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_tupled(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True, init=False)
+class TrainConfig:
+    """Everything that defines a training run; written to ``config.json`` in the run directory.
+
+    Three tables, each defined once: the trainer's settings (`TrainerSettings`), the
+    objective's options (`ObjectiveOptions`) and the model's architecture (the keyword
+    arguments of the preset builder, `vae_preset` or `vqvae_preset` with its quantizer's
+    options, or of a ``--model`` spec's function). Keyword arguments may be given flat
+    (``TrainConfig(model="vae", epochs=3, latent_dim=8)``): each goes to the table that
+    defines it, and an architecture option the model does not take is refused. Fields of
+    the trainer and objective read flat too (``config.epochs``). ``lr``, ``batch_size`` and
+    ``epochs`` left as ``None`` take the reference experiment's value for ``model`` (see
+    ``MODEL_DEFAULTS``).
+
+    Example:
+        >>> TrainConfig(model="vae", dataset="mnist").lr
+        0.001
+        >>> TrainConfig(model="vqvae", dataset="cifar10", quantizer="fsq").architecture
+        {'quantizer': 'fsq'}
+    """
+
+    model: str
+    """``"vae"``, ``"vqvae"``, a spec of user code ``"path/file.py:function"`` or
+    ``"package.module:function"`` that builds the model, or ``"custom"``: a model passed
+    to `fit` (its run rebuilds it from the recorded model configuration, or with
+    ``model=``)."""
+    trainer: TrainerSettings
+    """The trainer's settings."""
+    objective: ObjectiveOptions
+    """The training objective's options."""
+    architecture: dict[str, Any]
+    """The model builder's arguments as given (a preset's options, a spec's ``--model-arg``
+    values); what was not given takes the builder's default."""
+
+    def __init__(
+        self,
+        model: str = "vae",
+        *,
+        trainer: TrainerSettings | None = None,
+        objective: ObjectiveOptions | None = None,
+        architecture: Mapping[str, Any] | None = None,
+        **values: Any,
+    ) -> None:
+        if not (model in (*PRESETS, "custom") or is_model_spec(model)):
+            raise ValueError(
+                f"model must be one of {PRESETS}, 'custom' or a spec 'FILE.py:FUNCTION' / "
+                f"'package.module:FUNCTION', got {model!r}"
+            )
+        flat_trainer = {k: v for k, v in values.items() if k in TRAINER_FIELDS}
+        flat_objective = {k: v for k, v in values.items() if k in OBJECTIVE_OPTIONS}
+        arch = {k: _tupled(v) for k, v in (architecture or {}).items()}
+        arch |= {k: _tupled(v) for k, v in values.items() if k not in TRAINER_FIELDS}
+        arch = {k: v for k, v in arch.items() if k not in OBJECTIVE_OPTIONS}
+        trainer = dataclasses.replace(trainer or TrainerSettings(), **flat_trainer)
+        key = model if model in PRESETS else "custom"
+        filled = {k: v for k, v in MODEL_DEFAULTS[key].items() if getattr(trainer, k) is None}
+        objective = dataclasses.replace(objective or ObjectiveOptions(), **flat_objective)
+        if not is_model_spec(model) or architecture is None:
+            wrong = inapplicable_options(model, arch, arch.get("quantizer"))
+            if wrong:
+                raise ValueError(describe_inapplicable(model, wrong, arch.get("quantizer")))
+            _check_values(model, arch)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "trainer", dataclasses.replace(trainer, **filled))
+        object.__setattr__(self, "objective", objective)
+        object.__setattr__(self, "architecture", arch)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in TRAINER_FIELDS:
+            return getattr(self.trainer, name)
+        if name in OBJECTIVE_OPTIONS:
+            return getattr(self.objective, name)
+        raise AttributeError(f"TrainConfig has no field {name!r}")
+
+    def value_of(self, name: str) -> Any:
+        """The value of any option by name: a field, or an architecture option (None if not
+        given)."""
+        if name == "model":
+            return self.model
+        if name in TRAINER_FIELDS or name in OBJECTIVE_OPTIONS:
+            return getattr(self, name)
+        return self.architecture.get(name)
+
+    def flat(self) -> dict[str, Any]:
+        """Every option by its flat name: model, the trainer's, the objective's, the given
+        architecture's (what `replace` and resume compare)."""
+        return (
+            {"model": self.model}
+            | dataclasses.asdict(self.trainer)
+            | dataclasses.asdict(self.objective)
+            | dict(self.architecture)
+        )
+
+    def specs(self) -> list[str]:
+        """The specs of user code this config names: the model's, the quantizer's."""
+        found = [self.model, self.architecture.get("quantizer")]
+        return [spec for spec in found if isinstance(spec, str) and is_model_spec(spec)]
+
+    def with_absolute_specs(self) -> TrainConfig:
+        """This config with every file spec's path made absolute (see `absolute_spec`)."""
+        model = absolute_spec(self.model) if is_model_spec(self.model) else self.model
+        quantizer = self.architecture.get("quantizer")
+        arch = dict(self.architecture)
+        if isinstance(quantizer, str) and is_model_spec(quantizer):
+            arch["quantizer"] = absolute_spec(quantizer)
+        return TrainConfig(model, trainer=self.trainer, objective=self.objective, architecture=arch)
+
     def loss_options(self) -> dict[str, object]:
-        """The `OBJECTIVE_OPTIONS` set away from their neutral value, for ``model.loss``.
+        """The objective's options set away from their neutral value, for ``model.loss``.
 
         Example:
             >>> TrainConfig(beta=4.0, warmup_steps=100).loss_options()
             {'beta': 4.0, 'warmup_steps': 100}
         """
-        return {
-            name: getattr(self, name)
-            for name, neutral in OBJECTIVE_OPTIONS.items()
-            if getattr(self, name) != neutral
-        }
+        return self.objective.active()
 
     @property
     def defaults_key(self) -> str:
@@ -290,21 +429,109 @@ class TrainConfig:
         return self.model if self.model in PRESETS else "custom"
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as JSON-ready primitives."""
-        return dataclasses.asdict(self)
+        """The config as JSON-ready primitives: ``model`` and one object per table."""
+        return {
+            "model": self.model,
+            "trainer": dataclasses.asdict(self.trainer),
+            "objective": dataclasses.asdict(self.objective),
+            "architecture": {k: _jsonable(v) for k, v in self.architecture.items()},
+        }
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config from `to_dict` output; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Rebuild a config from `to_dict` output (or the flat records of genlatent 0.1).
+
+        Raises:
+            ValueError: on unknown keys, naming them and the known ones.
+        """
+        if "trainer" not in values:
+            return cls(**_from_flat_record(values))
+        unknown = sorted(set(values) - {"model", "trainer", "objective", "architecture"})
         if unknown:
-            raise ValueError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
-        return cls(**values)
+            raise ValueError(
+                f"unknown config keys {unknown}; known keys are "
+                "['architecture', 'model', 'objective', 'trainer']"
+            )
+        return cls(
+            values.get("model", "vae"),
+            trainer=_table(TrainerSettings, values.get("trainer", {}), "trainer"),
+            objective=_table(ObjectiveOptions, values.get("objective", {}), "objective"),
+            architecture=values.get("architecture", {}),
+        )
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some options changed, each by its flat name (validated again)."""
+        model = changes.pop("model", self.model)
+        arch = dict(self.architecture) | {
+            k: v
+            for k, v in changes.items()
+            if k not in TRAINER_FIELDS and k not in OBJECTIVE_OPTIONS
+        }
+        trainer = {k: v for k, v in changes.items() if k in TRAINER_FIELDS}
+        objective = {k: v for k, v in changes.items() if k in OBJECTIVE_OPTIONS}
+        return TrainConfig(
+            model,
+            trainer=dataclasses.replace(self.trainer, **trainer),
+            objective=dataclasses.replace(self.objective, **objective),
+            architecture=arch,
+        )
+
+
+def _table(cls: Any, values: Mapping[str, Any], name: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {name} keys {unknown}; known keys are {sorted(known)}")
+    return cls(**values)
+
+
+def _check_values(model: str, arch: dict[str, Any]) -> None:
+    """Choices and simple types of the architecture options, checked before any build;
+    a tuple written as text (``"8,5,5"``) is read in place."""
+    options = architecture_options(model, arch.get("quantizer"))
+    for name, value in arch.items():
+        option = options[name]
+        if option.kind is tuple:
+            if isinstance(value, str):  # "8,5,5", as the command line writes it
+                with contextlib.suppress(ValueError):
+                    value = arch[name] = tuple(int(part) for part in value.split(","))
+            if not isinstance(value, tuple) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
+            ):
+                raise ValueError(f"{name} takes ints >= 1 separated by commas, got {value!r}")
+        elif option.choices is not None:
+            check_choice(name, value, option.choices)
+        elif option.kind is int and option.optional:
+            check_optional_positive_int(name, value)
+        elif option.kind is int:
+            check_positive_int(name, value)
+        elif option.kind is float and not (value is None and option.optional):
+            check_non_negative_float(name, value)
+
+
+_LEGACY_COMMA = ("hidden", "levels")
+
+
+def _from_flat_record(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A flat record (genlatent 0.1's ``config.json``) as flat keyword arguments.
+
+    Such a record holds every option with its default; the architecture options that the
+    model did not take, and those left at ``None``, are dropped (they were not used).
+    """
+    known = set(TRAINER_FIELDS) | set(OBJECTIVE_OPTIONS) | {"model"} | set(option_owners())
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
+    model = values.get("model", "vae")
+    flat = {k: v for k, v in values.items() if k in known and k not in option_owners()}
+    arch = {k: v for k, v in values.items() if k in option_owners() and v is not None}
+    for name in _LEGACY_COMMA:
+        if isinstance(arch.get(name), str):
+            arch[name] = tuple(int(part) for part in arch[name].split(","))
+    if model == "vqvae" and is_model_spec(arch.get("quantizer")):
+        arch.pop("codebook_size", None)
+    applicable = architecture_options(model, arch.get("quantizer"))
+    return flat | {k: v for k, v in arch.items() if k in applicable}
 
 
 def merge_on_resume(
@@ -339,8 +566,8 @@ def merge_on_resume(
     changes: dict[str, Any] = {}
     conflicts = []
     for name, value in given.items():
-        old = getattr(stored, name)
-        if value == old:
+        old = stored.value_of(name)
+        if _tupled(value) == old:
             continue
         if name in RESUMABLE:
             changes[name] = value
@@ -353,6 +580,6 @@ def merge_on_resume(
             + ". Resume with the run's values, or start a new run"
         )
     notes = [
-        f"{flag(name)}: {getattr(stored, name)!r} -> {value!r}" for name, value in changes.items()
+        f"{flag(name)}: {stored.value_of(name)!r} -> {value!r}" for name, value in changes.items()
     ]
     return stored.replace(**changes), notes

@@ -55,7 +55,7 @@ def prepare_run(
     """
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other: continue or replace")
-    values = dict(given) if given is not None else (config.to_dict() if config else {})
+    values = dict(given) if given is not None else (config.flat() if config else {})
     has_run = run.config_path.is_file()
     if not resume:
         if config is None:

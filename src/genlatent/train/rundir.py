@@ -9,6 +9,7 @@ from typing import Any
 
 from genlatent._atomic import atomic_write
 from genlatent.train.config import TrainConfig
+from genlatent.train.spec import SOURCE_DIR, save_source
 
 __all__ = ["RunDirectory", "RunDirectoryError"]
 
@@ -31,6 +32,7 @@ class RunDirectory:
       metrics.jsonl        one JSON object per epoch
       checkpoints/last.pt  the latest epoch (last.prev.pt: the one before)
       checkpoints/best.pt  the epoch with the lowest test loss
+      source/              copies of the user's files that --model/--quantizer name
       reconstructions.png  test inputs (odd rows) above their reconstructions
       samples.png          decoded from the prior (VAE) or random codes (VQ-VAE)
     """
@@ -44,6 +46,7 @@ class RunDirectory:
     best_checkpoint = property(lambda self: self.path / "checkpoints" / "best.pt")
     reconstructions_path = property(lambda self: self.path / "reconstructions.png")
     samples_path = property(lambda self: self.path / "samples.png")
+    source_dir = property(lambda self: self.path / SOURCE_DIR)
 
     def create(self, config: TrainConfig) -> None:
         """Start a new run here; refuses a folder that already holds a run."""
@@ -54,6 +57,8 @@ class RunDirectory:
             )
         self.path.mkdir(parents=True, exist_ok=True)
         self.write_config(config)
+        for spec in config.specs():  # the user's files, so the run rebuilds without them
+            save_source(spec, self.path)
 
     def write_config(self, config: TrainConfig) -> None:
         """Write (or replace) ``config.json``, atomically."""

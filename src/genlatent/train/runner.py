@@ -51,8 +51,10 @@ def train(
         show_progress: progress bars; ``None`` shows them on a terminal.
         log: where the one-line epoch summaries go.
     """
-    if datasets is not None and config is not None:
-        config = config.replace(dataset="custom")  # what the run really trained on
+    if config is not None:  # what the run really trained on, wherever it is read from
+        config = config.with_absolute_specs()
+        if datasets is not None:
+            config = config.replace(dataset="custom")
     config, fresh = prepare_run(
         RunDirectory(run_dir), config, given, resume=resume, overwrite=overwrite, flag=flag,
         log=log,
@@ -60,7 +62,10 @@ def train(
     train_set, test_set = datasets if datasets is not None else load_datasets(config)
     torch.manual_seed(config.seed)  # the weights are drawn from the run's seed
     data = RunData(train_set.images, train_set.labels, test_set.images, test_set.labels)
-    model = build_model(config, data.example_shape, data.num_classes)
+    model = build_model(
+        config, data.example_shape, data.num_classes,
+        source_dir=RunDirectory(run_dir).source_dir, log=log,
+    )  # fmt: skip
     _warn_about_restarts(config, len(train_set), log)
     return run_training(
         model, data, config, run_dir, fresh=fresh, show_progress=show_progress, log=log
@@ -69,13 +74,14 @@ def train(
 
 def _warn_about_restarts(config: TrainConfig, examples: int, log: Callable[[str], None]) -> None:
     """Say when ``restart_dead_codes`` exceeds the run's training steps: it could never fire."""
-    if config.restart_dead_codes is None:
+    restart = config.architecture.get("restart_dead_codes")
+    if restart is None:
         return
     per_epoch = -(-examples // cast(int, config.batch_size))
     steps = per_epoch * cast(int, config.epochs)
-    if config.restart_dead_codes > steps:
+    if restart > steps:
         log(
-            f"warning: --restart-dead-codes {config.restart_dead_codes} exceeds the run's "
+            f"warning: --restart-dead-codes {restart} exceeds the run's "
             f"{steps} training steps ({per_epoch} per epoch), so no code will ever be "
             "restarted; choose a value below the steps per epoch"
         )

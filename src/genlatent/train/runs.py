@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,9 @@ def load_run(
     shape = tuple(data.get("example_shape", ()))
     num_classes = data.get("num_classes")
     if model is None:
-        model = build_model(config, shape, num_classes)
+        model = build_model(
+            config, shape, num_classes, source_dir=run.source_dir, log=_announce(log)
+        )
     model.load_state_dict(state["model"])
     note = None
     if source != wanted:
@@ -115,6 +118,13 @@ def load_run(
         model.to(target).eval(), config, run.read_metrics(), run.path, source,
         int(state["epoch"]), shape, num_classes, note,
     )  # fmt: skip
+
+
+def _announce(log: Callable[[str], None] | None) -> Callable[[str], None]:
+    """``log``, or a `UserWarning` where no ``log`` is given: a fallback is never silent."""
+    if log is not None:
+        return log
+    return lambda message: warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _first_readable(
