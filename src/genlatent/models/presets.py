@@ -19,6 +19,7 @@ from genlatent.nn.lfq import LFQ
 from genlatent.nn.mlp import MLPDecoder, MLPEncoder
 from genlatent.nn.quantize import VectorQuantizer
 from genlatent.nn.residual import ResidualVQ
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = [
     "cifar10_vqvae",
@@ -189,7 +190,7 @@ def conditional_vae(
     return ConditionalVAE.mlp(image_shape, num_classes, latent_dim=latent_dim)
 
 
-class _ConvPosterior(nn.Module):
+class _ConvPosterior(nn.Module, PretrainedMixin):
     """`ConvEncoder` to a 16-channel grid, flattened, then linear heads to ``(mean, log_var)``."""
 
     def __init__(self, image_shape: tuple[int, int, int], hidden: int, latent_dim: int) -> None:
@@ -205,7 +206,7 @@ class _ConvPosterior(nn.Module):
         return self.mean_head(h), self.log_var_head(h)
 
 
-class _ConvLikelihood(nn.Module):
+class _ConvLikelihood(nn.Module, PretrainedMixin):
     """$z$ linearly to a 16-channel grid, then `ConvDecoder` to the likelihood's channels."""
 
     def __init__(
@@ -268,11 +269,7 @@ def conv_vae(
     )
 
 
-_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "leaky_relu": lambda: nn.LeakyReLU(0.2),
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-}
+_ACTIVATIONS = ("leaky_relu", "tanh", "relu")  # by name, so that save_pretrained can save them
 
 
 def _vae_for(
@@ -288,8 +285,8 @@ def _vae_for(
     features = image_shape[0] * image_shape[1] * image_shape[2]
     widths = tuple(int(width) for width in (hidden or "400,400").split(","))
     if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}")
-    act = _ACTIVATIONS[activation]
+        raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+    act = activation
     prior = None if vamp_components is None else VampPrior(vamp_components, image_shape)
     return VAE(
         MLPEncoder(features, widths, latent_dim, activation=act),
