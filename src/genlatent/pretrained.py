@@ -39,7 +39,13 @@ from torch import nn
 
 from genlatent import _hub
 from genlatent._atomic import atomic_write
-from genlatent._pretrained_json import decode_value, dotted_name, encode_value, resolve_class
+from genlatent._pretrained_json import (
+    construct,
+    decode_value,
+    dotted_name,
+    encode_value,
+    resolve_class,
+)
 from genlatent._version import __version__
 
 __all__ = ["CONFIG_NAME", "FORMAT_VERSION", "WEIGHTS_NAME", "PretrainedMixin", "from_pretrained"]
@@ -380,6 +386,18 @@ def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path} is truncated or corrupt: {error}") from error
 
 
+def _named_class(name: object, expected: type) -> type[nn.Module]:
+    """The class ``name`` names: ``expected`` itself when it is that class (found or not)."""
+    if (
+        isinstance(expected, type)
+        and issubclass(expected, nn.Module)
+        and "<locals>" not in expected.__qualname__
+        and name == dotted_name(expected, owner=expected.__qualname__, argument="class")
+    ):
+        return expected
+    return resolve_class(name)
+
+
 def _load(
     path: str | os.PathLike[str],
     expected: type[_Model],
@@ -391,7 +409,7 @@ def _load(
     """Build the config's class (checked against ``expected``) and load the weights into it."""
     folder = _folder(path, revision)
     config = _read_config(folder)
-    cls = resolve_class(config.get("class"))
+    cls = _named_class(config.get("class"), expected)
     if not issubclass(cls, PretrainedMixin):
         raise TypeError(
             f"{folder / CONFIG_NAME} names {config['class']}, which does not inherit "
@@ -402,11 +420,14 @@ def _load(
             f"{folder} holds a {config['class']}, not a {expected.__qualname__}: load it with "
             f"{cls.__qualname__}.from_pretrained or genlatent.from_pretrained"
         )
-    with torch.random.fork_rng(devices=[]):  # the fresh weights' draws touch no user RNG
-        model = decode_value(
-            {"class": config["class"], "arguments": config.get("arguments", {})},
-            mixin=PretrainedMixin,
+    arguments = config.get("arguments", {})
+    if not isinstance(arguments, dict):
+        raise ValueError(
+            f"the arguments in {folder / CONFIG_NAME} must be an object, got {arguments!r}"
         )
+    with torch.random.fork_rng(devices=[]):  # the fresh weights' draws touch no user RNG
+        decoded = {k: decode_value(v, mixin=PretrainedMixin) for k, v in arguments.items()}
+        model = construct(cls, decoded)
     weights = _read_weights(folder)
     try:
         model.load_state_dict(weights, strict=True)

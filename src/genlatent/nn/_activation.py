@@ -34,7 +34,7 @@ def check_activation(activation: object) -> ActivationSpec:
             raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
         return activation
     if activation is None or isinstance(activation, nn.Module) or callable(activation):
-        return activation  # type: ignore[return-value]
+        return activation
     raise TypeError(
         "activation must be an nn.Module, a callable returning one (such as an nn.Module "
         f"class), one of the names {tuple(ACTIVATIONS)}, or None, got {type(activation).__name__}"
