@@ -50,9 +50,11 @@ SKIP = frozenset({"__version__"})
 
 # Nav sections in layer order (DESIGN.md): each object goes under the layer defining it.
 LAYERS = (
-    "functional", "nn", "losses", "models", "priors", "metrics", "data", "train", "plotting", "cli",
+    "pretrained", "functional", "nn", "losses", "models", "priors", "metrics", "data", "train",
+    "plotting", "cli",
 )  # fmt: skip
 LAYER_TITLES = {
+    "pretrained": "genlatent.pretrained",
     "functional": "genlatent.functional",
     "nn": "genlatent.nn",
     "losses": "genlatent.losses",

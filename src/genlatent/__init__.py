@@ -8,6 +8,10 @@ The layers, each importing only those before it:
 - `genlatent.models`: `VAE`, `ConditionalVAE`, `VQVAE` and the reference presets
 - `genlatent.train`: `fit` (any model that follows the protocol), `load_run`, `train`
 
+Every module saves as portable weights (``config.json`` + ``model.safetensors``) with
+``save_pretrained``; `from_pretrained` rebuilds whichever model a folder holds, and
+`PretrainedMixin` gives a user's own module the same two methods.
+
 `set_validate_args` switches the checks that read tensor values (NaN, target ranges).
 """
 
@@ -44,6 +48,7 @@ from genlatent.nn import (
     ResidualVQ,
     VectorQuantizer,
 )
+from genlatent.pretrained import PretrainedMixin, from_pretrained
 from genlatent.priors import PixelCNNPrior, TransformerPrior
 from genlatent.train import fit, load_run
 
@@ -59,6 +64,7 @@ __all__ = [
     "MLPDecoder",
     "MLPEncoder",
     "PixelCNNPrior",
+    "PretrainedMixin",
     "Quantizer",
     "QuantizerOutput",
     "ResidualBlock",
@@ -73,6 +79,7 @@ __all__ = [
     "bernoulli_log_likelihood",
     "cifar10_vqvae",
     "fit",
+    "from_pretrained",
     "gaussian_kl",
     "gaussian_log_likelihood",
     "get_validate_args",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genlatent._options import Option
+from genlatent.cli.export import add_export, run_export
 from genlatent.train.config import (
     PRESETS,
     TrainConfig,
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(commands)
     _add_inspection(commands)
+    add_export(commands)
     return parser
 
 
@@ -235,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("GENLATENT_DEBUG", "") not in ("", "0")
     commands = {"train": _train, "eval": _eval, "sample": _sample, "plot": _plot}
+    commands["export"] = run_export
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

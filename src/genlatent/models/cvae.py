@@ -21,11 +21,12 @@ from genlatent.losses.elbo import VAELoss
 from genlatent.models.vae import VAEOutput, _check_posterior, negative_elbo
 from genlatent.nn._activation import ActivationSpec
 from genlatent.nn.mlp import MLPDecoder, MLPEncoder
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = ["ConditionalVAE"]
 
 
-class ConditionalVAE(nn.Module):
+class ConditionalVAE(nn.Module, PretrainedMixin):
     r"""Conditional VAE (Sohn et al. 2015): label-conditioned encoder, decoder and samples.
 
     The label $y \in \{0, \dots, C-1\}$ enters both networks as a one-hot vector joined

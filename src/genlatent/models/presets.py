@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from genlatent.models.vae import VAE, VampPrior
 from genlatent.models.vqvae import VQVAE
 from genlatent.nn.conv import ConvDecoder, ConvEncoder
 from genlatent.nn.mlp import MLPDecoder, MLPEncoder
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = [
     "cifar10_vqvae",
@@ -134,7 +136,7 @@ def conditional_vae(
     return ConditionalVAE.mlp(image_shape, num_classes, latent_dim=latent_dim)
 
 
-class _ConvPosterior(nn.Module):
+class _ConvPosterior(nn.Module, PretrainedMixin):
     """`ConvEncoder` to a 16-channel grid, flattened, then linear heads to ``(mean, log_var)``."""
 
     def __init__(self, image_shape: tuple[int, int, int], hidden: int, latent_dim: int) -> None:
@@ -150,7 +152,7 @@ class _ConvPosterior(nn.Module):
         return self.mean_head(h), self.log_var_head(h)
 
 
-class _ConvLikelihood(nn.Module):
+class _ConvLikelihood(nn.Module, PretrainedMixin):
     """$z$ linearly to a 16-channel grid, then `ConvDecoder` to the likelihood's channels."""
 
     def __init__(
@@ -216,11 +218,7 @@ def conv_vae(
 Activation = Literal["leaky_relu", "tanh", "relu"]
 Likelihood = Literal["bernoulli", "continuous_bernoulli", "gaussian"]
 
-_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "leaky_relu": lambda: nn.LeakyReLU(0.2),
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-}
+_ACTIVATIONS: tuple[str, ...] = typing.get_args(Activation)  # names: save_pretrained saves them
 
 
 def vae_preset(
@@ -254,8 +252,8 @@ def vae_preset(
     features = math.prod(shape)
     widths = _widths(hidden)
     if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}")
-    act = _ACTIVATIONS[activation]
+        raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+    act = activation
     prior = None if vamp_components is None else VampPrior(vamp_components, shape)
     return VAE(
         MLPEncoder(features, widths, latent_dim, activation=act),

@@ -21,6 +21,7 @@ from genlatent.functional.likelihood import (
 from genlatent.functional.mixture import gaussian_log_prob, gaussian_mixture_log_prob
 from genlatent.losses.elbo import VAELoss, vae_loss
 from genlatent.losses.iwae import iwae_loss
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = ["VAE", "VAEOutput", "VampPrior"]
 
@@ -54,7 +55,7 @@ class VAEOutput(NamedTuple):
     r"""The reparameterized sample $z = \mu + \sigma \odot \varepsilon$, shape $(B, D)$."""
 
 
-class VampPrior(nn.Module):
+class VampPrior(nn.Module, PretrainedMixin):
     r"""The VampPrior (Tomczak and Welling 2018): a mixture of the posteriors of $K$ pseudo-inputs.
 
     $$p(z) = \frac{1}{K}\sum_{k=1}^{K} q(z \mid u_k),$$
@@ -134,7 +135,7 @@ class VampPrior(nn.Module):
         return f"num_components={self.pseudo_inputs.shape[0]}"
 
 
-class VAE(nn.Module):
+class VAE(nn.Module, PretrainedMixin):
     r"""Variational autoencoder (Kingma and Welling 2014) from any encoder and decoder.
 
     The encoder maps $x$ to ``(mean, log_var)`` of $q(z \mid x)$; the decoder maps $z$ to

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -11,6 +11,7 @@ from genlatent._validation import check_positive_int
 from genlatent.functional._dtype import at_least_float32
 from genlatent.losses.vq import VQVAELoss, vqvae_loss
 from genlatent.nn.quantizer import Quantizer, check_quantizer
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = ["VQVAE", "VQVAEOutput"]
 
@@ -30,7 +31,7 @@ class VQVAEOutput(NamedTuple):
     """This batch's code counts, $(K,)$ or $(S, K)$."""
 
 
-class VQVAE(nn.Module):
+class VQVAE(nn.Module, PretrainedMixin):
     r"""VQ-VAE (van den Oord et al. 2017): encode, snap to the nearest code, decode.
 
     $$z_e = \operatorname{enc}(x), \qquad z_q = e_{k}, \; k = \arg\min_j \lVert z_e - e_j\rVert,
@@ -45,7 +46,8 @@ class VQVAE(nn.Module):
         decoder: maps $(B, D, h, w)$ back to images, such as `ConvDecoder`.
         grid_shape: the shape of one example's index grid, $(h, w)$ (``(8, 8)`` for the
             CIFAR-10 preset); what `sample` draws. ``None``: read off the first batch
-            the model quantizes.
+            the model quantizes. Either way it travels in the ``state_dict`` (as the int64
+            entry ``grid_shape``, absent while unknown) and in `save_pretrained`'s config.
 
     Raises:
         TypeError: if ``encoder``, ``quantizer`` or ``decoder`` is not an ``nn.Module``,
@@ -184,5 +186,24 @@ class VQVAE(nn.Module):
         device = next(self.parameters()).device
         return self.decode(indices.to(device))
 
+    def pretrained_arguments(self) -> dict[str, Any]:
+        """The constructor arguments, with the ``grid_shape`` read off a batch since."""
+        return {**super().pretrained_arguments(), "grid_shape": self.grid_shape}
+
+    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.grid_shape is not None:
+            destination[prefix + _GRID_SHAPE] = torch.tensor(self.grid_shape, dtype=torch.int64)
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
+        # a state without the entry (older checkpoints, an unknown shape) keeps ours
+        saved = state_dict.pop(prefix + _GRID_SHAPE, None)
+        if saved is not None:
+            self.grid_shape = tuple(int(n) for n in saved.tolist())
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     def extra_repr(self) -> str:
         return f"grid_shape={self.grid_shape}"
+
+
+_GRID_SHAPE = "grid_shape"

@@ -13,6 +13,7 @@ from genlatent._validation import (
     check_ndim,
     check_positive_int,
 )
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = ["ConvDecoder", "ConvEncoder", "ResidualBlock"]
 
@@ -41,7 +42,7 @@ def _first_weight(layers: nn.Sequential) -> torch.Tensor:
     return cast(nn.Conv2d, layers[0]).weight
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(nn.Module, PretrainedMixin):
     r"""One convolution with an identity skip: $y = x + \operatorname{conv}(x)$.
 
     The convolution keeps the spatial size (``padding = kernel_size // 2`` for odd kernels).
@@ -92,7 +93,7 @@ class ResidualBlock(nn.Module):
         return x + self.conv(_check_image("x", x, self.channels, self.conv.weight))
 
 
-class ConvEncoder(nn.Module):
+class ConvEncoder(nn.Module, PretrainedMixin):
     r"""Downsample images 4x with strided convolutions and residual blocks.
 
     The reference VQ-VAE encoder, layer for layer:
@@ -158,7 +159,7 @@ class ConvEncoder(nn.Module):
         return self.layers(_check_image("x", x, self.in_channels, _first_weight(self.layers), 4))
 
 
-class ConvDecoder(nn.Module):
+class ConvDecoder(nn.Module, PretrainedMixin):
     r"""Upsample a latent grid 4x: the mirror of `ConvEncoder` with transposed convolutions.
 
     ```

@@ -19,11 +19,12 @@ from genlatent.nn._layout import (
 )
 from genlatent.nn._projection import ProjectedQuantizer
 from genlatent.nn.quantizer import QuantizerOutput
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = ["FSQ"]
 
 
-class FSQ(ProjectedQuantizer):
+class FSQ(ProjectedQuantizer, PretrainedMixin):
     r"""Finite scalar quantization (Mentzer et al. 2023): round each channel to a few levels.
 
     Each of the $C$ = ``len(levels)`` channels is bounded with $\tanh$ to an interval that

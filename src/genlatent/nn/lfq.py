@@ -27,6 +27,7 @@ from genlatent.nn._layout import (
 )
 from genlatent.nn._projection import ProjectedQuantizer
 from genlatent.nn.quantizer import QuantizerOutput
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = ["LFQ"]
 
@@ -40,7 +41,7 @@ def _global_sum(values: torch.Tensor) -> torch.Tensor:
     return dist_nn.all_reduce(values, op=dist.ReduceOp.SUM)
 
 
-class LFQ(ProjectedQuantizer):
+class LFQ(ProjectedQuantizer, PretrainedMixin):
     r"""Lookup-free quantization (MAGVIT-v2, Yu et al. 2023): each channel to its sign.
 
     With $n = \log_2 K$ bits, each of the $n$ channels of a vector $z$ becomes

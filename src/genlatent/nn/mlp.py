@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from genlatent._validation import check_floating, check_input_dtype, check_positive_int
-from genlatent.nn._activation import ActivationSpec, make_activation
+from genlatent.nn._activation import ActivationSpec, check_activation, make_activation
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = ["GaussianParams", "MLPDecoder", "MLPEncoder"]
 
@@ -42,6 +43,7 @@ def _mlp(
     device: torch.device | str | None,
     dtype: torch.dtype | None,
 ) -> nn.Sequential:
+    check_activation(activation)
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(in_features, width, device=device, dtype=dtype)]
@@ -50,7 +52,7 @@ def _mlp(
     return nn.Sequential(*layers)
 
 
-class MLPEncoder(nn.Module):
+class MLPEncoder(nn.Module, PretrainedMixin):
     r"""Map data to the mean and log-variance of a diagonal Gaussian latent.
 
     A stack of ``Linear -> activation`` layers followed by two linear heads:
@@ -64,15 +66,19 @@ class MLPEncoder(nn.Module):
         in_features: size of one flattened input, e.g. ``784`` for 28x28 images.
         hidden_features: width of each hidden layer, an int for one layer.
         latent_dim: size $D$ of the latent.
-        activation: an ``nn.Module`` (copied per layer) or a callable returning one;
-            ``None`` means ``LeakyReLU(0.2)``.
+        activation: a name, ``"leaky_relu"`` (``LeakyReLU(0.2)``, the tutorial's),
+            ``"tanh"``, ``"relu"``, ``"gelu"`` or ``"silu"``; an ``nn.Module`` class such
+            as ``nn.ELU``; an ``nn.Module`` (copied per layer) or a function returning one
+            (these two cannot be saved by `save_pretrained`); ``None`` means
+            ``"leaky_relu"``.
         device: where to create the parameters.
         dtype: their dtype.
 
     Raises:
         TypeError: on a bad argument type; in ``forward``, an ``x`` that is not floating-point or
             (without autocast) not of the parameters' dtype.
-        ValueError: on a size < 1; in ``forward``, an ``x`` without $F$ features per example.
+        ValueError: on a size < 1 or an unknown activation name; in ``forward``, an ``x``
+            without $F$ features per example.
 
     Shape:
         - input: $(*, F)$ with $F$ = ``in_features``, or $(B, *)$ whose non-batch
@@ -93,7 +99,7 @@ class MLPEncoder(nn.Module):
         hidden_features: int | Sequence[int],
         latent_dim: int,
         *,
-        activation: ActivationSpec = None,
+        activation: ActivationSpec = "leaky_relu",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -115,7 +121,7 @@ class MLPEncoder(nn.Module):
         return GaussianParams(self.mean_head(h), self.log_var_head(h))
 
 
-class MLPDecoder(nn.Module):
+class MLPDecoder(nn.Module, PretrainedMixin):
     r"""Map latents to the logits of the data distribution.
 
     A stack of ``Linear -> activation`` layers and a linear output layer. The output is
@@ -130,15 +136,16 @@ class MLPDecoder(nn.Module):
         out_features: size of one flattened output.
         out_shape: if given, each output is reshaped to it (its product must be
             ``out_features``), e.g. ``(1, 28, 28)``.
-        activation: as in `MLPEncoder`; ``None`` means ``LeakyReLU(0.2)``.
+        activation: as in `MLPEncoder`: a name (default ``"leaky_relu"``), an
+            ``nn.Module`` class, a module, a function returning one, or ``None``.
         device: where to create the parameters.
         dtype: their dtype.
 
     Raises:
         TypeError: on a bad argument type; in ``forward``, a ``z`` that is not floating-point or
             (without autocast) not of the parameters' dtype.
-        ValueError: on a size < 1 or an ``out_shape`` whose product is not
-            ``out_features``; in ``forward``, a ``z`` not shaped $(*, D)$.
+        ValueError: on a size < 1, an unknown activation name, or an ``out_shape`` whose
+            product is not ``out_features``; in ``forward``, a ``z`` not shaped $(*, D)$.
 
     Shape:
         - input: $(*, D)$
@@ -158,7 +165,7 @@ class MLPDecoder(nn.Module):
         out_features: int,
         *,
         out_shape: Sequence[int] | None = None,
-        activation: ActivationSpec = None,
+        activation: ActivationSpec = "leaky_relu",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:

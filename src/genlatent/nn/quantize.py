@@ -36,6 +36,7 @@ from genlatent.nn._layout import (
     to_layout,
 )
 from genlatent.nn.quantizer import QuantizerOutput
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = ["VectorQuantizer"]
 
@@ -99,7 +100,7 @@ def _all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return values
 
 
-class VectorQuantizer(nn.Module):
+class VectorQuantizer(nn.Module, PretrainedMixin):
     r"""Replace each $D$-dim vector by its nearest codebook row (VQ-VAE, van den Oord et al. 2017).
 
     $$k_j = \operatorname*{arg\,min}_i \lVert z_j - e_i \rVert_2^2, \qquad z_q = e_{k},$$

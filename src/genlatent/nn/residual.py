@@ -21,6 +21,7 @@ from genlatent.nn._layout import (
 )
 from genlatent.nn.quantize import VectorQuantizer, _distributed, _quantize_rows
 from genlatent.nn.quantizer import QuantizerOutput
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = ["ResidualVQ"]
 
@@ -90,7 +91,7 @@ def _residual_rows(
     )
 
 
-class ResidualVQ(nn.Module):
+class ResidualVQ(nn.Module, PretrainedMixin):
     r"""Residual vector quantization (Zeghidour et al. 2021, SoundStream, algorithm 1).
 
     $S$ = ``num_quantizers`` stages of `VectorQuantizer`, each quantizing what the ones

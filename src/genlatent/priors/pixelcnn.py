@@ -11,6 +11,7 @@ from einops import rearrange
 from torch import nn
 
 from genlatent._validation import check_positive_int
+from genlatent.pretrained import PretrainedMixin
 from genlatent.priors._base import _GridPrior
 
 __all__ = ["PixelCNNPrior"]
@@ -80,7 +81,7 @@ class _GatedLayer(nn.Module):
         return _gate(v), h if self.first else h + horizontal
 
 
-class PixelCNNPrior(_GridPrior):
+class PixelCNNPrior(_GridPrior, PretrainedMixin):
     r"""Gated PixelCNN (van den Oord et al. 2016) over a grid of codes, as in VQ-VAE.
 
     The prior of the VQ-VAE paper (van den Oord et al. 2017, sec. 4): the codes are

@@ -11,6 +11,7 @@ from einops import rearrange
 from torch import nn
 
 from genlatent._validation import check_positive_int
+from genlatent.pretrained import PretrainedMixin
 from genlatent.priors._base import _GridPrior
 
 __all__ = ["TransformerPrior"]
@@ -98,7 +99,7 @@ class _Block(nn.Module):
         return x + self.residual_dropout(self.mlp(self.mlp_norm(x)))
 
 
-class TransformerPrior(_GridPrior):
+class TransformerPrior(_GridPrior, PretrainedMixin):
     r"""A causal transformer prior over a grid of code indices, in raster order.
 
     A decoder-only transformer (Vaswani et al. 2017; the GPT-2 layout, pre-norm blocks)
