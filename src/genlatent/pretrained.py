@@ -30,7 +30,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import safetensors
 import safetensors.torch
@@ -48,7 +48,15 @@ from genlatent._pretrained_json import (
 )
 from genlatent._version import __version__
 
-__all__ = ["CONFIG_NAME", "FORMAT_VERSION", "WEIGHTS_NAME", "PretrainedMixin", "from_pretrained"]
+__all__ = [
+    "CONFIG_NAME",
+    "FORMAT_VERSION",
+    "WEIGHTS_NAME",
+    "PretrainedMixin",
+    "from_pretrained",
+    "module_config",
+    "module_from_config",
+]
 
 CONFIG_NAME = "config.json"
 """The constructor arguments (huggingface_hub's ``CONFIG_NAME``)."""
@@ -326,6 +334,46 @@ def from_pretrained(
     return _load(path, PretrainedMixin, device=device, dtype=dtype, revision=revision)
 
 
+def module_config(module: nn.Module) -> dict[str, Any] | None:
+    """The constructor configuration of ``module`` (``{"class", "arguments"}``, the schema of
+    ``config.json``), or ``None`` where it records none that JSON can hold.
+
+    ``None`` for a module that does not inherit `PretrainedMixin`, or whose arguments do
+    not fit the schema (a lambda, say): such a module is rebuilt by its own code only.
+
+    Example:
+        >>> from genlatent import MLPEncoder
+        >>> module_config(MLPEncoder(4, 3, 2))["class"]
+        'genlatent.MLPEncoder'
+    """
+    if not isinstance(module, PretrainedMixin):
+        return None
+    try:
+        return module._pretrained_config()
+    except (TypeError, ValueError):
+        return None
+
+
+def module_from_config(config: dict[str, Any]) -> nn.Module:
+    """A fresh module built from a `module_config` (new weights, global RNG untouched).
+
+    Raises:
+        TypeError: if the config names a class that is not a `PretrainedMixin` module.
+        ValueError: on arguments that class does not take.
+    """
+    cls = _named_class(config.get("class"), PretrainedMixin)
+    if not issubclass(cls, PretrainedMixin):
+        raise TypeError(f"{config.get('class')} does not inherit genlatent.PretrainedMixin")
+    return _build(cls, config.get("arguments", {}))
+
+
+def _build(cls: type, arguments: dict[str, Any]) -> nn.Module:
+    """``cls`` built from JSON ``arguments``; the fresh weights' draws touch no user RNG."""
+    with torch.random.fork_rng(devices=[]):
+        decoded = {k: decode_value(v, mixin=PretrainedMixin) for k, v in arguments.items()}
+        return cast(nn.Module, construct(cls, decoded))
+
+
 def _folder(path: str | os.PathLike[str], revision: str | None) -> Path:
     """The local folder of ``path``: itself, or a download of the Hub repository it names."""
     local = Path(path)
@@ -425,9 +473,7 @@ def _load(
         raise ValueError(
             f"the arguments in {folder / CONFIG_NAME} must be an object, got {arguments!r}"
         )
-    with torch.random.fork_rng(devices=[]):  # the fresh weights' draws touch no user RNG
-        decoded = {k: decode_value(v, mixin=PretrainedMixin) for k, v in arguments.items()}
-        model = construct(cls, decoded)
+    model = _build(cls, arguments)
     weights = _read_weights(folder)
     try:
         model.load_state_dict(weights, strict=True)

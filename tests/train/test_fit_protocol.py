@@ -1,5 +1,6 @@
 """`fit` trains any model that follows the protocol: user models, user quantizers, user data."""
 
+import json
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -160,7 +161,9 @@ def test_fit_refuses_what_it_cannot_train(tmp_path):
             batch_size=2, lr=1e-3, **QUIET)  # fmt: skip
     assert not any((tmp_path / name).exists() for name in "abc")
     fit(Plain(), torch.rand(4, 3), run_dir=tmp_path / "d", epochs=1, batch_size=2, lr=1e-3, **QUIET)
-    with pytest.raises(ValueError, match=r"trained a model passed to fit\(\); rebuild it"):
+    with pytest.raises(
+        ValueError, match=r"trained a model passed to fit\(\) that records no constructor"
+    ):
         load_run(tmp_path / "d")
     with pytest.raises(RunDirectoryError, match="already holds a run"):
         fit(Plain(), torch.rand(4, 3), run_dir=tmp_path / "d", epochs=1, batch_size=2, lr=1e-3,
@@ -205,3 +208,35 @@ def test_nothing_above_the_models_branches_on_a_model_class():
         if _BRANCH.search(line)
     ]
     assert offenders == []
+
+
+def test_a_fit_run_records_the_model_as_built_and_reloads_without_model(tmp_path):
+    from genlatent import VectorQuantizer
+
+    def vqvae() -> VQVAE:
+        return VQVAE(
+            ConvEncoder(1, 8, 4),
+            VectorQuantizer(32, 4, ema=True, commitment_weight=0.5),
+            ConvDecoder(4, 8, 1),
+        )
+
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 8, 8)
+    summary = fit(vqvae(), images, run_dir=tmp_path / "run", epochs=1, batch_size=16, lr=1e-3,
+                  device="cpu", show_progress=False, log=lambda line: None)  # fmt: skip
+    built = json.loads((tmp_path / "run" / "config.json").read_text())["built"]
+    quantizer = built["arguments"]["quantizer"]["arguments"]
+    assert (quantizer["codebook_size"], quantizer["ema"], quantizer["commitment_weight"]) == (
+        32,
+        True,
+        0.5,
+    )
+    loaded = load_run(tmp_path / "run")  # no model= needed
+    trained = summary.model.state_dict()
+    assert loaded.model.state_dict().keys() == trained.keys()
+    assert loaded.model.quantizer.codebook_size == 32
+    assert loaded.model.quantizer.ema
+    x = images[:4]
+    assert torch.equal(
+        loaded.model.cpu().eval()(x).reconstruction, summary.model.eval()(x).reconstruction
+    )

@@ -17,6 +17,7 @@ from genlatent.data.batching import TensorBatches
 from genlatent.data.binarize import TEST_SEED, DynamicBinarization, binarize_once
 from genlatent.data.collect import as_tensors
 from genlatent.metrics.stats import code_usage
+from genlatent.pretrained import module_config
 from genlatent.train.build import resolve_device
 from genlatent.train.checkpoint import atomic_save, load_latest_checkpoint
 from genlatent.train.config import OBJECTIVE_OPTIONS, TrainConfig
@@ -288,7 +289,7 @@ class _Run:
             self._restore()
         elif self.group.is_main:  # prepare_run allowed it: replace a failed start or overwrite
             run.clear()
-            run.create(self.config)
+            run.create(self.config, module_config(model))  # the model as constructed
 
     def _batches(self) -> tuple[TensorBatches, TensorBatches | None]:
         device, batch_size = self.settings.device, cast(int, self.config.batch_size)

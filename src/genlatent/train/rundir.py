@@ -48,21 +48,38 @@ class RunDirectory:
     samples_path = property(lambda self: self.path / "samples.png")
     source_dir = property(lambda self: self.path / SOURCE_DIR)
 
-    def create(self, config: TrainConfig) -> None:
-        """Start a new run here; refuses a folder that already holds a run."""
+    def create(self, config: TrainConfig, built: dict[str, Any] | None = None) -> None:
+        """Start a new run here (``built``: see `write_config`); refuses a folder that
+        already holds a run."""
         if self.config_path.exists():
             raise RunDirectoryError(
                 f"run directory {self.path} already holds a run; pass --resume {self.path} to "
                 "continue it, or choose another --out"
             )
         self.path.mkdir(parents=True, exist_ok=True)
-        self.write_config(config)
+        self.write_config(config, built)
         for spec in config.specs():  # the user's files, so the run rebuilds without them
             save_source(spec, self.path)
 
-    def write_config(self, config: TrainConfig) -> None:
-        """Write (or replace) ``config.json``, atomically."""
-        _write_json_atomic(self.config_path, config.to_dict())
+    def write_config(self, config: TrainConfig, built: dict[str, Any] | None = None) -> None:
+        """Write (or replace) ``config.json``, atomically.
+
+        ``built`` is the model as constructed (`module_config`: its class and constructor
+        arguments), recorded under ``"built"``; when not given, the one recorded is kept.
+        """
+        built = built if built is not None else self.read_built()
+        _write_json_atomic(self.config_path, config.to_dict() | ({"built": built} if built else {}))
+
+    def read_built(self) -> dict[str, Any] | None:
+        """The model as constructed, as recorded in ``config.json`` (``None`` if not)."""
+        if not self.config_path.is_file():
+            return None
+        try:
+            values = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return None
+        built = values.get("built") if isinstance(values, dict) else None
+        return built if isinstance(built, dict) else None
 
     def checkpoints(self) -> list[Path]:
         """The checkpoint files present: ``last.pt``, ``last.prev.pt``, ``best.pt``."""
@@ -90,6 +107,7 @@ class RunDirectory:
             raise RunDirectoryError(f"{self.path} is not a run directory: no config.json in it")
         try:
             values = json.loads(self.config_path.read_text(encoding="utf-8"))
+            values.pop("built", None)  # the model as constructed: see read_built
             return TrainConfig.from_dict(values)
         except (json.JSONDecodeError, TypeError, ValueError) as error:
             raise RunDirectoryError(f"{self.config_path} is not a valid config: {error}") from error

@@ -15,6 +15,7 @@ from torch import nn
 from genlatent._atomic import previous_path
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
+from genlatent.pretrained import module_from_config
 from genlatent.train.build import as_scored, build_model, load_test_set, resolve_device
 from genlatent.train.checkpoint import CheckpointError, load_checkpoint
 from genlatent.train.config import TrainConfig
@@ -104,9 +105,7 @@ def load_run(
     shape = tuple(data.get("example_shape", ()))
     num_classes = data.get("num_classes")
     if model is None:
-        model = build_model(
-            config, shape, num_classes, source_dir=run.source_dir, log=_announce(log)
-        )
+        model = _rebuild(run, config, shape, num_classes, log)
     model.load_state_dict(state["model"])
     note = None
     if source != wanted:
@@ -118,6 +117,28 @@ def load_run(
         model.to(target).eval(), config, run.read_metrics(), run.path, source,
         int(state["epoch"]), shape, num_classes, note,
     )  # fmt: skip
+
+
+def _rebuild(
+    run: RunDirectory,
+    config: TrainConfig,
+    shape: tuple[int, ...],
+    num_classes: int | None,
+    log: Callable[[str], None] | None,
+) -> nn.Module:
+    """The run's model, fresh: from its preset or spec, else from the recorded construction."""
+    if config.model != "custom":
+        return build_model(
+            config, shape, num_classes, source_dir=run.source_dir, log=_announce(log)
+        )
+    built = run.read_built()
+    if built is None:
+        raise ValueError(
+            "this run trained a model passed to fit() that records no constructor "
+            "configuration (it does not inherit genlatent.PretrainedMixin, or its arguments "
+            "are not JSON values): pass a fresh instance, load_run(run_dir, model=model)"
+        )
+    return module_from_config(built)
 
 
 def _announce(log: Callable[[str], None] | None) -> Callable[[str], None]:
