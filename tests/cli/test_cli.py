@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
 from genlatent import __version__
@@ -198,3 +199,43 @@ def test_malformed_values_are_refused_by_the_parser(capsys):
         main(["train", "vqvae", "--quantizer", "fsq", "--levels", "8,x"])
     assert exit_info.value.code == 2
     assert "levels takes ints separated by commas, got '8,x'" in capsys.readouterr().err
+
+
+def test_a_registered_quantizer_is_one_registration_away_from_the_command_line(capsys, tmp_path):
+    from genlatent import VectorQuantizer
+    from genlatent.models.quantizers import QUANTIZERS, register_quantizer
+
+    def halved(embedding_dim: int, *, codebook_size: int = 8, code_scale: float = 1.0):
+        """A VQ whose codebook starts scaled (a user's quantizer).
+
+        Args:
+            embedding_dim: code dimension.
+            codebook_size: number of codes.
+            code_scale: factor of the initial codebook.
+        """
+        quantizer = VectorQuantizer(codebook_size, embedding_dim)
+        with torch.no_grad():
+            quantizer.codebook.mul_(code_scale)
+        return quantizer
+
+    register_quantizer("halved", halved)
+    try:
+        capsys.readouterr()
+        with pytest.raises(SystemExit):
+            main(["train", "--help"])
+        assert "--code-scale" in capsys.readouterr().out  # its flag, from its signature
+        run = tmp_path / "run"
+        argv = ["train", "vqvae", "--dataset", "digits", "--epochs", "1", "--hidden-channels",
+                "8", "--embedding-dim", "4", "--quantizer", "halved", "--code-scale", "0.5",
+                "--codebook-size", "12", *QUIET, "--out", str(run)]  # fmt: skip
+        assert main(argv) == 0
+        recorded = json.loads((run / "config.json").read_text())
+        assert recorded["architecture"] == {
+            "hidden_channels": 8, "embedding_dim": 4, "quantizer": "halved", "code_scale": 0.5,
+            "codebook_size": 12,
+        }  # fmt: skip
+        assert recorded["built"]["arguments"]["quantizer"]["arguments"]["codebook_size"] == 12
+        assert main([*argv[:-2], "--ema", "--out", str(tmp_path / "x")]) == 2
+        assert "--ema (vqvae with --quantizer vq, rvq only)" in capsys.readouterr().err
+    finally:
+        del QUANTIZERS["halved"]
