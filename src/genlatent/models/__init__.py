@@ -7,20 +7,30 @@ from genlatent.models.presets import (
     conv_vae,
     mnist_vae,
     mnist_vqvae,
+    preset,
+    vae_preset,
+    vqvae_preset,
 )
+from genlatent.models.quantizers import QUANTIZERS, build_quantizer, register_quantizer
 from genlatent.models.vae import VAE, VAEOutput, VampPrior
 from genlatent.models.vqvae import VQVAE, VQVAEOutput
 
 __all__ = [
+    "QUANTIZERS",
     "VAE",
     "VQVAE",
     "ConditionalVAE",
     "VAEOutput",
     "VQVAEOutput",
     "VampPrior",
+    "build_quantizer",
     "cifar10_vqvae",
     "conditional_vae",
     "conv_vae",
     "mnist_vae",
     "mnist_vqvae",
+    "preset",
+    "register_quantizer",
+    "vae_preset",
+    "vqvae_preset",
 ]

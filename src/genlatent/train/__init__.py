@@ -4,7 +4,7 @@ Needs the ``train`` extra for images (Pillow) and progress bars (tqdm).
 """
 
 from genlatent.train.checkpoint import CheckpointError, load_checkpoint
-from genlatent.train.config import TrainConfig
+from genlatent.train.config import ObjectiveOptions, TrainConfig, TrainerSettings
 from genlatent.train.fit import RunSummary, fit
 from genlatent.train.images import image_grid, save_image_grid
 from genlatent.train.loop import NonFiniteLossError
@@ -16,10 +16,12 @@ __all__ = [
     "CheckpointError",
     "LoadedRun",
     "NonFiniteLossError",
+    "ObjectiveOptions",
     "RunDirectory",
     "RunDirectoryError",
     "RunSummary",
     "TrainConfig",
+    "TrainerSettings",
     "evaluate_run",
     "fit",
     "image_grid",
