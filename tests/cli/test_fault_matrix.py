@@ -110,13 +110,14 @@ def test_train_nan_divergence_then_retry_without_deleting_anything(fail, tmp_pat
     # the error's own advice can be followed: the failed start is replaced, said in a line
     assert main(["train", "vae", *SMALL, "--lr", "1e-3", "--out", str(out)]) == 0
     assert "never finished an epoch: replacing its config" in capsys.readouterr().out
-    assert json.loads((out / "config.json").read_text())["lr"] == 1e-3
+    assert json.loads((out / "config.json").read_text())["trainer"]["lr"] == 1e-3
 
 
 def test_train_conflicting_flags(fail, tmp_path):
     out = tmp_path / "out"
     fail(["train", "vae", "--ema", "--codebook-size", "16", "--out", str(out)], 2,
-         "--ema (vqvae only)", "--codebook-size (vqvae only)")  # fmt: skip
+         "--ema (vqvae with --quantizer vq, rvq only)",
+         "--codebook-size (vqvae with --quantizer vq, lfq, rvq only)")  # fmt: skip
     fail(["train", "vqvae", "--latent-dim", "7", "--out", str(out)], 2, "--latent-dim (vae only)")
     fail(["train", "vae", "--model", "x.py:build", "--out", str(out)], 2, "not both")
     assert not out.exists()
@@ -152,7 +153,7 @@ def test_train_sigint_mid_epoch_keeps_the_last_checkpoint_and_resumes(tmp_path):
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130
-    assert err == "genlatent train: interrupted (resume with --resume RUN_DIR)\n"
+    assert err == f"genlatent train: interrupted (resume with genlatent train --resume {out})\n"
     after = _snapshot(out)
     assert after.get("checkpoints/last.pt") is not None
     assert not any(name.endswith(".tmp") for name in after)  # no torn temporary file
@@ -184,9 +185,14 @@ def test_resume_records_what_changed_and_says_when_nothing_is_left(run, capsys):
     assert main(["train", "--resume", str(run), "--epochs", "3", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "--epochs: 2 -> 3" in out
-    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+    assert json.loads((run / "config.json").read_text())["trainer"]["epochs"] == 3
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert "nothing left to do: the run has 3 of 3 epochs" in capsys.readouterr().out
+    # fewer epochs than the run has is refused, and the record keeps the truth
+    before = _snapshot(run)
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
+    assert "--epochs 2 is fewer than the 3 epochs the run has" in capsys.readouterr().err
+    assert _snapshot(run) == before
 
 
 def test_resume_missing_data_then_a_new_data_dir(fail, tmp_path, capsys, mnist_dir):

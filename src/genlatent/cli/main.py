@@ -243,7 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        hint = " (resume with --resume RUN_DIR)" if args.command == "train" else ""
+        run_dir = getattr(args, "run_dir_in_use", None)
+        hint = f" (resume with genlatent train --resume {run_dir})" if run_dir else ""
         print(f"genlatent {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except (ValueError, TypeError, OSError, ImportError, RuntimeError, ArithmeticError) as error:
@@ -296,6 +297,7 @@ def _train_prior(args: argparse.Namespace) -> int:
         )
     resume = args.resume is not None
     out = args.resume or args.out
+    args.run_dir_in_use = out
     summary = fit_prior(
         args.source, prior=args.prior or "transformer", conditional=args.conditional, out=out,
         resume=resume,
@@ -322,6 +324,7 @@ def _train(args: argparse.Namespace) -> int:
     if prior_only:
         raise ValueError(f"{' and '.join(prior_only)} apply to train prior RUN_DIR only")
     progress = False if args.no_progress else None
+    args.run_dir_in_use = args.resume  # named by the interrupt's hint
     if args.resume:
         given = _given(args)
         if args.preset or args.model:
@@ -334,6 +337,7 @@ def _train(args: argparse.Namespace) -> int:
         config = _config_from_args(args)
         name = args.preset or Path(config.model.rpartition(":")[0]).stem.split(".")[-1]
         out = args.out or f"runs/{name}-{config.dataset}"
+        args.run_dir_in_use = out
         summary = train(
             config, out, overwrite=args.overwrite, show_progress=progress, log=print, flag=_flag
         )

@@ -318,6 +318,11 @@ class _Run:
         self.noise.set_state(state["noise_rng"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
         self.start_epoch, self.best = int(state["epoch"]), float(state["best_loss"])
+        if cast(int, self.config.epochs) < self.start_epoch:
+            raise ValueError(
+                f"--epochs {self.config.epochs} is fewer than the {self.start_epoch} epochs the "
+                f"run has: give more to train on, or as many to change nothing"
+            )
         self.log(f"resuming {self.run.path} from {source.name} at epoch {self.start_epoch}")
         last = self.run.last_checkpoint
         if source != last and self.group.is_main and last.exists():
