@@ -11,6 +11,7 @@ The layers, each importing only those before it:
 `set_validate_args` switches the checks that read tensor values (NaN, target ranges).
 """
 
+from genlatent._protocols import Model
 from genlatent._validation import get_validate_args, set_validate_args
 from genlatent._version import __version__
 from genlatent.functional import (
@@ -58,6 +59,7 @@ __all__ = [
     "GaussianParams",
     "MLPDecoder",
     "MLPEncoder",
+    "Model",
     "PixelCNNPrior",
     "Quantizer",
     "QuantizerOutput",

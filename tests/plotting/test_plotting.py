@@ -279,6 +279,8 @@ def test_latent_interpolation_gaussian_and_duck_typed_models() -> None:
 
 def test_latent_interpolation_errors() -> None:
     model, x = tiny_vae(), torch.rand(1, 4, 4)
+    with pytest.raises(TypeError, match="latent_interpolation needs a model with an encode method"):
+        latent_interpolation(torch.nn.Linear(2, 2), x, x)
     with pytest.raises(TypeError, match="x_a must have a floating-point dtype"):
         latent_interpolation(model, x.long(), x)
     with pytest.raises(ValueError, match=r"x_b must have shape \(C, H, W\) or \(1, C, H, W\)"):

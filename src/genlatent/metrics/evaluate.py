@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from genlatent._protocols import GaussianLatentModel, declared_keywords, loss_parts
 from genlatent._validation import (
     check_floating,
     check_optional_positive_int,
@@ -19,8 +20,6 @@ from genlatent._validation import (
 from genlatent.losses.elbo import vae_loss
 from genlatent.metrics.iwae import iwae_bound
 from genlatent.metrics.stats import bits_per_dim, code_usage
-from genlatent.models.protocol import declared_keywords, loss_parts
-from genlatent.models.vae import VAE
 
 __all__ = ["Evaluation", "VAEEvaluation", "evaluate_model", "evaluate_vae"]
 
@@ -142,7 +141,7 @@ def _accumulator_dtype(device: torch.device) -> torch.dtype:
 
 
 def evaluate_vae(
-    model: VAE,
+    model: GaussianLatentModel,
     batches: Iterable[torch.Tensor | tuple[torch.Tensor | None, ...]],
     *,
     iwae_samples: int = 0,
@@ -169,7 +168,8 @@ def evaluate_vae(
     noise is drawn from ``generator`` first, then the IWAE noise.
 
     Args:
-        model: the VAE.
+        model: a `VAE`, or any module with ``encode(x) -> (mean, log_var)``, ``decode``,
+            ``likelihood`` and a forward taking ``generator=`` (asked by capability).
         batches: an iterable of float tensors ``x`` or tuples ``(x, y, ...)`` (labels are
             ignored), such as a ``DataLoader``; ``x`` in $[0, 1]$ for a Bernoulli likelihood.
         iwae_samples: $k$ for the importance-weighted bound; 0 skips it (5000 in
@@ -184,8 +184,8 @@ def evaluate_vae(
         and the counts.
 
     Raises:
-        TypeError: if ``model`` is not a `VAE`, a batch is not a float tensor, or
-            ``iwae_samples`` is not an int.
+        TypeError: if ``model`` lacks ``encode``, ``decode`` or ``likelihood``, a batch
+            is not a float tensor, or ``iwae_samples`` is not an int.
         ValueError: if ``iwae_samples < 0``, the batches hold no example, or examples
             differ in size.
 

@@ -7,6 +7,7 @@ import math
 import torch
 from einops import rearrange
 
+from genlatent._protocols import GaussianLatentModel
 from genlatent._validation import (
     check_floating,
     check_positive_int,
@@ -17,7 +18,6 @@ from genlatent._validation import (
 from genlatent.functional._reduce import reduce_batch
 from genlatent.functional.importance import log_importance_weights, standard_normal_draws
 from genlatent.functional.likelihood import fit_decoder_output
-from genlatent.models.vae import VAE
 
 __all__ = ["CHUNK_ROWS", "iwae_bound"]
 
@@ -26,7 +26,7 @@ CHUNK_ROWS = 16384
 
 
 def iwae_bound(
-    model: VAE,
+    model: GaussianLatentModel,
     x: torch.Tensor,
     *,
     num_samples: int,
@@ -83,7 +83,8 @@ def iwae_bound(
     on the model's device.
 
     Args:
-        model: the VAE; its encoder gives ``(mean, log_var)`` of $q(z \mid x)$.
+        model: a `VAE`, or any `GaussianLatentModel` (``encode``, ``decode``,
+            ``likelihood``); its encoder gives ``(mean, log_var)`` of $q(z \mid x)$.
         x: a batch of data, in $[0, 1]$ for a Bernoulli likelihood.
         num_samples: $k \ge 1$, importance samples per example.
         chunk_size: samples decoded at once, at least 1 (capped at $k$); ``None`` picks

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
+from genlatent._protocols import declared_keywords
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
 from genlatent.data.registry import class_names
-from genlatent.models.protocol import declared_keywords
 from genlatent.plotting.codes import plot_code_usage
 from genlatent.plotting.curves import plot_loss_curves
 from genlatent.plotting.interpolation import latent_interpolation, plot_interpolation

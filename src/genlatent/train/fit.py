@@ -142,7 +142,7 @@ def fit(
     process on its share of every batch; rank 0 writes the run directory.
 
     Args:
-        model: an ``nn.Module`` with ``loss(x)`` (see `genlatent.models.protocol`).
+        model: an ``nn.Module`` with ``loss(x)`` (see `genlatent.Model`).
         train_data: an `ImageDataset`, an images tensor, an ``(images, labels)`` pair of
             tensors, or a map-style dataset of images or ``(image, label)`` pairs. uint8
             images are scaled to $[0, 1]$.

@@ -2,7 +2,7 @@
 
 Both passes call ``model.loss`` through `LossModule` (so DistributedDataParallel and
 ``torch.compile`` see a ``forward``) with the keyword arguments it declares, and read the
-result with `genlatent.models.protocol.loss_parts`.
+result with `genlatent._protocols.loss_parts`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from genlatent._protocols import LossParts, declared_keywords, loss_parts
 from genlatent._validation import validate_args
-from genlatent.models.protocol import LossParts, declared_keywords, loss_parts
 from genlatent.train.progress import progress
 
 __all__ = [
@@ -54,7 +54,7 @@ class LossModule(nn.Module):
         if not callable(loss):
             raise TypeError(
                 f"model ({type(model).__name__}) does not follow the model protocol: it has no "
-                "loss(x) method (see genlatent.models.protocol)"
+                "loss(x) method (see genlatent.Model)"
             )
         self.model = model
         self.declared = declared_keywords(loss)

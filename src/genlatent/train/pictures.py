@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genlatent.models.protocol import declared_keywords
+from genlatent._protocols import declared_keywords
 from genlatent.train.images import save_image_grid
 from genlatent.train.rundir import RunDirectory
 

@@ -13,11 +13,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from genlatent._protocols import declared_keywords
 from genlatent.data.batching import TensorBatches
 from genlatent.data.remote import data_home
 from genlatent.metrics.classifier import class_consistency, load_or_train_classifier
 from genlatent.metrics.frechet import frechet_distance
-from genlatent.models.protocol import declared_keywords
 from genlatent.train.build import load_datasets
 from genlatent.train.pictures import sample_images
 from genlatent.train.runs import load_run, prior_samples
