@@ -9,11 +9,13 @@ The layers, each importing only those before it:
 - `genlatent.train`: `fit` (any model that follows the protocol), `load_run`, `train`
 
 `set_validate_args` switches the checks that read tensor values (NaN, target ranges).
+Every error of genlatent's own derives from `GenlatentError` (see `genlatent.errors`).
 """
 
 from genlatent._protocols import Model
 from genlatent._validation import get_validate_args, set_validate_args
 from genlatent._version import __version__
+from genlatent.errors import GenlatentError
 from genlatent.functional import (
     bernoulli_log_likelihood,
     gaussian_kl,
@@ -57,6 +59,7 @@ __all__ = [
     "ConvDecoder",
     "ConvEncoder",
     "GaussianParams",
+    "GenlatentError",
     "MLPDecoder",
     "MLPEncoder",
     "Model",

@@ -16,12 +16,9 @@ from typing import Any
 import torch
 
 from genlatent._atomic import atomic_write
+from genlatent.errors import CheckpointError
 
 __all__ = ["CheckpointError", "atomic_save", "load_checkpoint"]
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated, corrupt or unsafe."""
 
 
 def atomic_save(

@@ -18,6 +18,7 @@ from torch import nn
 
 from genlatent._protocols import LossParts, declared_keywords, loss_parts
 from genlatent._validation import validate_args
+from genlatent.errors import NonFiniteLossError
 from genlatent.train.progress import progress
 
 __all__ = [
@@ -28,10 +29,6 @@ __all__ = [
     "evaluate_epoch",
     "train_epoch",
 ]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; the message names the epoch, step and term."""
 
 
 class LossModule(nn.Module):

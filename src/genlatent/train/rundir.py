@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from genlatent._atomic import atomic_write
+from genlatent.errors import RunDirectoryError
 from genlatent.train.config import TrainConfig
 
 __all__ = ["RunDirectory", "RunDirectoryError"]
@@ -17,10 +18,6 @@ _PICTURES = (
     "reconstructions.png", "samples.png", "loss_curves.png", "latent_map.png",
     "interpolation.png", "code_usage.png",
 )  # fmt: skip
-
-
-class RunDirectoryError(ValueError):
-    """A run directory is missing, belongs to another run, or is malformed."""
 
 
 class RunDirectory:
