@@ -64,7 +64,8 @@ class Model(Protocol):
     Example:
         >>> import torch
         >>> from genlatent import VAE, MLPDecoder, MLPEncoder, Model
-        >>> isinstance(VAE(MLPEncoder(4, 8, 2), MLPDecoder(2, 8, 4)), Model)
+        >>> model = VAE(MLPEncoder(4, 8, 2), MLPDecoder(2, 8, 4))
+        >>> isinstance(model, Model)  # by its loss method, not by class
         True
         >>> isinstance(torch.nn.Linear(2, 2), Model)
         False

@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 
+from genlatent._device import module_device
 from genlatent._protocols import GaussianLatentModel, declared_keywords, loss_parts
+from genlatent._sums import ExampleSums, accumulator_dtype
 from genlatent._validation import (
     check_floating,
     check_optional_positive_int,
@@ -74,7 +76,8 @@ class Evaluation:
     perplexity: float | None = None
     r"""Perplexity of the code usage over the whole set, in $[1, K]$ (mean over stages)."""
     counts: torch.Tensor | None = None
-    """How often each code was chosen, float64 on the CPU, $(K,)$ or $(S, K)$."""
+    """How often each code was chosen, on the CPU, $(K,)$ or $(S, K)$ (float64 from a CPU
+    model, float32 from any other device: see `genlatent._sums`)."""
 
     def as_dict(self) -> dict[str, float | int]:
         """The numbers as one flat dict (terms by name, then the other fields that are set)."""
@@ -97,13 +100,6 @@ def _evaluation_mode(model: torch.nn.Module) -> Iterator[None]:
     finally:
         for module, training in modes:
             module.training = training
-
-
-def _model_device(model: torch.nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        raise ValueError("model must have at least one parameter to infer its device") from None
 
 
 def _batch_data(batch: object, index: int, *, codes: bool = False) -> torch.Tensor:
@@ -133,11 +129,6 @@ def _values_per_example(x: torch.Tensor, previous: int | None, index: int) -> in
             f"and {values} (shape {tuple(x.shape)}) in batch {index}"
         )
     return values
-
-
-def _accumulator_dtype(device: torch.device) -> torch.dtype:
-    # float64 sums stay exact to ~1e-16 over any dataset; MPS has no float64.
-    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def evaluate_vae(
@@ -210,11 +201,8 @@ def evaluate_vae(
     if iwae_samples < 0:
         raise ValueError(f"iwae_samples must be >= 0 (0 skips the IWAE bound), got {iwae_samples}")
     check_optional_positive_int("iwae_chunk_size", iwae_chunk_size)
-    device = _model_device(model)
-    dtype = _accumulator_dtype(device)
-    # rows: reconstruction, kl, iwae bound (summed over examples)
-    sums = torch.zeros(3, dtype=dtype, device=device)
-    num_examples = 0
+    device = module_device(model)
+    sums = ExampleSums(device)
     values: int | None = None
     with _evaluation_mode(model):
         for index, batch in enumerate(batches):
@@ -229,8 +217,9 @@ def evaluate_vae(
                 likelihood=model.likelihood,
                 reduction="sum",
             )
+            totals = {"reconstruction": elbo.reconstruction_loss, "kl": elbo.kl}
             if iwae_samples > 0:
-                iwae = iwae_bound(
+                totals["iwae"] = iwae_bound(
                     model,
                     x,
                     num_samples=iwae_samples,
@@ -238,15 +227,13 @@ def evaluate_vae(
                     generator=generator,
                     reduction="sum",
                 )
-            else:
-                iwae = elbo.kl.new_zeros(())
-            sums += torch.stack([elbo.reconstruction_loss, elbo.kl, iwae]).to(dtype)
-            num_examples += x.shape[0]
-    if num_examples == 0 or values is None:
+            sums.add_sums(totals, x.shape[0])
+    if sums.examples == 0 or values is None:
         raise ValueError("batches must yield at least one example, got none")
-    reconstruction, kl, iwae_sum = (sums / num_examples).tolist()
+    means = sums.means()
+    reconstruction, kl = means["reconstruction"], means["kl"]
     negative_elbo = reconstruction + kl
-    iwae_nll = -iwae_sum if iwae_samples > 0 else None
+    iwae_nll = -means["iwae"] if iwae_samples > 0 else None
     return VAEEvaluation(
         negative_elbo=negative_elbo,
         reconstruction_loss=reconstruction,
@@ -255,7 +242,7 @@ def evaluate_vae(
         iwae_nll=iwae_nll,
         iwae_bits_per_dim=None if iwae_nll is None else float(bits_per_dim(iwae_nll, values)),
         iwae_samples=iwae_samples,
-        num_examples=num_examples,
+        num_examples=sums.examples,
         values_per_example=values,
     )
 
@@ -326,13 +313,12 @@ def evaluate_model(
         or not (0.0 < data_range < math.inf)
     ):
         raise ValueError(f"data_range must be a positive finite number, got {data_range!r}")
-    device = _model_device(model)
-    dtype = _accumulator_dtype(device)
+    device = module_device(model)
     reconstructs = callable(getattr(model, "reconstruct", None))
-    sums: dict[str, torch.Tensor] = {}
+    sums = ExampleSums(device)
     counts: torch.Tensor | None = None
-    squared_error = torch.zeros((), dtype=dtype, device=device)
-    num_examples = num_values = 0
+    squared_error = torch.zeros((), dtype=sums.dtype, device=device)
+    num_values = 0
     with _evaluation_mode(model):
         for index, batch in enumerate(batches):
             x = _batch_data(batch, index, codes=True).to(device, non_blocking=True)
@@ -340,19 +326,16 @@ def evaluate_model(
                 continue
             labels = _batch_labels(batch, device)
             parts = loss_parts(_call(model.loss, x, labels, generator=generator))
-            for name, value in [("loss", parts.loss), *parts.terms.items()]:
-                sums[name] = sums.get(name, 0) + value.to(dtype) * x.shape[0]
+            sums.add({"loss": parts.loss, **parts.terms}, examples=x.shape[0])
             if parts.code_counts is not None:
-                batch_counts = parts.code_counts.to(dtype)
+                batch_counts = parts.code_counts.to(sums.dtype)
                 counts = batch_counts if counts is None else counts + batch_counts
             if reconstructs:
                 squared_error += _squared_error(_call(model.reconstruct, x, labels), x, index)
-            num_examples += x.shape[0]
             num_values += x.numel()
-    if num_examples == 0:
+    if sums.examples == 0:
         raise ValueError("batches must yield at least one example, got none")
-    terms = {name: float(total) / num_examples for name, total in sums.items()}
-    result = Evaluation(terms, num_examples)
+    result = Evaluation(sums.means(), sums.examples)
     if reconstructs:
         mse = squared_error.item() / max(num_values, 1)
         psnr = 10.0 * math.log10(data_range**2 / mse) if mse > 0 else math.inf
@@ -377,5 +360,5 @@ def _squared_error(reconstruction: torch.Tensor, x: torch.Tensor, index: int) ->
             f"the model's reconstruction must have the shape of x {tuple(x.shape)}, "
             f"got {tuple(reconstruction.shape)} in batch {index}"
         )
-    dtype = _accumulator_dtype(x.device)
+    dtype = accumulator_dtype(x.device)
     return (reconstruction.to(dtype) - x.to(dtype)).pow(2).sum()

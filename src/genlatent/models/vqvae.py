@@ -7,6 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from genlatent._device import module_device
 from genlatent._validation import check_positive_int
 from genlatent.functional._dtype import at_least_float32
 from genlatent.losses.vq import VQVAELoss, vqvae_loss
@@ -134,7 +135,7 @@ class VQVAE(nn.Module):
                 "grid_shape is unknown: pass VQVAE(..., grid_shape=(h, w)) or run a batch "
                 "through the model first"
             )
-        device = next(self.parameters()).device
+        device = module_device(self)
         indices = torch.randint(
             self.quantizer.codebook_size,
             (num_samples, *self.grid_shape),
@@ -181,7 +182,7 @@ class VQVAE(nn.Module):
             num_samples, labels=labels, temperature=temperature, top_k=top_k, top_p=top_p,
             generator=generator,
         )  # fmt: skip
-        device = next(self.parameters()).device
+        device = module_device(self)
         return self.decode(indices.to(device))
 
     def extra_repr(self) -> str:

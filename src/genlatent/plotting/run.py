@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from genlatent._device import module_device
 from genlatent._protocols import declared_keywords
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
@@ -109,7 +110,7 @@ def plot_run(
 
 def _latent_plots(loaded: LoadedRun, test: ImageDataset, method: str) -> list[Path]:
     model, path = loaded.model, loaded.run_dir
-    device = next(model.parameters()).device
+    device = module_device(model)
     means = _posterior_means(model, test, device)
     if means is None:
         return []
@@ -140,7 +141,7 @@ def _latent_plots(loaded: LoadedRun, test: ImageDataset, method: str) -> list[Pa
 def _code_usage_plot(loaded: LoadedRun, test: ImageDataset) -> list[Path]:
     from genlatent.metrics import evaluate_model
 
-    device = next(loaded.model.parameters()).device
+    device = module_device(loaded.model)
     result = evaluate_model(loaded.model, TensorBatches(test, batch_size=_BATCH, device=device))
     if result.counts is None:
         return []
