@@ -18,7 +18,9 @@ def test_sums_stay_on_a_device_without_float64() -> None:
     sums = ExampleSums("meta")  # stands for MPS: a float64 total here would be the bug
     sums.add({"loss": torch.ones((), device="meta")}, examples=2)
     names, packed = sums.packed()
-    assert names == ["loss"] and packed.dtype == torch.float32 and packed.device.type == "meta"
+    assert names == ["loss"]
+    assert packed.dtype == torch.float32
+    assert packed.device.type == "meta"
 
 
 def test_means_weight_batches_by_their_size() -> None:

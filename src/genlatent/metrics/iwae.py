@@ -13,7 +13,6 @@ from genlatent._validation import (
     check_positive_int,
     check_reduction,
     require_methods,
-    validate_args,
 )
 from genlatent.functional._reduce import reduce_batch
 from genlatent.functional.importance import log_importance_weights, standard_normal_draws
@@ -143,7 +142,7 @@ def iwae_bound(
     std = torch.exp(0.5 * log_var)
     prior = getattr(model, "prior", None)  # None: N(0, I); else a VampPrior-like module
 
-    def chunk_logsumexp(count: int) -> torch.Tensor:
+    def chunk_logsumexp(count: int, validate: bool | None) -> torch.Tensor:
         # draw i of the chunk is the i-th (B, D) draw from the generator, whatever the chunking
         eps = standard_normal_draws(
             count, mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
@@ -162,12 +161,13 @@ def iwae_bound(
             likelihood=model.likelihood,
             noise=eps,
             log_prior=None if prior is None else prior.log_prob(z, model.encode),
+            validate=validate,
         )
         return torch.logsumexp(weights.log_weights, dim=0)
 
-    total = chunk_logsumexp(min(chunk_size, num_samples))  # checks x's values once
-    with validate_args(False):
-        for start in range(chunk_size, num_samples, chunk_size):
-            count = min(chunk_size, num_samples - start)
-            total = torch.logaddexp(total, chunk_logsumexp(count))
+    # x's values are checked once, with the first chunk (None: as set_validate_args says)
+    total = chunk_logsumexp(min(chunk_size, num_samples), None)
+    for start in range(chunk_size, num_samples, chunk_size):
+        count = min(chunk_size, num_samples - start)
+        total = torch.logaddexp(total, chunk_logsumexp(count, False))
     return reduce_batch(total - math.log(num_samples), reduction)
