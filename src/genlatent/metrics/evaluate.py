@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -132,7 +132,7 @@ def _values_per_example(x: torch.Tensor, previous: int | None, index: int) -> in
 
 
 def evaluate_vae(
-    model: GaussianLatentModel,
+    model: torch.nn.Module,
     batches: Iterable[torch.Tensor | tuple[torch.Tensor | None, ...]],
     *,
     iwae_samples: int = 0,
@@ -196,6 +196,7 @@ def evaluate_vae(
         True
     """
     require_methods(model, ("encode", "decode"), "evaluate_vae", attributes=("likelihood",))
+    latent = cast(GaussianLatentModel, model)  # by capability, checked just above
     if isinstance(iwae_samples, bool) or not isinstance(iwae_samples, int):
         raise TypeError(f"iwae_samples must be an int, got {type(iwae_samples).__name__}")
     if iwae_samples < 0:
@@ -208,19 +209,19 @@ def evaluate_vae(
         for index, batch in enumerate(batches):
             x = _batch_data(batch, index).to(device, non_blocking=True)
             values = _values_per_example(x, values, index)
-            out = model(x, generator=generator)
+            out = latent(x, generator=generator)
             elbo = vae_loss(
                 x,
                 out.decoder_output,
                 out.mean,
                 out.log_var,
-                likelihood=model.likelihood,
+                likelihood=latent.likelihood,
                 reduction="sum",
             )
             totals = {"reconstruction": elbo.reconstruction_loss, "kl": elbo.kl}
             if iwae_samples > 0:
                 totals["iwae"] = iwae_bound(
-                    model,
+                    latent,
                     x,
                     num_samples=iwae_samples,
                     chunk_size=iwae_chunk_size,

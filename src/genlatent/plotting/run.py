@@ -124,7 +124,7 @@ def _latent_plots(loaded: LoadedRun, test: ImageDataset, method: str) -> list[Pa
     other = _second_image(test.labels)
     if other is not None and callable(getattr(model, "decode", None)):
         x_a, x_b = (test.images[i].to(device).float() / 255 for i in (0, other))
-        images = latent_interpolation(model, x_a, x_b, steps=10)  # type: ignore[arg-type]
+        images = latent_interpolation(model, x_a, x_b, steps=10)
         labels = tuple(
             names[int(test.labels[i])] if names else str(int(test.labels[i])) for i in (0, other)
         )
