@@ -36,6 +36,7 @@ MKDOCS_YML = ROOT / "mkdocs.yml"
 PACKAGE = "genlatent"
 # Subpackages whose __all__ is documented beside the top level, when they exist.
 NAMESPACES = (
+    "genlatent.errors",
     "genlatent.functional",
     "genlatent.nn",
     "genlatent.losses",
@@ -50,10 +51,12 @@ SKIP = frozenset({"__version__"})
 
 # Nav sections in layer order (DESIGN.md): each object goes under the layer defining it.
 LAYERS = (
-    "pretrained", "functional", "nn", "losses", "models", "priors", "metrics", "data", "train",
-    "plotting", "cli",
+    "_protocols", "errors", "pretrained", "functional", "nn", "losses", "models", "priors",
+    "metrics", "data", "train", "plotting", "cli",
 )  # fmt: skip
 LAYER_TITLES = {
+    "_protocols": "protocols",
+    "errors": "genlatent.errors",
     "pretrained": "genlatent.pretrained",
     "functional": "genlatent.functional",
     "nn": "genlatent.nn",

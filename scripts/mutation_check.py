@@ -252,7 +252,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "lfq-global-entropy",
         "src/genlatent/nn/lfq.py",
-        "reduce=_global_sum if self.training and _distributed() else None,",
+        "reduce=_global_sum if self.training and replicated() else None,",
         "reduce=None,",
         ("tests/nn/test_scalar_quantizers_distributed.py",),
         "LFQ under DDP: each replica's batch entropy over its own shard only",

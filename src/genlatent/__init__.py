@@ -13,10 +13,13 @@ Every module saves as portable weights (``config.json`` + ``model.safetensors``)
 `PretrainedMixin` gives a user's own module the same two methods.
 
 `set_validate_args` switches the checks that read tensor values (NaN, target ranges).
+Every error of genlatent's own derives from `GenlatentError` (see `genlatent.errors`).
 """
 
+from genlatent._protocols import Model
 from genlatent._validation import get_validate_args, set_validate_args
 from genlatent._version import __version__
+from genlatent.errors import GenlatentError
 from genlatent.functional import (
     bernoulli_log_likelihood,
     gaussian_kl,
@@ -61,8 +64,10 @@ __all__ = [
     "ConvDecoder",
     "ConvEncoder",
     "GaussianParams",
+    "GenlatentError",
     "MLPDecoder",
     "MLPEncoder",
+    "Model",
     "PixelCNNPrior",
     "PretrainedMixin",
     "Quantizer",

@@ -1,7 +1,8 @@
 """Checkpoint files: written atomically, loaded without unpickling arbitrary code.
 
-Private and below every layer, so the trainer (`genlatent.train.checkpoint` re-exports
-these) and the metrics' cached classifier use the same two functions.
+Private and below every layer, the one module of checkpoint code: the trainer (which
+re-exports `load_checkpoint` and `CheckpointError` from `genlatent.train`), `load_run`'s
+fallback and the metrics' cached classifier all read and write through it.
 """
 
 from __future__ import annotations
@@ -9,19 +10,22 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from genlatent._atomic import atomic_write
+from genlatent._atomic import atomic_write, previous_path
+from genlatent.errors import CheckpointError
 
-__all__ = ["CheckpointError", "atomic_save", "load_checkpoint"]
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, truncated, corrupt or unsafe."""
+__all__ = [
+    "CheckpointError",
+    "atomic_save",
+    "load_checkpoint",
+    "load_first_readable",
+    "load_latest_checkpoint",
+]
 
 
 def atomic_save(
@@ -74,3 +78,35 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: Any = "cpu") 
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} must hold a dict, got {type(state).__name__}")
     return state
+
+
+def load_first_readable(
+    paths: Sequence[Path], *, map_location: Any = "cpu"
+) -> tuple[dict[str, Any], Path]:
+    """Load the first of ``paths`` that reads; return its state and the file it came from.
+
+    Raises:
+        CheckpointError: if none can be loaded; the message names every file and why.
+    """
+    errors = []
+    for candidate in paths:
+        try:
+            return load_checkpoint(candidate, map_location=map_location), candidate
+        except CheckpointError as error:
+            errors.append(str(error))
+    raise CheckpointError("no readable checkpoint: " + "; ".join(errors))
+
+
+def load_latest_checkpoint(
+    path: str | os.PathLike[str], *, map_location: Any = "cpu"
+) -> tuple[dict[str, Any], Path]:
+    """Load ``path``, or fall back to the previous checkpoint kept beside it.
+
+    Returns:
+        The state and the file it came from.
+
+    Raises:
+        CheckpointError: if neither file can be loaded; the message names both.
+    """
+    path = Path(path)
+    return load_first_readable([path, previous_path(path)], map_location=map_location)

@@ -102,7 +102,11 @@ def get_validate_args() -> bool:
 
 @contextlib.contextmanager
 def validate_args(value: bool) -> Iterator[None]:
-    """Set `set_validate_args` to ``value`` inside a ``with`` block, then restore it."""
+    """Set `set_validate_args` to ``value`` inside a ``with`` block, then restore it.
+
+    For tests and scripts only: it flips the process-wide switch, so library code never
+    enters it per call (pass ``validate=`` to the checking functions instead).
+    """
     previous = get_validate_args()
     set_validate_args(value)
     try:
@@ -111,9 +115,15 @@ def validate_args(value: bool) -> Iterator[None]:
         set_validate_args(previous)
 
 
-def _checking_values() -> bool:
-    """Value checks run: switched on, and not inside a ``torch.compile`` trace."""
-    return _VALIDATE_ARGS and not _compiling()
+def _checking_values(validate: bool | None = None) -> bool:
+    """Value checks run: ``validate``, or the switch when it is ``None``; never while traced.
+
+    ``validate`` is the explicit per-call choice of the functions that check values, so a
+    caller that has checked its inputs already passes ``False`` instead of flipping the
+    process-wide switch (thread-safe, and nothing for ``torch.compile`` to trace).
+    """
+    wanted = _VALIDATE_ARGS if validate is None else validate
+    return wanted and not _compiling()
 
 
 def _compiling() -> bool:
@@ -121,9 +131,9 @@ def _compiling() -> bool:
     return bool(is_compiling()) if is_compiling is not None else False
 
 
-def check_finite(name: str, tensor: torch.Tensor) -> None:
-    """While value checks are on, require every element of ``tensor`` to be finite."""
-    if not _checking_values() or tensor.numel() == 0:
+def check_finite(name: str, tensor: torch.Tensor, validate: bool | None = None) -> None:
+    """While value checks are on (``validate``, else the switch), require finite elements."""
+    if not _checking_values(validate) or tensor.numel() == 0:
         return
     finite = torch.isfinite(tensor)
     if not bool(finite.all()):
@@ -134,9 +144,9 @@ def check_finite(name: str, tensor: torch.Tensor) -> None:
         )
 
 
-def check_unit_interval(name: str, tensor: torch.Tensor) -> None:
-    """While value checks are on, require every element of ``tensor`` to be in [0, 1]."""
-    if not _checking_values() or tensor.numel() == 0:
+def check_unit_interval(name: str, tensor: torch.Tensor, validate: bool | None = None) -> None:
+    """While value checks are on (``validate``, else the switch), require elements in [0, 1]."""
+    if not _checking_values(validate) or tensor.numel() == 0:
         return
     low, high = torch.aminmax(tensor.detach())
     low_value, high_value = float(low), float(high)

@@ -37,7 +37,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from genlatent import _hub
+import genlatent._hub as _hub
 from genlatent._atomic import atomic_write
 from genlatent._pretrained_json import (
     construct,

@@ -26,7 +26,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from genlatent.functional.fsq import fsq_bound, fsq_codes, fsq_codes_from_indices, fsq_indices
+from genlatent.functional.fsq import fsq_bound, fsq_codes, fsq_codes_from_indices
 from genlatent.functional.lfq import lfq_codes, lfq_codes_from_indices, lfq_entropy, lfq_indices
 from genlatent.nn import FSQ, LFQ, Quantizer, QuantizerOutput, ResidualVQ, VectorQuantizer
 from genlatent.nn.quantizer import check_quantizer
@@ -531,7 +531,7 @@ def test_fsq_mixed_radix_index_by_hand_and_bijection():
     fsq = FSQ(levels)
     # index 41 = 2 + 1 * 3 + 3 * (3 * 4): digits (2, 1, 3); codes (d - floor(L/2)) / floor(L/2)
     assert torch.equal(fsq.decode(torch.tensor([41])), torch.tensor([[1.0, -0.5, 0.5]]))
-    assert fsq_indices(torch.tensor([[1.0, -0.5, 0.5]]), levels).item() == 41
+    assert fsq.encode(torch.tensor([[3.0, -0.75, 0.55]])).item() == 41  # digits (2, 1, 3)
     # every index: inputs built by inverting the bound inside each grid point's rounding
     # cell (0.3 towards 0 from the point, inside the bound's range) encode back
     codes = fsq.decode(torch.arange(fsq.codebook_size))
@@ -776,7 +776,7 @@ FUNCTIONAL_ERRORS = [
     (lambda: fsq_bound(torch.zeros(2, 3), [5, 4]), ValueError, r"inputs must have C=2 channels"),
     (lambda: fsq_bound(torch.zeros(2), [5]), ValueError, r"inputs must have shape \(N, C\)"),
     (lambda: fsq_codes(torch.zeros(2, 1, dtype=torch.int64), [5]), TypeError, r"floating-point"),
-    (lambda: fsq_indices(torch.zeros(2, 1), [1]), ValueError, r"levels must each be >= 2"),
+    (lambda: fsq_codes(torch.zeros(2, 1), [1]), ValueError, r"levels must each be >= 2"),
     (
         lambda: fsq_codes_from_indices(torch.zeros(2), [5]),
         TypeError,

@@ -158,7 +158,7 @@ def test_replicas_agree_to_skip_when_only_another_replica_saw_nan(monkeypatch):
         other[0, -1] = float("nan")  # the other replica's sums for code 0
         tensor.add_(other)
 
-    monkeypatch.setattr(quantize_module, "_distributed", lambda: True)
+    monkeypatch.setattr(quantize_module, "replicated", lambda: True)
     monkeypatch.setattr(quantize_module.dist, "all_reduce", all_reduce)
     quantizer(torch.randn(8, 2, generator=_gen(4)))
     for name in ("codebook", "cluster_size", "embed_sum"):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from genlatent import VAE, VQVAE, ConvDecoder, ConvEncoder, VectorQuantizer, mnist_vae
-from genlatent.models.protocol import loss_parts
+from genlatent._protocols import loss_parts
 from genlatent.train import NonFiniteLossError, TrainConfig, train
 from genlatent.train.checkpoint import load_checkpoint
 from genlatent.train.fit import _check_state_finite

@@ -53,7 +53,7 @@ def test_truncated_checkpoint_is_named_and_falls_back(tmp_path):
 
 
 def test_no_usable_checkpoint(tmp_path):
-    with pytest.raises(CheckpointError, match=r"no usable checkpoint: .*last\.pt does not exist"):
+    with pytest.raises(CheckpointError, match=r"no readable checkpoint: .*last\.pt does not exist"):
         load_latest_checkpoint(tmp_path / "last.pt")
 
 

@@ -21,6 +21,7 @@ def bernoulli_log_likelihood(
     logits: torch.Tensor,
     *,
     reduction: str = "none",
+    validate: bool | None = None,
 ) -> torch.Tensor:
     r"""Log-likelihood of $x \in [0, 1]$ under independent Bernoullis with the given logits.
 
@@ -39,6 +40,8 @@ def bernoulli_log_likelihood(
         logits: the decoder's logits $\ell$, same shape.
         reduction: over the batch (first) dimension.
 
+        validate: run the checks that read values (NaN, ranges) for this call: ``None``
+            follows `set_validate_args`, ``False`` skips them (inputs checked already).
     Returns:
         Log-likelihood in nats: shape $(B,)$ for ``"none"``, else a scalar.
 
@@ -62,8 +65,8 @@ def bernoulli_log_likelihood(
     check_same_shape("x", x, "logits", logits)
     if x.ndim == 0:
         raise ValueError("x must have a batch dimension (B, *), got a scalar")
-    check_unit_interval("x", x)
-    check_finite("logits", logits)
+    check_unit_interval("x", x, validate)
+    check_finite("logits", logits, validate)
     bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
     per_example = -sum_non_batch(bce)
     return reduce_batch(per_example, reduction)

@@ -46,6 +46,7 @@ from collections.abc import Sequence
 import torch
 
 from genlatent._validation import check_floating, check_ndim
+from genlatent.functional._dtype import compute_dtype
 from genlatent.functional.quantize import _check_integer
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
     "fsq_bound",
     "fsq_codes",
     "fsq_codes_from_indices",
-    "fsq_indices",
 ]
 
 FSQ_EPS = 1e-3
@@ -75,10 +75,6 @@ def check_levels(levels: object) -> tuple[int, ...]:
         if level < 2:
             raise ValueError(f"levels must each be >= 2, got {list(levels)}")
     return tuple(levels)
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.promote_types(dtype, torch.float32)
 
 
 def _constants(
@@ -132,7 +128,7 @@ def fsq_bound(inputs: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
     """
     levels = check_levels(levels)
     rows = _check_rows(inputs, levels)
-    dtype = _compute_dtype(rows.dtype)
+    dtype = compute_dtype(rows.dtype)
     with torch.autocast(device_type=rows.device.type, enabled=False):
         half_level, offset, shift, _ = _constants(levels, rows.device, dtype)
         return torch.tanh(rows.to(dtype) + shift) * half_level - offset
@@ -187,41 +183,6 @@ def _basis(levels: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return torch.tensor(places, dtype=torch.int64, device=device)
 
 
-def fsq_indices(codes: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
-    r"""Mixed-radix indices of grid codes: $k = \sum_c d_c \prod_{c' < c} L_{c'}$.
-
-    The inverse of `fsq_codes_from_indices`; digits $d_c = \hat z_c \lfloor L_c/2 \rfloor +
-    \lfloor L_c/2 \rfloor$ are rounded to the nearest integer, so codes a rounding off the
-    grid still map to their index.
-
-    Args:
-        codes: grid codes $\hat z$ (from `fsq_codes`).
-        levels: $L_c \ge 2$ per channel.
-
-    Returns:
-        int64 indices in $[0, \prod_c L_c)$.
-
-    Raises:
-        TypeError: on a non-float ``codes`` or levels that are not ints.
-        ValueError: on a shape other than $(N, C)$ with $C$ = ``len(levels)``, or a level < 2.
-
-    Shape:
-        - codes: $(N, C)$
-        - output: $(N,)$
-
-    Example:
-        >>> import torch
-        >>> fsq_indices(torch.tensor([[-1.0, -1.0], [0.0, 0.5], [1.0, 0.5]]), [5, 4])
-        tensor([ 0, 17, 19])
-    """
-    levels = check_levels(levels)
-    rows = _check_rows(codes, levels)
-    dtype = _compute_dtype(rows.dtype)
-    _, _, _, half_width = _constants(levels, rows.device, dtype)
-    digits = torch.round(rows.detach().to(dtype) * half_width + half_width).long()
-    return (digits * _basis(levels, digits.device)).sum(-1)
-
-
 def fsq_codes_from_indices(
     indices: torch.Tensor,
     levels: Sequence[int],
@@ -261,6 +222,6 @@ def fsq_codes_from_indices(
     basis = _basis(levels, indices.device)
     count = torch.tensor(levels, dtype=torch.int64, device=indices.device)
     digits = torch.div(indices.long().unsqueeze(-1), basis, rounding_mode="floor") % count
-    compute = _compute_dtype(dtype)
+    compute = compute_dtype(dtype)
     _, _, _, half_width = _constants(levels, indices.device, compute)
     return ((digits.to(compute) - half_width) / half_width).to(dtype)

@@ -117,6 +117,7 @@ def gaussian_log_likelihood(
     *,
     log_var: torch.Tensor | float = 0.0,
     reduction: str = "none",
+    validate: bool | None = None,
 ) -> torch.Tensor:
     r"""Log-density of $x$ under $\mathcal{N}(\mu, \operatorname{diag}(\sigma^2))$.
 
@@ -134,6 +135,8 @@ def gaussian_log_likelihood(
         log_var: the log-variance, a float or a tensor broadcastable to ``x``.
         reduction: over the batch (first) dimension.
 
+        validate: run the checks that read values (NaN, ranges) for this call: ``None``
+            follows `set_validate_args`, ``False`` skips them (inputs checked already).
     Returns:
         Log-likelihood in nats: shape $(B,)$ for ``"none"``, else a scalar.
 
@@ -169,10 +172,10 @@ def gaussian_log_likelihood(
             )
     elif isinstance(log_var, bool) or not isinstance(log_var, (int, float)):
         raise TypeError(f"log_var must be a float or a tensor, got {type(log_var).__name__}")
-    check_finite("x", x)
-    check_finite("mean", mean)
+    check_finite("x", x, validate)
+    check_finite("mean", mean, validate)
     log_var_t = torch.as_tensor(log_var, dtype=x.dtype, device=x.device)
-    check_finite("log_var", log_var_t)
+    check_finite("log_var", log_var_t, validate)
     elementwise = _LOG_2PI + log_var_t + (x - mean).pow(2) * torch.exp(-log_var_t)
     per_example = -0.5 * sum_non_batch(elementwise.expand_as(x))
     return reduce_batch(per_example, reduction)

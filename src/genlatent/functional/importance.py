@@ -108,6 +108,7 @@ def log_importance_weights(
     likelihood: str = "bernoulli",
     noise: torch.Tensor | None = None,
     log_prior: torch.Tensor | None = None,
+    validate: bool | None = None,
 ) -> ImportanceWeights:
     r"""Log importance weights of $K$ latents per example under a Gaussian posterior.
 
@@ -133,6 +134,8 @@ def log_importance_weights(
         likelihood: one of `LIKELIHOODS`.
         noise: the $\varepsilon_i$ with $z_i = \mu + \sigma \odot \varepsilon_i$, if known.
         log_prior: $\log p(z_i)$, $(K, B)$, in place of the standard normal prior.
+        validate: run the checks that read values (NaN, ranges) for this call: ``None``
+            follows `set_validate_args`, ``False`` skips them (inputs checked already).
 
     Returns:
         `ImportanceWeights` ``(log_weights, log_likelihood)``, each $(K, B)$.
@@ -167,7 +170,7 @@ def log_importance_weights(
         raise ValueError(
             f"log_prior must have shape (K, B) = {tuple(z.shape[:2])}, got {tuple(log_prior.shape)}"
         )
-    log_px = log_likelihood(x, decoder_output, likelihood)
+    log_px = log_likelihood(x, decoder_output, likelihood, validate=validate)
     if log_prior is None:
         log_weights = log_px + gaussian_log_density_ratio(z, mean, log_var, noise=noise)
     else:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 
 from genlatent._validation import check_floating, check_ndim, check_positive_int
+from genlatent.functional._dtype import compute_dtype
 from genlatent.functional.quantize import code_counts, code_sums, nearest_code
 
 __all__ = ["KMeans", "kmeans"]
@@ -79,7 +80,7 @@ def kmeans(
             f"initial must have D={inputs.shape[1]} columns as inputs, got {tuple(initial.shape)}"
         )
     check_positive_int("iterations", iterations)
-    dtype = torch.promote_types(torch.promote_types(inputs.dtype, initial.dtype), torch.float32)
+    dtype = compute_dtype(inputs.dtype, initial.dtype)
     num_codes = initial.shape[0]
     with torch.no_grad(), torch.autocast(device_type=inputs.device.type, enabled=False):
         rows = inputs.detach().to(dtype)

@@ -11,7 +11,6 @@ from genlatent._validation import (
     check_floating,
     check_positive_int,
     check_unit_interval,
-    validate_args,
 )
 from genlatent.functional.bernoulli import bernoulli_log_likelihood
 from genlatent.functional.continuous_bernoulli import (
@@ -152,6 +151,7 @@ def log_likelihood(
     likelihood: str = "bernoulli",
     *,
     num_mixtures: int | None = None,
+    validate: bool | None = None,
 ) -> torch.Tensor:
     r"""$\log p(x \mid z)$ per example, summed over its values, for the named likelihood.
 
@@ -183,6 +183,8 @@ def log_likelihood(
             optionally with a leading sample dimension.
         likelihood: one of `LIKELIHOODS`.
         num_mixtures: $M$ for ``"discretized_logistic"``; read from the channels when ``None``.
+        validate: run the checks that read values (NaN, ranges) for this call: ``None``
+            follows `set_validate_args`, ``False`` skips them (inputs checked already).
 
     Raises:
         ValueError: on an unknown ``likelihood`` or a ``decoder_output`` that does not fit
@@ -206,30 +208,34 @@ def log_likelihood(
     check_floating("x", x)
     check_floating("decoder_output", decoder_output)
     if x.ndim >= 1 and decoder_output.ndim == x.ndim + 1 and decoder_output.shape[0] > 0:
-        return _log_likelihood_samples(x, decoder_output, likelihood, num_mixtures)
+        return _log_likelihood_samples(x, decoder_output, likelihood, num_mixtures, validate)
     num_mixtures = check_decoder_output(x, decoder_output, likelihood, num_mixtures=num_mixtures)
     if likelihood == "bernoulli":
-        return bernoulli_log_likelihood(x, decoder_output)
+        return bernoulli_log_likelihood(x, decoder_output, validate=validate)
     if likelihood == "continuous_bernoulli":
-        return continuous_bernoulli_log_likelihood(x, decoder_output)
+        return continuous_bernoulli_log_likelihood(x, decoder_output, validate=validate)
     if likelihood == "gaussian":
-        return gaussian_log_likelihood(x, decoder_output)
+        return gaussian_log_likelihood(x, decoder_output, validate=validate)
     if likelihood == "gaussian_learned_var":
         mean, log_var = decoder_output.chunk(2, dim=1)
-        return gaussian_log_likelihood(x, mean, log_var=log_var)
+        return gaussian_log_likelihood(x, mean, log_var=log_var, validate=validate)
     # check_decoder_output returned M for this likelihood
     return discretized_logistic_mixture_log_likelihood(
-        x, decoder_output, num_mixtures=cast(int, num_mixtures)
+        x, decoder_output, num_mixtures=cast(int, num_mixtures), validate=validate
     )
 
 
 def _log_likelihood_samples(
-    x: torch.Tensor, decoder_output: torch.Tensor, likelihood: str, num_mixtures: int | None
+    x: torch.Tensor,
+    decoder_output: torch.Tensor,
+    likelihood: str,
+    num_mixtures: int | None,
+    validate: bool | None,
 ) -> torch.Tensor:
     """`log_likelihood` of ``x`` $(B, *)$ under each of $K$ outputs $(K, B, P C, *)$: $(K, B)$."""
     num_mixtures = check_decoder_output(x, decoder_output[0], likelihood, num_mixtures=num_mixtures)
     if likelihood == "bernoulli":
-        check_unit_interval("x", x)
+        check_unit_interval("x", x, validate)
         batch, values = x.shape[0], x.shape[1:].numel()
         logits = decoder_output.reshape(decoder_output.shape[0], batch, values)  # (K, B, V)
         # sum_v x_v l_v for every (k, b): one batched matrix-vector product over b
@@ -239,17 +245,17 @@ def _log_likelihood_samples(
         zero = torch.zeros((), dtype=logits.dtype, device=logits.device)
         return agreement - torch.logaddexp(logits, zero).sum(dim=-1)
     if likelihood in ("gaussian", "gaussian_learned_var"):
-        check_finite("x", x)
+        check_finite("x", x, validate)
     else:
-        check_unit_interval("x", x)
+        check_unit_interval("x", x, validate)
     count, batch = decoder_output.shape[:2]
-    with validate_args(False):  # x is checked above; the K-fold output is not read
-        flat = log_likelihood(
-            x.expand(count, *x.shape).reshape(count * batch, *x.shape[1:]),
-            decoder_output.reshape(count * batch, *decoder_output.shape[2:]),
-            likelihood,
-            num_mixtures=num_mixtures,
-        )
+    flat = log_likelihood(  # x is checked above; the K-fold output is not read
+        x.expand(count, *x.shape).reshape(count * batch, *x.shape[1:]),
+        decoder_output.reshape(count * batch, *decoder_output.shape[2:]),
+        likelihood,
+        num_mixtures=num_mixtures,
+        validate=False,
+    )
     return flat.reshape(count, batch)
 
 

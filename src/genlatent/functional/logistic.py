@@ -61,6 +61,7 @@ def discretized_logistic_mixture_log_likelihood(
     num_mixtures: int,
     num_bins: int = 256,
     reduction: str = "none",
+    validate: bool | None = None,
 ) -> torch.Tensor:
     r"""Log-probability of 8-bit data under a discretized mixture of logistics.
 
@@ -91,6 +92,8 @@ def discretized_logistic_mixture_log_likelihood(
         num_bins: $n \ge 2$, the number of levels (256 for 8-bit data).
         reduction: over the batch (first) dimension.
 
+        validate: run the checks that read values (NaN, ranges) for this call: ``None``
+            follows `set_validate_args`, ``False`` skips them (inputs checked already).
     Returns:
         $\log P(x)$ in nats (a log-probability, $\le 0$): $(B,)$ for ``"none"``, else $()$.
         ``-value / (D ln 2)`` is bits per dimension (`genlatent.metrics.bits_per_dim`).
@@ -128,8 +131,8 @@ def discretized_logistic_mixture_log_likelihood(
             f"params must have shape (B, 3 * num_mixtures * C, *) = {expected} for x of shape "
             f"{tuple(x.shape)} and num_mixtures={num_mixtures}, got {tuple(params.shape)}"
         )
-    check_unit_interval("x", x)
-    check_finite("params", params)
+    check_unit_interval("x", x, validate)
+    check_finite("params", params, validate)
 
     logits, means, log_scales = split_logistic_mixture(params, x.shape[1], num_mixtures)
     last = num_bins - 1

@@ -28,6 +28,7 @@ from genlatent._validation import (
     check_same_shape,
     check_tensor,
 )
+from genlatent.functional._dtype import compute_dtype
 from genlatent.functional._reduce import reduce_batch, sum_non_batch
 
 __all__ = [
@@ -68,14 +69,6 @@ class EMAUpdate(NamedTuple):
     cluster_size: torch.Tensor
     embed_sum: torch.Tensor
     codebook: torch.Tensor
-
-
-def _compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
-    """At least float32: half precision is upcast, float64 is kept."""
-    result = torch.float32
-    for dtype in dtypes:
-        result = torch.promote_types(result, dtype)
-    return result
 
 
 def _check_integer(name: str, value: object) -> torch.Tensor:
@@ -162,7 +155,7 @@ def nearest_code(
     chunk = num_codes if chunk_size is None else check_positive_int("chunk_size", chunk_size)
     check_finite("inputs", inputs)
     check_finite("codebook", codebook)
-    dtype = _compute_dtype(inputs.dtype, codebook.dtype)
+    dtype = compute_dtype(inputs.dtype, codebook.dtype)
     with torch.autocast(device_type=inputs.device.type, enabled=False):
         rows = inputs.detach().to(dtype)
         codes = codebook.detach().to(dtype)
@@ -324,7 +317,7 @@ def vq_losses(
         )
     check_finite("inputs", inputs)
     check_finite("quantized", quantized)
-    dtype = _compute_dtype(inputs.dtype, quantized.dtype)
+    dtype = compute_dtype(inputs.dtype, quantized.dtype)
     with torch.autocast(device_type=inputs.device.type, enabled=False):
         x = inputs.to(dtype)
         q = quantized.to(dtype)
@@ -436,7 +429,7 @@ def code_sums(inputs: torch.Tensor, indices: torch.Tensor, codebook_size: int) -
             f"indices must have shape (N,) = ({inputs.shape[0]},) to match inputs "
             f"{tuple(inputs.shape)}, got {tuple(indices.shape)}"
         )
-    dtype = _compute_dtype(inputs.dtype)
+    dtype = compute_dtype(inputs.dtype)
     sums = torch.zeros(codebook_size, inputs.shape[1], dtype=dtype, device=inputs.device)
     return sums.index_add_(0, indices.long(), inputs.detach().to(dtype))
 
@@ -473,7 +466,7 @@ def counts_perplexity(counts: torch.Tensor) -> torch.Tensor:
     check_ndim("counts", counts, (1,), "(K,)")
     if counts.shape[0] == 0:
         raise ValueError("counts must have at least one code, shape (K,) with K >= 1, got (0,)")
-    counts = counts.to(_compute_dtype(counts.dtype))
+    counts = counts.to(compute_dtype(counts.dtype))
     total = counts.sum()
     probs = torch.where(total > 0, counts / total, torch.zeros_like(counts))
     entropy = -torch.xlogy(probs, probs).sum()
@@ -568,7 +561,7 @@ def ema_codebook_update(
     if step is not None and not isinstance(step, torch.Tensor):
         check_positive_int("step", step)
 
-    dtype = _compute_dtype(cluster_size.dtype, embed_sum.dtype)
+    dtype = compute_dtype(cluster_size.dtype, embed_sum.dtype)
     with torch.autocast(device_type=cluster_size.device.type, enabled=False):
         new_cluster_size = cluster_size.to(dtype) * decay + counts.to(dtype) * (1.0 - decay)
         new_embed_sum = embed_sum.to(dtype) * decay + sums.to(dtype) * (1.0 - decay)

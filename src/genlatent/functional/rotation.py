@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from genlatent._validation import check_floating, check_same_shape
+from genlatent.functional._dtype import compute_dtype
 
 __all__ = ["rotation_trick"]
 
@@ -71,7 +72,7 @@ def rotation_trick(
     check_same_shape("inputs", inputs, "quantized", quantized)
     if inputs.ndim == 0:
         raise ValueError("inputs must have a vector dim (*, D), got a scalar")
-    dtype = torch.promote_types(torch.promote_types(inputs.dtype, quantized.dtype), torch.float32)
+    dtype = compute_dtype(inputs.dtype, quantized.dtype)
     with torch.autocast(device_type=inputs.device.type, enabled=False):
         e = inputs.to(dtype)
         with torch.no_grad():

@@ -7,10 +7,13 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
+from genlatent._device import module_device
+from genlatent._protocols import GaussianLatentModel, declared_keywords, loss_parts
+from genlatent._sums import ExampleSums, accumulator_dtype
 from genlatent._validation import (
     check_floating,
     check_optional_positive_int,
@@ -19,8 +22,6 @@ from genlatent._validation import (
 from genlatent.losses.elbo import vae_loss
 from genlatent.metrics.iwae import iwae_bound
 from genlatent.metrics.stats import bits_per_dim, code_usage
-from genlatent.models.protocol import declared_keywords, loss_parts
-from genlatent.models.vae import VAE
 
 __all__ = ["Evaluation", "VAEEvaluation", "evaluate_model", "evaluate_vae"]
 
@@ -75,7 +76,8 @@ class Evaluation:
     perplexity: float | None = None
     r"""Perplexity of the code usage over the whole set, in $[1, K]$ (mean over stages)."""
     counts: torch.Tensor | None = None
-    """How often each code was chosen, float64 on the CPU, $(K,)$ or $(S, K)$."""
+    """How often each code was chosen, on the CPU, $(K,)$ or $(S, K)$ (float64 from a CPU
+    model, float32 from any other device: see `genlatent._sums`)."""
 
     def as_dict(self) -> dict[str, float | int]:
         """The numbers as one flat dict (terms by name, then the other fields that are set)."""
@@ -98,13 +100,6 @@ def _evaluation_mode(model: torch.nn.Module) -> Iterator[None]:
     finally:
         for module, training in modes:
             module.training = training
-
-
-def _model_device(model: torch.nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        raise ValueError("model must have at least one parameter to infer its device") from None
 
 
 def _batch_data(batch: object, index: int, *, codes: bool = False) -> torch.Tensor:
@@ -136,13 +131,8 @@ def _values_per_example(x: torch.Tensor, previous: int | None, index: int) -> in
     return values
 
 
-def _accumulator_dtype(device: torch.device) -> torch.dtype:
-    # float64 sums stay exact to ~1e-16 over any dataset; MPS has no float64.
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
 def evaluate_vae(
-    model: VAE,
+    model: torch.nn.Module,
     batches: Iterable[torch.Tensor | tuple[torch.Tensor | None, ...]],
     *,
     iwae_samples: int = 0,
@@ -169,7 +159,8 @@ def evaluate_vae(
     noise is drawn from ``generator`` first, then the IWAE noise.
 
     Args:
-        model: the VAE.
+        model: a `VAE`, or any module with ``encode(x) -> (mean, log_var)``, ``decode``,
+            ``likelihood`` and a forward taking ``generator=`` (asked by capability).
         batches: an iterable of float tensors ``x`` or tuples ``(x, y, ...)`` (labels are
             ignored), such as a ``DataLoader``; ``x`` in $[0, 1]$ for a Bernoulli likelihood.
         iwae_samples: $k$ for the importance-weighted bound; 0 skips it (5000 in
@@ -184,8 +175,8 @@ def evaluate_vae(
         and the counts.
 
     Raises:
-        TypeError: if ``model`` is not a `VAE`, a batch is not a float tensor, or
-            ``iwae_samples`` is not an int.
+        TypeError: if ``model`` lacks ``encode``, ``decode`` or ``likelihood``, a batch
+            is not a float tensor, or ``iwae_samples`` is not an int.
         ValueError: if ``iwae_samples < 0``, the batches hold no example, or examples
             differ in size.
 
@@ -205,48 +196,45 @@ def evaluate_vae(
         True
     """
     require_methods(model, ("encode", "decode"), "evaluate_vae", attributes=("likelihood",))
+    latent = cast(GaussianLatentModel, model)  # by capability, checked just above
     if isinstance(iwae_samples, bool) or not isinstance(iwae_samples, int):
         raise TypeError(f"iwae_samples must be an int, got {type(iwae_samples).__name__}")
     if iwae_samples < 0:
         raise ValueError(f"iwae_samples must be >= 0 (0 skips the IWAE bound), got {iwae_samples}")
     check_optional_positive_int("iwae_chunk_size", iwae_chunk_size)
-    device = _model_device(model)
-    dtype = _accumulator_dtype(device)
-    # rows: reconstruction, kl, iwae bound (summed over examples)
-    sums = torch.zeros(3, dtype=dtype, device=device)
-    num_examples = 0
+    device = module_device(model)
+    sums = ExampleSums(device)
     values: int | None = None
     with _evaluation_mode(model):
         for index, batch in enumerate(batches):
             x = _batch_data(batch, index).to(device, non_blocking=True)
             values = _values_per_example(x, values, index)
-            out = model(x, generator=generator)
+            out = latent(x, generator=generator)
             elbo = vae_loss(
                 x,
                 out.decoder_output,
                 out.mean,
                 out.log_var,
-                likelihood=model.likelihood,
+                likelihood=latent.likelihood,
                 reduction="sum",
             )
+            totals = {"reconstruction": elbo.reconstruction_loss, "kl": elbo.kl}
             if iwae_samples > 0:
-                iwae = iwae_bound(
-                    model,
+                totals["iwae"] = iwae_bound(
+                    latent,
                     x,
                     num_samples=iwae_samples,
                     chunk_size=iwae_chunk_size,
                     generator=generator,
                     reduction="sum",
                 )
-            else:
-                iwae = elbo.kl.new_zeros(())
-            sums += torch.stack([elbo.reconstruction_loss, elbo.kl, iwae]).to(dtype)
-            num_examples += x.shape[0]
-    if num_examples == 0 or values is None:
+            sums.add_sums(totals, x.shape[0])
+    if sums.examples == 0 or values is None:
         raise ValueError("batches must yield at least one example, got none")
-    reconstruction, kl, iwae_sum = (sums / num_examples).tolist()
+    means = sums.means()
+    reconstruction, kl = means["reconstruction"], means["kl"]
     negative_elbo = reconstruction + kl
-    iwae_nll = -iwae_sum if iwae_samples > 0 else None
+    iwae_nll = -means["iwae"] if iwae_samples > 0 else None
     return VAEEvaluation(
         negative_elbo=negative_elbo,
         reconstruction_loss=reconstruction,
@@ -255,7 +243,7 @@ def evaluate_vae(
         iwae_nll=iwae_nll,
         iwae_bits_per_dim=None if iwae_nll is None else float(bits_per_dim(iwae_nll, values)),
         iwae_samples=iwae_samples,
-        num_examples=num_examples,
+        num_examples=sums.examples,
         values_per_example=values,
     )
 
@@ -326,13 +314,12 @@ def evaluate_model(
         or not (0.0 < data_range < math.inf)
     ):
         raise ValueError(f"data_range must be a positive finite number, got {data_range!r}")
-    device = _model_device(model)
-    dtype = _accumulator_dtype(device)
+    device = module_device(model)
     reconstructs = callable(getattr(model, "reconstruct", None))
-    sums: dict[str, torch.Tensor] = {}
+    sums = ExampleSums(device)
     counts: torch.Tensor | None = None
-    squared_error = torch.zeros((), dtype=dtype, device=device)
-    num_examples = num_values = 0
+    squared_error = torch.zeros((), dtype=sums.dtype, device=device)
+    num_values = 0
     with _evaluation_mode(model):
         for index, batch in enumerate(batches):
             x = _batch_data(batch, index, codes=True).to(device, non_blocking=True)
@@ -340,19 +327,16 @@ def evaluate_model(
                 continue
             labels = _batch_labels(batch, device)
             parts = loss_parts(_call(model.loss, x, labels, generator=generator))
-            for name, value in [("loss", parts.loss), *parts.terms.items()]:
-                sums[name] = sums.get(name, 0) + value.to(dtype) * x.shape[0]
+            sums.add({"loss": parts.loss, **parts.terms}, examples=x.shape[0])
             if parts.code_counts is not None:
-                batch_counts = parts.code_counts.to(dtype)
+                batch_counts = parts.code_counts.to(sums.dtype)
                 counts = batch_counts if counts is None else counts + batch_counts
             if reconstructs:
                 squared_error += _squared_error(_call(model.reconstruct, x, labels), x, index)
-            num_examples += x.shape[0]
             num_values += x.numel()
-    if num_examples == 0:
+    if sums.examples == 0:
         raise ValueError("batches must yield at least one example, got none")
-    terms = {name: float(total) / num_examples for name, total in sums.items()}
-    result = Evaluation(terms, num_examples)
+    result = Evaluation(sums.means(), sums.examples)
     if reconstructs:
         mse = squared_error.item() / max(num_values, 1)
         psnr = 10.0 * math.log10(data_range**2 / mse) if mse > 0 else math.inf
@@ -377,5 +361,5 @@ def _squared_error(reconstruction: torch.Tensor, x: torch.Tensor, index: int) ->
             f"the model's reconstruction must have the shape of x {tuple(x.shape)}, "
             f"got {tuple(reconstruction.shape)} in batch {index}"
         )
-    dtype = _accumulator_dtype(x.device)
+    dtype = accumulator_dtype(x.device)
     return (reconstruction.to(dtype) - x.to(dtype)).pow(2).sum()

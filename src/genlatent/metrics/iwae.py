@@ -7,17 +7,16 @@ import math
 import torch
 from einops import rearrange
 
+from genlatent._protocols import GaussianLatentModel
 from genlatent._validation import (
     check_floating,
     check_positive_int,
     check_reduction,
     require_methods,
-    validate_args,
 )
 from genlatent.functional._reduce import reduce_batch
 from genlatent.functional.importance import log_importance_weights, standard_normal_draws
 from genlatent.functional.likelihood import fit_decoder_output
-from genlatent.models.vae import VAE
 
 __all__ = ["CHUNK_ROWS", "iwae_bound"]
 
@@ -26,7 +25,7 @@ CHUNK_ROWS = 16384
 
 
 def iwae_bound(
-    model: VAE,
+    model: GaussianLatentModel,
     x: torch.Tensor,
     *,
     num_samples: int,
@@ -83,7 +82,8 @@ def iwae_bound(
     on the model's device.
 
     Args:
-        model: the VAE; its encoder gives ``(mean, log_var)`` of $q(z \mid x)$.
+        model: a `VAE`, or any `GaussianLatentModel` (``encode``, ``decode``,
+            ``likelihood``); its encoder gives ``(mean, log_var)`` of $q(z \mid x)$.
         x: a batch of data, in $[0, 1]$ for a Bernoulli likelihood.
         num_samples: $k \ge 1$, importance samples per example.
         chunk_size: samples decoded at once, at least 1 (capped at $k$); ``None`` picks
@@ -142,7 +142,7 @@ def iwae_bound(
     std = torch.exp(0.5 * log_var)
     prior = getattr(model, "prior", None)  # None: N(0, I); else a VampPrior-like module
 
-    def chunk_logsumexp(count: int) -> torch.Tensor:
+    def chunk_logsumexp(count: int, validate: bool | None) -> torch.Tensor:
         # draw i of the chunk is the i-th (B, D) draw from the generator, whatever the chunking
         eps = standard_normal_draws(
             count, mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
@@ -161,12 +161,13 @@ def iwae_bound(
             likelihood=model.likelihood,
             noise=eps,
             log_prior=None if prior is None else prior.log_prob(z, model.encode),
+            validate=validate,
         )
         return torch.logsumexp(weights.log_weights, dim=0)
 
-    total = chunk_logsumexp(min(chunk_size, num_samples))  # checks x's values once
-    with validate_args(False):
-        for start in range(chunk_size, num_samples, chunk_size):
-            count = min(chunk_size, num_samples - start)
-            total = torch.logaddexp(total, chunk_logsumexp(count))
+    # x's values are checked once, with the first chunk (None: as set_validate_args says)
+    total = chunk_logsumexp(min(chunk_size, num_samples), None)
+    for start in range(chunk_size, num_samples, chunk_size):
+        count = min(chunk_size, num_samples - start)
+        total = torch.logaddexp(total, chunk_logsumexp(count, False))
     return reduce_batch(total - math.log(num_samples), reduction)

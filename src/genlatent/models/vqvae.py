@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from genlatent._device import module_device
 from genlatent._validation import check_positive_int
 from genlatent.functional._dtype import at_least_float32
 from genlatent.losses.vq import VQVAELoss, vqvae_loss
@@ -136,7 +137,7 @@ class VQVAE(nn.Module, PretrainedMixin):
                 "grid_shape is unknown: pass VQVAE(..., grid_shape=(h, w)) or run a batch "
                 "through the model first"
             )
-        device = next(self.parameters()).device
+        device = module_device(self)
         indices = torch.randint(
             self.quantizer.codebook_size,
             (num_samples, *self.grid_shape),
@@ -183,7 +184,7 @@ class VQVAE(nn.Module, PretrainedMixin):
             num_samples, labels=labels, temperature=temperature, top_k=top_k, top_p=top_p,
             generator=generator,
         )  # fmt: skip
-        device = next(self.parameters()).device
+        device = module_device(self)
         return self.decode(indices.to(device))
 
     def pretrained_arguments(self) -> dict[str, Any]:

@@ -26,14 +26,11 @@ from genlatent.nn._layout import (
     to_layout,
 )
 from genlatent.nn._projection import ProjectedQuantizer
+from genlatent.nn._replicas import replicated
 from genlatent.nn.quantizer import QuantizerOutput
 from genlatent.pretrained import PretrainedMixin
 
 __all__ = ["LFQ"]
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _global_sum(values: torch.Tensor) -> torch.Tensor:
@@ -189,7 +186,7 @@ class LFQ(ProjectedQuantizer, PretrainedMixin):
             temperature=self.temperature,
             scale=self.codebook_scale,
             diversity_gamma=self.diversity_gamma,
-            reduce=_global_sum if self.training and _distributed() else None,
+            reduce=_global_sum if self.training and replicated() else None,
         ).loss
         with torch.autocast(device_type=inputs.device.type, enabled=False):
             # codes is z + sg[q - z] in float32, so sg[q] is its detached value

@@ -17,6 +17,7 @@ from genlatent._validation import (
     check_optional_positive_int,
     check_positive_int,
 )
+from genlatent.functional._dtype import compute_dtype
 from genlatent.functional.kmeans import kmeans
 from genlatent.functional.quantize import (
     code_counts,
@@ -35,6 +36,7 @@ from genlatent.nn._layout import (
     rows_of,
     to_layout,
 )
+from genlatent.nn._replicas import replicated
 from genlatent.nn.quantizer import QuantizerOutput
 from genlatent.pretrained import PretrainedMixin
 
@@ -89,10 +91,6 @@ def _all_finite(values: torch.Tensor) -> torch.Tensor:
         return torch.ones((), dtype=torch.bool, device=values.device)
     low, high = torch.aminmax(values)
     return torch.isfinite(low) & torch.isfinite(high)
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized()
 
 
 def _all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
@@ -250,7 +248,7 @@ class VectorQuantizer(nn.Module, PretrainedMixin):
         if self.ema:
             self.codebook: torch.Tensor
             self.register_buffer("codebook", codebook)
-            stats_dtype = torch.promote_types(codebook.dtype, torch.float32)
+            stats_dtype = compute_dtype(codebook.dtype)
             self.register_buffer(
                 "cluster_size", torch.empty(codebook_size, device=device, dtype=stats_dtype)
             )
@@ -323,7 +321,7 @@ class VectorQuantizer(nn.Module, PretrainedMixin):
         """With ``distance="cosine"``, rows scaled to unit length (in at least float32)."""
         if self.distance == "l2":
             return rows
-        return F.normalize(rows.to(torch.promote_types(rows.dtype, torch.float32)), dim=1)
+        return F.normalize(rows.to(compute_dtype(rows.dtype)), dim=1)
 
     def _codes(self) -> torch.Tensor:
         """The codebook as searched: unit rows with ``distance="cosine"``."""
@@ -397,7 +395,7 @@ class VectorQuantizer(nn.Module, PretrainedMixin):
             stats = torch.cat(
                 [counts.unsqueeze(1), code_sums(rows, indices, self.codebook_size)], 1
             )
-            if _distributed():
+            if replicated():
                 dist.all_reduce(stats, op=dist.ReduceOp.SUM)
             finite = torch.isfinite(stats).all()
             global_counts = stats[:, 0]
@@ -406,7 +404,7 @@ class VectorQuantizer(nn.Module, PretrainedMixin):
             return  # a learnable codebook without restarts keeps no state to update
         else:
             global_counts, finite = counts, _all_finite(rows)
-            if _distributed():
+            if replicated():
                 # the last entry counts the replicas that saw a non-finite value
                 flagged = torch.cat([counts, (~finite).to(counts.dtype).unsqueeze(0)])
                 dist.all_reduce(flagged, op=dist.ReduceOp.SUM)
@@ -420,8 +418,8 @@ class VectorQuantizer(nn.Module, PretrainedMixin):
         """With ``init="kmeans"``, once: the codebook from k-means of ``rows`` (a host sync)."""
         if self.init != "kmeans" or bool(self.initialized):
             return
-        distributed = _distributed()
-        stats_dtype = torch.promote_types(self.codebook.dtype, torch.float32)
+        distributed = replicated()
+        stats_dtype = compute_dtype(self.codebook.dtype)
         rows = rows.detach().to(stats_dtype)
         size, num_rows = self.codebook_size, rows.shape[0]
         if num_rows >= size:
@@ -478,7 +476,7 @@ class VectorQuantizer(nn.Module, PretrainedMixin):
             seeds = rows[pick].to(self.codebook.dtype)
         else:
             seeds = self.codebook[dead].clone()
-        if _distributed():
+        if replicated():
             dist.broadcast(seeds, src=0)
         self.codebook[dead] = seeds
         self.steps_since_used[dead] = 0

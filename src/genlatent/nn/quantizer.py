@@ -16,51 +16,18 @@ $(B, D, *)$ unless the quantizer was built with ``channel_last=True``.
 
 `VectorQuantizer` implements the contract; so can a user's own module, with no base class:
 ``tests/nn/test_quantizer_contract.py`` is the suite a new implementation joins.
+
+`Quantizer` and `QuantizerOutput` are defined in `genlatent._protocols` (so that code
+above the models needs no ``genlatent.nn``) and re-exported here and by `genlatent.nn`.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
-
 import torch
 
+from genlatent._protocols import Quantizer, QuantizerOutput
+
 __all__ = ["Quantizer", "QuantizerOutput", "check_quantizer"]
-
-
-class QuantizerOutput(NamedTuple):
-    """What a quantizer's ``forward`` returns.
-
-    Attributes:
-        quantized: the quantized inputs, shaped and typed like the inputs, with the
-            quantizer's gradient estimator (straight-through by default) to the inputs.
-        indices: the chosen codes, int64: the input shape without the channel dim
-            $(B, *)$, with a trailing stage dim $(B, *, S)$ for a multi-stage quantizer.
-        loss: the scalar to add to the model's loss (zero for quantizers without one),
-            float32.
-        terms: the named float32 scalars that make up ``loss`` or describe it (for
-            example ``{"codebook": ..., "commitment": ...}``), logged by name.
-        counts: how many positions chose each code in this batch (this process's batch),
-            float32, $(K,)$, or $(S, K)$ per stage; each row sums to the number of positions.
-    """
-
-    quantized: torch.Tensor
-    indices: torch.Tensor
-    loss: torch.Tensor
-    terms: dict[str, torch.Tensor]
-    counts: torch.Tensor
-
-
-@runtime_checkable
-class Quantizer(Protocol):
-    """The quantizer contract as a `typing.Protocol` (see the module docstring)."""
-
-    codebook_size: int
-
-    def __call__(self, inputs: torch.Tensor) -> QuantizerOutput: ...
-
-    def encode(self, inputs: torch.Tensor) -> torch.Tensor: ...
-
-    def decode(self, indices: torch.Tensor) -> torch.Tensor: ...
 
 
 def check_quantizer(quantizer: object, name: str = "quantizer") -> None:

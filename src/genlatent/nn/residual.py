@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlatent._validation import check_ndim, check_positive_int
+from genlatent.functional._dtype import compute_dtype
 from genlatent.functional.quantize import nearest_code, straight_through
 from genlatent.functional.rotation import rotation_trick
 from genlatent.nn._layout import (
@@ -19,7 +20,8 @@ from genlatent.nn._layout import (
     rows_of,
     to_layout,
 )
-from genlatent.nn.quantize import VectorQuantizer, _distributed, _quantize_rows
+from genlatent.nn._replicas import replicated
+from genlatent.nn.quantize import VectorQuantizer, _quantize_rows
 from genlatent.nn.quantizer import QuantizerOutput
 from genlatent.pretrained import PretrainedMixin
 
@@ -209,14 +211,14 @@ class ResidualVQ(nn.Module, PretrainedMixin):
     def _rows(self, inputs: torch.Tensor) -> tuple[torch.Tensor, Any]:
         rows, packed_shapes = rows_of(inputs, self.embedding_dim, channel_last=self.channel_last)
         codebook_dtype = self._stage(0).codebook.dtype
-        dtype = torch.promote_types(torch.promote_types(rows.dtype, codebook_dtype), torch.float32)
+        dtype = compute_dtype(rows.dtype, codebook_dtype)
         return rows.to(dtype), packed_shapes
 
     def _active_stages(self, training_step: bool, device: torch.device) -> int:
         if not (self.quantize_dropout and training_step):
             return self.num_quantizers
         draw = torch.randint(1, self.num_quantizers + 1, (1,), generator=self.generator)
-        if _distributed():
+        if replicated():
             draw = draw.to(device)
             dist.broadcast(draw, src=0)
         return int(draw.item())
@@ -343,7 +345,7 @@ class ResidualVQ(nn.Module, PretrainedMixin):
             stage_indices = indices[..., index]
             codebook = self._stage(index).codebook
             codes = F.embedding(stage_indices.clamp_min(0), codebook)
-            dtype = torch.promote_types(codes.dtype, torch.float32)
+            dtype = compute_dtype(codes.dtype)
             # a dropped stage adds exact zeros, which change no sum's value
             dropped = (stage_indices == DROPPED).unsqueeze(-1)
             stage_codes.append(torch.where(dropped, 0.0, codes).to(dtype))

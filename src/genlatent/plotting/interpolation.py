@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
 
-from genlatent._validation import check_floating, check_ndim, check_positive_int
+from genlatent._protocols import GaussianLatentModel
+from genlatent._validation import (
+    check_floating,
+    check_ndim,
+    check_positive_int,
+    require_methods,
+)
 from genlatent.functional.likelihood import likelihood_mean
-from genlatent.models.vae import VAE
 from genlatent.plotting._figure import new_figure, save_png
 
 if TYPE_CHECKING:
@@ -39,7 +44,7 @@ def _data_mean(model: nn.Module, output: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def latent_interpolation(
-    model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10
+    model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10
 ) -> torch.Tensor:
     r"""Decode evenly spaced points between the posterior means of two images.
 
@@ -61,7 +66,8 @@ def latent_interpolation(
         The decoded images.
 
     Raises:
-        TypeError: if an image is not floating point or ``steps`` is not an int.
+        TypeError: if ``model`` has no ``encode`` or ``decode`` method, an image is not
+            floating point, or ``steps`` is not an int.
         ValueError: if an image is not one $(C, H, W)$ image, the two shapes differ, or
             ``steps`` < 2.
 
@@ -85,13 +91,15 @@ def latent_interpolation(
     check_positive_int("steps", steps)
     if steps < 2:
         raise ValueError(f"steps must be >= 2 (both ends are included), got {steps}")
+    require_methods(model, ("encode", "decode"), "latent_interpolation")
+    latent = cast(GaussianLatentModel, model)  # by capability, checked just above
     was_training = model.training
     model.eval()
     try:
-        mean, _ = model.encode(torch.stack([x_a, x_b]))
+        mean, _ = latent.encode(torch.stack([x_a, x_b]))
         t = torch.linspace(0, 1, steps, device=mean.device, dtype=mean.dtype).unsqueeze(1)
         z = torch.lerp(mean[:1], mean[1:], t)
-        return _data_mean(model, model.decode(z))
+        return _data_mean(model, latent.decode(z))
     finally:
         model.train(was_training)
 

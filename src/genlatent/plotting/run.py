@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 
+from genlatent._device import module_device
+from genlatent._protocols import declared_keywords
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
 from genlatent.data.registry import class_names
-from genlatent.models.protocol import declared_keywords
 from genlatent.plotting.codes import plot_code_usage
 from genlatent.plotting.curves import plot_loss_curves
 from genlatent.plotting.interpolation import latent_interpolation, plot_interpolation
@@ -109,7 +110,7 @@ def plot_run(
 
 def _latent_plots(loaded: LoadedRun, test: ImageDataset, method: str) -> list[Path]:
     model, path = loaded.model, loaded.run_dir
-    device = next(model.parameters()).device
+    device = module_device(model)
     means = _posterior_means(model, test, device)
     if means is None:
         return []
@@ -123,7 +124,7 @@ def _latent_plots(loaded: LoadedRun, test: ImageDataset, method: str) -> list[Pa
     other = _second_image(test.labels)
     if other is not None and callable(getattr(model, "decode", None)):
         x_a, x_b = (test.images[i].to(device).float() / 255 for i in (0, other))
-        images = latent_interpolation(model, x_a, x_b, steps=10)  # type: ignore[arg-type]
+        images = latent_interpolation(model, x_a, x_b, steps=10)
         labels = tuple(
             names[int(test.labels[i])] if names else str(int(test.labels[i])) for i in (0, other)
         )
@@ -140,7 +141,7 @@ def _latent_plots(loaded: LoadedRun, test: ImageDataset, method: str) -> list[Pa
 def _code_usage_plot(loaded: LoadedRun, test: ImageDataset) -> list[Path]:
     from genlatent.metrics import evaluate_model
 
-    device = next(loaded.model.parameters()).device
+    device = module_device(loaded.model)
     result = evaluate_model(loaded.model, TensorBatches(test, batch_size=_BATCH, device=device))
     if result.counts is None:
         return []

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from genlatent._device import module_device
 from genlatent._validation import (
     _checking_values,
     check_positive_int,
@@ -232,7 +233,7 @@ class _GridPrior(nn.Module):
         temperature, top_k, top_p = check_sampling_args(temperature, top_k, top_p)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        device = next(self.parameters()).device
+        device = module_device(self)
         codes = torch.zeros(num, self.num_positions, dtype=torch.long, device=device)
         with torch.no_grad():
             steps = self._sequential_logits(codes, labels, use_cache=use_cache)

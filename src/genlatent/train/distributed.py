@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["ProcessGroup", "is_main_process", "setup_distributed"]
+__all__ = ["ProcessGroup", "setup_distributed"]
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,3 @@ def setup_distributed(device_type: str) -> ProcessGroup:
     if device_type == "cuda":
         torch.cuda.set_device(local_rank)
     return ProcessGroup(dist.get_rank(), dist.get_world_size(), local_rank)
-
-
-def is_main_process() -> bool:
-    """Whether this process is rank 0 (or alone), from ``torchrun``'s ``RANK`` variable."""
-    return int(os.environ.get("RANK", "0")) == 0

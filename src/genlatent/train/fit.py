@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +14,13 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from genlatent._checkpoint import atomic_save, load_latest_checkpoint
 from genlatent.data.batching import TensorBatches
 from genlatent.data.binarize import TEST_SEED, DynamicBinarization, binarize_once
 from genlatent.data.collect import as_tensors
 from genlatent.metrics.stats import code_usage
 from genlatent.pretrained import module_config
 from genlatent.train.build import resolve_device
-from genlatent.train.checkpoint import atomic_save, load_latest_checkpoint
 from genlatent.train.config import OBJECTIVE_OPTIONS, TrainConfig
 from genlatent.train.distributed import ProcessGroup, setup_distributed
 from genlatent.train.loop import (
@@ -143,7 +144,7 @@ def fit(
     process on its share of every batch; rank 0 writes the run directory.
 
     Args:
-        model: an ``nn.Module`` with ``loss(x)`` (see `genlatent.models.protocol`).
+        model: an ``nn.Module`` with ``loss(x)`` (see `genlatent.Model`).
         train_data: an `ImageDataset`, an images tensor, an ``(images, labels)`` pair of
             tensors, or a map-style dataset of images or ``(image, label)`` pairs. uint8
             images are scaled to $[0, 1]$.
@@ -243,12 +244,28 @@ def run_training(
             torch.distributed.destroy_process_group()
 
 
+_FUSED_DEVICES = ("cuda", "cpu")
+
+
 def _optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
-    # fused Adam where the device supports it (one kernel for all parameters), else foreach
+    """Adam: fused (one kernel for all parameters) on CPU and CUDA, torch's default elsewhere.
+
+    The choice is made up front from the device. If torch still refuses fused Adam (a
+    parameter dtype or device it does not support), the fallback to torch's default is
+    announced with torch's reason (a `UserWarning`), never taken silently.
+    """
+    if device.type not in _FUSED_DEVICES:
+        return torch.optim.Adam(model.parameters(), lr=lr)  # foreach where torch supports it
     try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cuda", "cpu"))
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError) as error:
+        warnings.warn(
+            f"fused Adam is not available for this model on {device.type} ({error}); "
+            "training with torch's default Adam instead (same updates, more kernel launches)",
+            UserWarning,
+            stacklevel=2,
+        )
+        return torch.optim.Adam(model.parameters(), lr=lr)
 
 
 class _Run:

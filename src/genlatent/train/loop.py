@@ -2,7 +2,7 @@
 
 Both passes call ``model.loss`` through `LossModule` (so DistributedDataParallel and
 ``torch.compile`` see a ``forward``) with the keyword arguments it declares, and read the
-result with `genlatent.models.protocol.loss_parts`.
+result with `genlatent._protocols.loss_parts`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from genlatent._protocols import LossParts, declared_keywords, loss_parts
+from genlatent._sums import ExampleSums, means_of
 from genlatent._validation import validate_args
-from genlatent.models.protocol import LossParts, declared_keywords, loss_parts
+from genlatent.errors import NonFiniteLossError
 from genlatent.train.progress import progress
 
 __all__ = [
@@ -28,10 +30,6 @@ __all__ = [
     "evaluate_epoch",
     "train_epoch",
 ]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; the message names the epoch, step and term."""
 
 
 class LossModule(nn.Module):
@@ -54,7 +52,7 @@ class LossModule(nn.Module):
         if not callable(loss):
             raise TypeError(
                 f"model ({type(model).__name__}) does not follow the model protocol: it has no "
-                "loss(x) method (see genlatent.models.protocol)"
+                "loss(x) method (see genlatent.Model)"
             )
         self.model = model
         self.declared = declared_keywords(loss)
@@ -110,7 +108,8 @@ class EpochResult:
     seconds: float
     skipped_steps: int = 0
     code_counts: torch.Tensor | None = field(default=None, repr=False)
-    """The epoch's code counts summed over steps and processes (float64), if reported."""
+    """The epoch's code counts summed over steps and processes, if reported (float64 from
+    a CPU run, float32 from any other device: see `genlatent._sums`)."""
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
@@ -137,34 +136,30 @@ def _batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
 class _Sums:
     """Example-weighted sums of the terms and the summed code counts, kept on the device."""
 
-    def __init__(self) -> None:
-        self.terms: dict[str, torch.Tensor] = {}
+    def __init__(self, device: torch.device) -> None:
+        self.sums = ExampleSums(device)
         self.counts: torch.Tensor | None = None
-        self.examples = 0
+
+    @property
+    def examples(self) -> int:
+        return self.sums.examples
 
     def add(self, parts: LossParts, n: int) -> None:
-        self.examples += n
-        for name, value in [("loss", parts.loss), *parts.terms.items()]:
-            self.terms[name] = self.terms.get(name, 0) + value.detach().double() * n
+        self.sums.add({"loss": parts.loss, **parts.terms}, examples=n)
         if parts.code_counts is not None:
-            counts = parts.code_counts.detach().double()
+            counts = parts.code_counts.detach().to(self.sums.dtype)
             self.counts = counts if self.counts is None else self.counts + counts
 
     def reduce(self, settings: StepSettings) -> tuple[dict[str, float], int, torch.Tensor | None]:
         """Per-example means over every process, the example count and the counts."""
-        names = sorted(self.terms)
-        values = [torch.as_tensor(self.terms[n], device=settings.device) for n in names]
-        packed = torch.stack([*values, torch.tensor(float(self.examples), device=settings.device)])
-        packed = packed.double()
+        names, packed = self.sums.packed(sorted(self.sums.totals))  # one order on every rank
         counts = self.counts
         if settings.world > 1:
             torch.distributed.all_reduce(packed)
             if counts is not None:
                 torch.distributed.all_reduce(counts)
         totals = packed.tolist()
-        examples = int(totals[-1])
-        means = {n: v / max(examples, 1) for n, v in zip(names, totals[:-1], strict=True)}
-        return means, examples, None if counts is None else counts.cpu()
+        return means_of(names, totals), int(totals[-1]), None if counts is None else counts.cpu()
 
 
 def _finite_flags(parts: LossParts, settings: StepSettings) -> tuple[torch.Tensor, list[str]]:
@@ -238,7 +233,7 @@ def train_epoch(
     module.train()
     scaler = scaler or torch.amp.GradScaler(settings.device.type, enabled=False)
     parameters = [p for p in module.parameters() if p.requires_grad]
-    sums, skipped, pending = _Sums(), 0, None
+    sums, skipped, pending = _Sums(settings.device), 0, None
     description = f"epoch {epoch}"
     bar = progress(batches, total=_length(batches), description=description, enabled=show_progress)
     start = time.perf_counter()
@@ -282,7 +277,7 @@ def evaluate_epoch(
     """Per-example means of each logged term over ``batches``, in eval mode, no gradients."""
     was_training = module.training
     module.eval()
-    sums = _Sums()
+    sums = _Sums(settings.device)
     start = time.perf_counter()
     for batch in batches:
         images, labels = _batch(batch)

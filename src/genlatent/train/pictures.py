@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genlatent.models.protocol import declared_keywords
+from genlatent._device import module_device
+from genlatent._protocols import declared_keywords
 from genlatent.train.images import save_image_grid
 from genlatent.train.rundir import RunDirectory
 
@@ -82,7 +83,7 @@ def write_pictures(
         return
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = module_device(model)
     shape = tuple(int(n) for n in images.shape[1:])
     x = _as_float(images[:32]).to(device)
     y = None if labels is None else labels[:32].to(device)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from genlatent._atomic import atomic_write
+from genlatent._device import module_device
 from genlatent._validation import check_choice, require_methods
 from genlatent.data.batching import TensorBatches
 from genlatent.priors import PixelCNNPrior, TransformerPrior
@@ -82,7 +83,7 @@ def encode_codes(model: nn.Module, images: torch.Tensor, *, batch_size: int = 50
     require_methods(model, ("encode",), "encoding codes")
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = module_device(model)
     grids = [
         model.encode(batch.images).long().cpu()  # type: ignore[operator]
         for batch in TensorBatches(images, batch_size=batch_size, device=device)
@@ -169,7 +170,7 @@ def fit_prior(
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
         overwrite=overwrite, show_progress=show_progress, log=log,
     )  # fmt: skip
-    prior_run = load_prior(folder, device=str(next(source.model.parameters()).device))
+    prior_run = load_prior(folder, device=str(module_device(source.model)))
     write_prior_samples(source, prior_run.model, folder / "samples.png", seed=seed)
     return summary
 
@@ -203,7 +204,7 @@ def evaluate_prior(
 
     source = load_run(run_dir, log=log)
     folder = Path(prior_dir) if prior_dir is not None else Path(run_dir) / "prior"
-    fitted = load_prior(folder, device=str(next(source.model.parameters()).device), log=log)
+    fitted = load_prior(folder, device=str(module_device(source.model)), log=log)
     train_set, test_set = load_datasets(source.config)
     codes_train = encode_codes(source.model, train_set.images)
     codes_test = encode_codes(source.model, test_set.images)

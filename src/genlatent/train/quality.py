@@ -13,11 +13,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from genlatent._device import module_device
+from genlatent._protocols import declared_keywords
 from genlatent.data.batching import TensorBatches
 from genlatent.data.remote import data_home
 from genlatent.metrics.classifier import class_consistency, load_or_train_classifier
 from genlatent.metrics.frechet import frechet_distance
-from genlatent.models.protocol import declared_keywords
 from genlatent.train.build import load_datasets
 from genlatent.train.pictures import sample_images
 from genlatent.train.runs import load_run, prior_samples
@@ -27,7 +28,7 @@ __all__ = ["sample_quality"]
 
 @torch.no_grad()
 def _features(classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    device = next(classifier.parameters()).device
+    device = module_device(classifier)
     parts = [
         classifier.features(batch.images).double().cpu()  # type: ignore[operator]
         for batch in TensorBatches(images, batch_size=batch_size, device=device)
@@ -79,7 +80,7 @@ def sample_quality(
         sample = getattr(loaded.model, "sample", None)
         if not callable(sample) or "labels" not in declared_keywords(sample):
             labels = None
-        device = next(loaded.model.parameters()).device
+        device = module_device(loaded.model)
         generator = torch.Generator(device=device).manual_seed(seed)
         images = sample_images(
             loaded.model, num, example_shape=loaded.example_shape, generator=generator,

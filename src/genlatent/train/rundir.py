@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from genlatent._atomic import atomic_write
+from genlatent.errors import RunDirectoryError
 from genlatent.train.config import TrainConfig
 from genlatent.train.spec import SOURCE_DIR, save_source
 
@@ -18,10 +19,6 @@ _PICTURES = (
     "reconstructions.png", "samples.png", "loss_curves.png", "latent_map.png",
     "interpolation.png", "code_usage.png",
 )  # fmt: skip
-
-
-class RunDirectoryError(ValueError):
-    """A run directory is missing, belongs to another run, or is malformed."""
 
 
 class RunDirectory:

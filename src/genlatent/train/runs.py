@@ -13,11 +13,13 @@ import torch
 from torch import nn
 
 from genlatent._atomic import previous_path
+from genlatent._checkpoint import load_first_readable
+from genlatent._device import module_device
+from genlatent._sums import ExampleSums
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
 from genlatent.pretrained import module_from_config
 from genlatent.train.build import as_scored, build_model, load_test_set, resolve_device
-from genlatent.train.checkpoint import CheckpointError, load_checkpoint
 from genlatent.train.config import TrainConfig
 from genlatent.train.images import save_image_grid
 from genlatent.train.pictures import class_labels, sample_images
@@ -71,7 +73,8 @@ def load_run(
             which file and epoch were read instead.
         model: the module to load the weights into (required for ``fit`` runs).
         device: where to put the model; defaults to the run's device setting.
-        log: called with the ``note`` when the checkpoint read is not the one asked for.
+        log: called with the ``note`` when the checkpoint read is not the one asked for;
+            without it, the note is a `UserWarning`.
 
     Returns:
         `LoadedRun`.
@@ -111,8 +114,7 @@ def load_run(
     if source != wanted:
         problem = "is unreadable" if wanted.exists() else "does not exist"
         note = f"{wanted} {problem}; read {source.name} (epoch {int(state['epoch'])}) instead"
-        if log is not None:
-            log(note)
+        _announce(log)(note)  # never silently: without a log the fallback is a warning
     return LoadedRun(
         model.to(target).eval(), config, run.read_metrics(), run.path, source,
         int(state["epoch"]), shape, num_classes, note,
@@ -161,13 +163,7 @@ def _first_readable(
             f"{run.path} has no checkpoint yet (no checkpoints/best.pt or last.pt): "
             "it has not finished an epoch"
         )
-    errors = []
-    for path in present:
-        try:
-            return load_checkpoint(path, map_location=device), path
-        except CheckpointError as error:
-            errors.append(str(error))
-    raise CheckpointError("no readable checkpoint: " + "; ".join(errors))
+    return load_first_readable(present, map_location=device)
 
 
 def _test_set(
@@ -201,18 +197,19 @@ def evaluate_run(
 
     loaded = load_run(run_dir, checkpoint=checkpoint, model=model, log=log)
     test = _test_set(loaded, data_dir, test_set)
-    device = next(loaded.model.parameters()).device
+    device = module_device(loaded.model)
     generator = torch.Generator(device=device).manual_seed(loaded.config.seed)
     batches = TensorBatches(test, batch_size=500 if iwae_k == 0 else 100, device=device)
     values: dict[str, Any] = {"epoch": loaded.epoch}
     values |= evaluate_model(loaded.model, batches, generator=generator).as_dict()
     if iwae_k > 0:
-        total = 0.0
+        sums = ExampleSums(device)
         with torch.no_grad():
             for batch in batches:
-                total += float(iwae_bound(loaded.model, batch.images, num_samples=iwae_k,  # type: ignore[arg-type]
-                                          generator=generator, reduction="sum"))  # fmt: skip
-        values["iwae_nll"] = -total / len(test)
+                bound = iwae_bound(loaded.model, batch.images, num_samples=iwae_k,  # type: ignore[arg-type]
+                                   generator=generator, reduction="sum")  # fmt: skip
+                sums.add_sums({"iwae": bound}, batch.images.shape[0])
+        values["iwae_nll"] = -sums.means()["iwae"]
     return values
 
 
@@ -239,7 +236,7 @@ def sample_run(
     if prior is not None:
         images = prior_samples(loaded, prior, num, seed=seed)
         return save_image_grid(images, out, nrow=8, scale=max(1, 64 // images.shape[-1]))
-    device = next(loaded.model.parameters()).device
+    device = module_device(loaded.model)
     labels = class_labels(loaded.model, loaded.num_classes, device)
     with torch.no_grad():
         images = sample_images(
@@ -264,7 +261,7 @@ def prior_samples(
     A class-conditional prior draws the classes in ``labels``, by default 8 per class,
     one class after another (``num`` is then the number of classes times 8).
     """
-    device = next(source.model.parameters()).device
+    device = module_device(source.model)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     classes = getattr(prior, "num_classes", None)
     if classes is None:

@@ -20,16 +20,12 @@ from typing import Any
 from torch import nn
 
 from genlatent._options import parameter_options
+from genlatent.errors import ModelSpecError
 
 __all__ = ["ModelSpecError", "absolute_spec", "build_from_spec", "load_function", "save_source"]
 
 SOURCE_DIR = "source"
 """The folder of a run directory that holds copies of the user's files its specs name."""
-
-
-class ModelSpecError(ValueError):
-    """A ``--model`` (or ``--quantizer``) spec names no file, module or function, or builds
-    no usable model."""
 
 
 def is_file_spec(spec: str) -> bool:

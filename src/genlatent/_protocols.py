@@ -1,0 +1,214 @@
+r"""The two protocols everything above the models speaks: the model and the quantizer.
+
+The ground floor of the package, beside `genlatent._validation`: it imports only torch,
+so `genlatent.metrics`, `genlatent.plotting` and `genlatent.train` ask what a model or a
+quantizer can do without importing any concrete class.
+
+**The model protocol.** A model is any ``nn.Module`` with a ``loss`` method:
+
+- ``model.loss(x)`` returns a NamedTuple or dataclass with a ``loss`` field, the scalar to
+  minimise (a per-example mean). Every other 0-dim tensor field is logged by its name; a
+  field holding a dict of 0-dim tensors is logged key by key; a field ``code_counts``
+  (this batch's code counts, $(K,)$ or $(S, K)$) is summed over an epoch and reported as
+  code usage. A field ``elbo_loss``, when present, is what evaluation and the choice of
+  ``best.pt`` use instead of ``loss`` (the true bound of a model trained on a surrogate).
+- ``loss`` may declare the keyword parameters ``labels`` (the batch's int64 labels
+  $(B,)$), ``step`` (the global optimiser step, for schedules) and ``generator`` (the
+  trainer's seeded noise source); the trainer passes each only when it is declared, read
+  from the signature once.
+- Optional capabilities, found by method, never by class: ``reconstruct(x)`` (data-space
+  reconstructions shaped like ``x``), ``sample(num, *, generator=None)`` (with
+  ``labels=`` for a class-conditional model), ``encode(x)``. A Gaussian-latent model
+  (`GaussianLatentModel`: ``encode(x) -> (mean, log_var)``, ``decode(z)``,
+  ``likelihood``) also gets the IWAE bound, the ELBO evaluation and interpolations.
+
+**The quantizer protocol** (`Quantizer`, `QuantizerOutput`): see `genlatent.nn.Quantizer`.
+
+`VAE` and `VQVAE` follow them like any user model would; see ``docs/extending.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import torch
+
+__all__ = [
+    "GaussianLatentModel",
+    "LossParts",
+    "Model",
+    "Quantizer",
+    "QuantizerOutput",
+    "declared_keywords",
+    "loss_parts",
+]
+
+_OPTIONAL_KEYWORDS = ("labels", "step", "generator")
+
+
+@runtime_checkable
+class Model(Protocol):
+    """The model protocol: an ``nn.Module`` with ``loss(x)`` (see `genlatent.fit`).
+
+    ``model.loss(x)`` returns a NamedTuple or dataclass with a ``loss`` field, the 0-dim
+    scalar to minimise (a per-example mean); every other 0-dim field is logged by name,
+    and ``code_counts`` is summed into code usage. ``loss`` may declare ``labels=``,
+    ``step=`` and ``generator=``, passed only when declared. Optional capabilities are
+    found by method: ``reconstruct(x)``, ``sample(num, *, generator=None)``,
+    ``encode(x)``. `VAE`, `VQVAE` and the priors follow it; so can a user's own module,
+    with no base class.
+
+    Example:
+        >>> import torch
+        >>> from genlatent import VAE, MLPDecoder, MLPEncoder, Model
+        >>> model = VAE(MLPEncoder(4, 8, 2), MLPDecoder(2, 8, 4))
+        >>> isinstance(model, Model)  # by its loss method, not by class
+        True
+        >>> isinstance(torch.nn.Linear(2, 2), Model)
+        False
+    """
+
+    def loss(self, x: torch.Tensor) -> Any: ...
+
+
+@runtime_checkable
+class GaussianLatentModel(Protocol):
+    r"""A model with a Gaussian posterior $q(z \mid x)$: what the IWAE bound, `evaluate_vae`
+    and latent interpolations ask for.
+
+    ``encode(x)`` gives ``(mean, log_var)`` of shape $(B, D)$; ``decode(z)`` gives the
+    decoder's output for ``likelihood`` (one of `LIKELIHOODS`); calling the model with
+    ``generator=`` returns an output with ``decoder_output``, ``mean`` and ``log_var``.
+    An optional ``prior`` module with ``log_prob(z, encode)`` replaces $\mathcal{N}(0, I)$.
+    """
+
+    likelihood: str
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+    def __call__(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> Any: ...
+
+
+class LossParts(NamedTuple):
+    """What the trainer reads from one ``model.loss(x)`` result."""
+
+    loss: torch.Tensor
+    """The scalar to minimise."""
+    terms: dict[str, torch.Tensor]
+    """Every other 0-dim tensor, by name (the ``loss`` itself not included)."""
+    code_counts: torch.Tensor | None
+    """This batch's code counts, if the model reports them."""
+
+
+def declared_keywords(
+    method: Callable[..., Any], names: tuple[str, ...] = _OPTIONAL_KEYWORDS
+) -> frozenset[str]:
+    """Which of ``names`` the callable accepts as keyword arguments (all of them with ``**kwargs``).
+
+    Example:
+        >>> def loss(x, *, labels=None): ...
+        >>> sorted(declared_keywords(loss))
+        ['labels']
+    """
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):  # builtins without a signature: pass nothing optional
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return frozenset(names)
+    keyword_kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return frozenset(n for n in names if n in parameters and parameters[n].kind in keyword_kinds)
+
+
+def _fields(result: object) -> dict[str, Any]:
+    if hasattr(result, "_asdict"):
+        return dict(result._asdict())
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    raise TypeError(
+        "model.loss must return a NamedTuple or dataclass with a 'loss' field, "
+        f"got {type(result).__name__}"
+    )
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, torch.Tensor) and value.ndim == 0 and value.is_floating_point()
+
+
+def loss_parts(result: object) -> LossParts:
+    """Split a ``model.loss`` result into the scalar to minimise, named terms and counts.
+
+    Raises:
+        TypeError: if ``result`` is not a NamedTuple or dataclass with a 0-dim floating
+            ``loss`` tensor.
+
+    Example:
+        >>> import torch
+        >>> from typing import NamedTuple
+        >>> class Out(NamedTuple):
+        ...     loss: torch.Tensor
+        ...     kl: torch.Tensor
+        >>> parts = loss_parts(Out(torch.tensor(3.0), torch.tensor(1.0)))
+        >>> parts.loss, parts.terms
+        (tensor(3.), {'kl': tensor(1.)})
+    """
+    fields = _fields(result)
+    loss = fields.pop("loss", None)
+    if not _is_scalar(loss):
+        got = (
+            f"a tensor of shape {tuple(loss.shape)} and dtype {loss.dtype}"
+            if isinstance(loss, torch.Tensor)
+            else type(loss).__name__
+        )
+        raise TypeError(
+            f"model.loss must return a 'loss' field holding a 0-dim floating tensor, got {got}"
+        )
+    counts = fields.pop("code_counts", None)
+    terms: dict[str, torch.Tensor] = {}
+    for name, value in fields.items():
+        if _is_scalar(value):
+            terms[name] = value
+        elif isinstance(value, dict):
+            terms.update((str(k), v) for k, v in value.items() if _is_scalar(v))
+    return LossParts(loss, terms, counts if isinstance(counts, torch.Tensor) else None)
+
+
+class QuantizerOutput(NamedTuple):
+    """What a quantizer's ``forward`` returns.
+
+    Attributes:
+        quantized: the quantized inputs, shaped and typed like the inputs, with the
+            quantizer's gradient estimator (straight-through by default) to the inputs.
+        indices: the chosen codes, int64: the input shape without the channel dim
+            $(B, *)$, with a trailing stage dim $(B, *, S)$ for a multi-stage quantizer.
+        loss: the scalar to add to the model's loss (zero for quantizers without one),
+            float32.
+        terms: the named float32 scalars that make up ``loss`` or describe it (for
+            example ``{"codebook": ..., "commitment": ...}``), logged by name.
+        counts: how many positions chose each code in this batch (this process's batch),
+            float32, $(K,)$, or $(S, K)$ per stage; each row sums to the number of positions.
+    """
+
+    quantized: torch.Tensor
+    indices: torch.Tensor
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    counts: torch.Tensor
+
+
+@runtime_checkable
+class Quantizer(Protocol):
+    """The quantizer contract as a `typing.Protocol` (see `genlatent.nn.quantizer`)."""
+
+    codebook_size: int
+
+    def __call__(self, inputs: torch.Tensor) -> QuantizerOutput: ...
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, indices: torch.Tensor) -> torch.Tensor: ...
