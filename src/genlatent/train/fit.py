@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from genlatent._checkpoint import atomic_save, load_latest_checkpoint
+from genlatent._validation import validate_args
 from genlatent.data.batching import TensorBatches
 from genlatent.data.binarize import TEST_SEED, DynamicBinarization, binarize_once
 from genlatent.data.collect import as_tensors
@@ -363,6 +364,16 @@ class _Run:
 
     def train(self, show_progress: bool | None) -> RunSummary:
         epochs = cast(int, self.config.epochs)
+        # value checks off once for the run, not toggled per step: the loop checks each
+        # term for finiteness itself and names the one that failed
+        with validate_args(False):
+            record = self._epochs(epochs, show_progress)
+        if self.start_epoch >= epochs:
+            self.log(f"nothing left to do: the run has {self.start_epoch} of {epochs} epochs")
+        return RunSummary(self.run.path, max(epochs, self.start_epoch), record, self.model)
+
+    def _epochs(self, epochs: int, show_progress: bool | None) -> dict[str, Any]:
+        """Train (and evaluate) the epochs the run has left; the last epoch's record."""
         train_batches, test_batches = self._batches()
         module = self._trained_module()
         record: dict[str, Any] = {}
@@ -378,9 +389,7 @@ class _Run:
                 test = evaluate_epoch(module, test_batches, self.settings, generator=self.noise)
             record = _record(epoch, result, test, time.perf_counter() - started)
             self._end_epoch(epoch, record)
-        if self.start_epoch >= epochs:
-            self.log(f"nothing left to do: the run has {self.start_epoch} of {epochs} epochs")
-        return RunSummary(self.run.path, max(epochs, self.start_epoch), record, self.model)
+        return record
 
     def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         # a surrogate objective (beta, warm-up, free bits) is compared by its true bound

@@ -18,7 +18,6 @@ from torch import nn
 
 from genlatent._protocols import LossParts, declared_keywords, loss_parts
 from genlatent._sums import ExampleSums, means_of
-from genlatent._validation import validate_args
 from genlatent.errors import NonFiniteLossError
 from genlatent.train.progress import progress
 
@@ -38,8 +37,9 @@ class LossModule(nn.Module):
     The signature of ``model.loss`` is read once, here. ``options`` (for example
     ``{"beta": 4.0}``) are keyword arguments of the training objective: they are passed in
     training mode only, so that evaluation (in eval mode) scores the model's own default
-    loss, its true bound. Value checks of `set_validate_args` are off inside: the loop
-    checks each term for finiteness itself and names the one that failed.
+    loss, its true bound. The trainer turns the value checks of `set_validate_args` off
+    once for a whole run (never per step): the loop checks each term for finiteness itself
+    and names the one that failed.
 
     Raises:
         TypeError: if ``model`` has no ``loss`` method, or ``loss`` does not take one of
@@ -83,8 +83,7 @@ class LossModule(nn.Module):
         kwargs = {k: v for k, v in offered.items() if k in self.declared and v is not None}
         if self.training:
             kwargs |= self.options
-        with validate_args(False):
-            return self.model.loss(x, **kwargs)  # type: ignore[operator]
+        return self.model.loss(x, **kwargs)  # type: ignore[operator]
 
 
 @dataclass(frozen=True)
