@@ -191,19 +191,27 @@ def decode_value(value: Any, *, mixin: type) -> Any:
         return dtype
     if tag == "type":
         return resolve_class(value["type"])
-    cls = resolve_class(value["class"])
+    cls = buildable(resolve_class(value["class"]), mixin, "config.json")
+    arguments = config_arguments(value, f"{value['class']!r} in config.json")
+    return construct(cls, {k: decode_value(v, mixin=mixin) for k, v in arguments.items()})
+
+
+def buildable(cls: type[nn.Module], mixin: type, where: str) -> type[nn.Module]:
+    """``cls`` if a config may build it (a ``mixin`` subclass), else a `TypeError`."""
     if not issubclass(cls, mixin):
         raise TypeError(
-            f"config.json names {value['class']!r}, which does not inherit "
-            f"genlatent.PretrainedMixin: refused (a config may only build PretrainedMixin modules)"
+            f"{where} names {cls.__module__}.{cls.__qualname__}, which does not inherit "
+            "genlatent.PretrainedMixin: refused (a config may only build PretrainedMixin modules)"
         )
-    arguments = value.get("arguments", {})
+    return cls
+
+
+def config_arguments(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    """The ``arguments`` object of a config entry (``{}`` if absent), checked to be one."""
+    arguments = entry.get("arguments", {})
     if not isinstance(arguments, dict):
-        raise ValueError(
-            f"the arguments of {value['class']!r} in config.json must be an object, "
-            f"got {arguments!r}"
-        )
-    return construct(cls, {k: decode_value(v, mixin=mixin) for k, v in arguments.items()})
+        raise ValueError(f"the arguments of {where} must be an object, got {arguments!r}")
+    return arguments
 
 
 def construct(cls: type, arguments: dict[str, Any]) -> Any:

@@ -40,6 +40,8 @@ from torch import nn
 import genlatent._hub as _hub
 from genlatent._atomic import atomic_write
 from genlatent._pretrained_json import (
+    buildable,
+    config_arguments,
     construct,
     decode_value,
     dotted_name,
@@ -361,10 +363,8 @@ def module_from_config(config: dict[str, Any]) -> nn.Module:
         TypeError: if the config names a class that is not a `PretrainedMixin` module.
         ValueError: on arguments that class does not take.
     """
-    cls = _named_class(config.get("class"), PretrainedMixin)
-    if not issubclass(cls, PretrainedMixin):
-        raise TypeError(f"{config.get('class')} does not inherit genlatent.PretrainedMixin")
-    return _build(cls, config.get("arguments", {}))
+    cls = buildable(_named_class(config.get("class"), PretrainedMixin), PretrainedMixin, "config")
+    return _build(cls, config_arguments(config, "the config"))
 
 
 def _build(cls: type, arguments: dict[str, Any]) -> nn.Module:
@@ -457,23 +457,13 @@ def _load(
     """Build the config's class (checked against ``expected``) and load the weights into it."""
     folder = _folder(path, revision)
     config = _read_config(folder)
-    cls = _named_class(config.get("class"), expected)
-    if not issubclass(cls, PretrainedMixin):
-        raise TypeError(
-            f"{folder / CONFIG_NAME} names {config['class']}, which does not inherit "
-            "genlatent.PretrainedMixin: refused (a config may only build PretrainedMixin modules)"
-        )
+    cls = buildable(_named_class(config.get("class"), expected), PretrainedMixin, str(folder))
     if not issubclass(cls, expected):
         raise TypeError(
             f"{folder} holds a {config['class']}, not a {expected.__qualname__}: load it with "
             f"{cls.__qualname__}.from_pretrained or genlatent.from_pretrained"
         )
-    arguments = config.get("arguments", {})
-    if not isinstance(arguments, dict):
-        raise ValueError(
-            f"the arguments in {folder / CONFIG_NAME} must be an object, got {arguments!r}"
-        )
-    model = _build(cls, arguments)
+    model = _build(cls, config_arguments(config, str(folder / CONFIG_NAME)))
     weights = _read_weights(folder)
     try:
         model.load_state_dict(weights, strict=True)

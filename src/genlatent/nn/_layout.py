@@ -68,9 +68,10 @@ _INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int6
 
 
 def check_indices(
-    indices: object, codebook_size: int, *, stages: int | None = None
+    indices: object, codebook_size: int, *, stages: int | None = None, dropped: bool = False
 ) -> torch.Tensor:
-    """Check an integer index tensor of rank 1..4 (+1 with ``stages``), values in $[0, K)$."""
+    """Check an integer index tensor of rank 1..4 (+1 with ``stages``), values in $[0, K)$
+    (or -1, a stage that quantize dropout left out, with ``dropped``)."""
     if not isinstance(indices, torch.Tensor):
         raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
     if indices.dtype not in _INTEGER_DTYPES:
@@ -86,9 +87,10 @@ def check_indices(
             )
     if indices.numel() > 0:
         low, high = int(indices.min()), int(indices.max())
-        if low < 0 or high >= codebook_size:
+        if low < (-1 if dropped else 0) or high >= codebook_size:
+            extra = " or -1 for a dropped stage" if dropped else ""
             raise ValueError(
                 f"indices must be in [0, {codebook_size - 1}] "
-                f"(codebook_size={codebook_size}), got values from {low} to {high}"
+                f"(codebook_size={codebook_size}){extra}, got values from {low} to {high}"
             )
     return indices.long()

@@ -9,12 +9,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from genlatent._validation import check_ndim, check_positive_int
+from genlatent._validation import check_positive_int
 from genlatent.functional._dtype import compute_dtype
 from genlatent.functional.quantize import nearest_code, straight_through
 from genlatent.functional.rotation import rotation_trick
 from genlatent.nn._layout import (
-    _INTEGER_DTYPES,
+    check_indices,
     from_rows,
     indices_from_rows,
     rows_of,
@@ -355,23 +355,4 @@ class ResidualVQ(nn.Module, PretrainedMixin):
         return to_layout(total, channel_last=self.channel_last)
 
     def _check_indices(self, indices: object) -> torch.Tensor:
-        if not isinstance(indices, torch.Tensor):
-            raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
-        if indices.dtype not in _INTEGER_DTYPES:
-            raise TypeError(f"indices must have an integer dtype, got {indices.dtype}")
-        stages = self.num_quantizers
-        check_ndim("indices", indices, (2, 3, 4, 5), f"(B, *, {stages}) with up to 3 dims in *")
-        if indices.shape[-1] != stages:
-            raise ValueError(
-                f"indices must have num_quantizers={stages} in the last dim, "
-                f"got shape {tuple(indices.shape)}"
-            )
-        if indices.numel() > 0:
-            low, high = int(indices.min()), int(indices.max())
-            if low < DROPPED or high >= self.codebook_size:
-                raise ValueError(
-                    f"indices must be in [0, {self.codebook_size - 1}] "
-                    f"(codebook_size={self.codebook_size}) or -1 for a dropped stage, "
-                    f"got values from {low} to {high}"
-                )
-        return indices.long()
+        return check_indices(indices, self.codebook_size, stages=self.num_quantizers, dropped=True)
