@@ -34,7 +34,6 @@ ENVIRONMENT = {
     "GENLATENT_MIRRORS": "comma-separated base URLs that `--download` fetches the dataset "
     "files from, in place of the built-in mirrors",
     "WORLD_SIZE": "set by `torchrun`: above 1, `genlatent train` runs data-parallel (DDP)",
-    "RANK": "set by `torchrun`: only rank 0 writes the run directory",
     "LOCAL_RANK": "set by `torchrun`: the CUDA device of this process",
 }
 
