@@ -80,3 +80,49 @@ def test_frozen():
     config = TrainConfig()
     with pytest.raises(AttributeError):
         config.lr = 1.0
+
+
+def test_three_tables_each_option_in_the_one_that_defines_it():
+    from genlatent.train import ObjectiveOptions, TrainerSettings
+
+    config = TrainConfig(model="vqvae", epochs=3, beta=1.0, quantizer="fsq", levels="8,5,5")
+    assert isinstance(config.trainer, TrainerSettings)
+    assert isinstance(config.objective, ObjectiveOptions)
+    assert (config.trainer.epochs, config.epochs) == (3, 3)
+    assert config.architecture == {"quantizer": "fsq", "levels": (8, 5, 5)}  # as given
+    recorded = config.to_dict()
+    assert set(recorded) == {"model", "trainer", "objective", "architecture"}
+    assert recorded["architecture"] == {"quantizer": "fsq", "levels": [8, 5, 5]}
+    assert TrainConfig.from_dict(recorded) == config
+
+
+def test_a_flat_record_of_genlatent_0_1_still_loads_with_the_options_that_applied():
+    # the config.json of a 0.1 run: every field, the inapplicable ones at their defaults
+    flat = {
+        "model": "vqvae", "dataset": "digits", "data_dir": None, "download": False,
+        "epochs": 2, "batch_size": 128, "lr": 2e-4, "seed": 0, "device": "cpu",
+        "precision": "fp32", "grad_clip": None, "skip_nonfinite": False, "compile": False,
+        "latent_dim": 200, "hidden": None, "activation": "leaky_relu", "likelihood": "bernoulli",
+        "vamp_components": None, "beta": 1.0, "free_bits": 0.0, "warmup_steps": 0,
+        "capacity": None, "gamma": None, "iwae_samples": 1, "binarize": False,
+        "hidden_channels": 8, "codebook_size": 64, "embedding_dim": 4,
+        "commitment_weight": 0.25, "ema": True, "restart_dead_codes": None, "quantizer": "vq",
+        "levels": None, "num_quantizers": 4, "distance": "l2", "gradient": "straight_through",
+        "init": "uniform", "train_limit": None, "test_limit": None,
+    }  # fmt: skip
+    config = TrainConfig.from_dict(flat)
+    assert config.trainer.epochs == 2
+    assert config.architecture["codebook_size"] == 64
+    assert config.architecture["ema"] is True
+    assert "latent_dim" not in config.architecture  # a VAE option: it did not apply
+    assert "num_quantizers" not in config.architecture  # residual VQ only
+
+
+def test_architecture_options_read_flat_are_deprecated():
+    config = TrainConfig(model="vqvae", ema=True)
+    with pytest.warns(DeprecationWarning, match=r"config.architecture.get\('ema'\)"):
+        assert config.ema is True
+    with pytest.warns(DeprecationWarning, match="TrainConfig.codebook_size is deprecated"):
+        assert config.codebook_size == 512  # not given: the builder's default
+    with pytest.raises(AttributeError, match="no field 'colour'"):
+        _ = config.colour

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import inspect
 import typing
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -379,7 +380,25 @@ class TrainConfig:
             return getattr(self.trainer, name)
         if name in OBJECTIVE_OPTIONS:
             return getattr(self.objective, name)
+        if not name.startswith("_") and name in option_owners():
+            return self._architecture_value(name)
         raise AttributeError(f"TrainConfig has no field {name!r}")
+
+    def _architecture_value(self, name: str) -> Any:
+        """genlatent 0.1's flat read of an architecture option (deprecated): the value given,
+        else the builder's default for this model, else ``None``."""
+        warnings.warn(
+            f"TrainConfig.{name} is deprecated: read config.architecture.get({name!r}) (the "
+            "options given) or the run's recorded model",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if name in self.architecture:
+            return self.architecture[name]
+        option = architecture_options(self.model, self.architecture.get("quantizer")).get(name)
+        if option is None or option.default is inspect.Parameter.empty:
+            return None
+        return option.default
 
     def value_of(self, name: str) -> Any:
         """The value of any option by name: a field, or an architecture option (None if not
