@@ -186,3 +186,17 @@ def test_a_quantizer_from_the_users_file_trains_in_the_vqvae_preset(capsys, tmp_
     # an option the chosen builder does not declare is refused, not dropped
     assert main([*argv[:6], "--ema", *argv[6:-1], str(tmp_path / "other")]) == 2
     assert "--ema (vqvae with --quantizer vq, rvq only)" in capsys.readouterr().err
+
+
+def test_a_library_preset_by_spec_takes_its_arguments_and_records_them(tmp_path):
+    run = tmp_path / "conv"
+    argv = ["train", "--model", "genlatent.models.presets:conv_vae", "--model-arg",
+            "latent_dim=4", "--model-arg", "hidden_channels=8", "--model-arg", "num_mixtures=2",
+            *QUIET, "--epochs", "1", "--out", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["architecture"] == {"latent_dim": 4, "hidden_channels": 8, "num_mixtures": 2}
+    assert config["built"]["arguments"]["latent_dim"] == 4
+    from genlatent import load_run
+
+    assert load_run(run).model.latent_dim == 4

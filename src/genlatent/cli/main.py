@@ -113,7 +113,9 @@ def _add_train(commands: Any) -> None:
         metavar="SPEC",
         help="train the model built by your function: path/to/file.py:build or "
         "package.module:build; it is called with the keyword arguments it declares among "
-        "image_shape (C, H, W) and num_classes, and with the --model-arg values",
+        "image_shape (C, H, W) and num_classes, and with the --model-arg values; the "
+        "library's other presets are specs too: genlatent.models.presets:conv_vae (8-bit "
+        "images, discretized logistic) and genlatent.models.presets:conditional_vae",
     )
     train.add_argument(
         "--model-arg",
