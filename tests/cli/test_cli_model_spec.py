@@ -200,3 +200,38 @@ def test_a_library_preset_by_spec_takes_its_arguments_and_records_them(tmp_path)
     from genlatent import load_run
 
     assert load_run(run).model.latent_dim == 4
+
+
+USER_FSQ_VQVAE = """
+from genlatent import FSQ, VQVAE, ConvDecoder, ConvEncoder
+
+
+def build(image_shape):
+    channels = image_shape[0]
+    return VQVAE(ConvEncoder(channels, 8, 4), FSQ((3, 3, 2), dim=4), ConvDecoder(4, 8, channels))
+"""
+
+
+def test_a_model_vqvae_without_grid_shape_samples_gets_a_prior_and_its_prior_loads(
+    capsys, tmp_path
+):
+    (tmp_path / "fsq.py").write_text(USER_FSQ_VQVAE)
+    run = tmp_path / "run"
+    argv = ["train", "--model", f"{tmp_path / 'fsq.py'}:build", *QUIET, "--epochs", "1"]
+    assert main([*argv, "--out", str(run)]) == 0
+    # the grid shape seen in training is part of the trained state: sampling needs no forward
+    assert main(["sample", str(run), "--out", str(tmp_path / "s.png"), "-n", "8"]) == 0
+    capsys.readouterr()
+    assert main(["train", "prior", str(run), "--epochs", "1", "--no-progress", "--device",
+                 "cpu"]) == 0  # fmt: skip
+    from genlatent import load_run
+
+    prior = load_run(run / "prior")  # a prior run is rebuilt from its record
+    assert type(prior.model).__name__ == "TransformerPrior"
+    built = json.loads((run / "prior" / "config.json").read_text())["built"]["arguments"]
+    assert (built["codebook_size"], built["grid_shape"]) == (18, [2, 2])  # what it trained
+    assert main(["sample", str(run), "--out", str(tmp_path / "p.png")]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    bits = json.loads(capsys.readouterr().out)["prior_test_bits_per_code"]
+    assert 0 < bits < float("inf")
