@@ -96,3 +96,32 @@ def test_unigram_baseline_is_the_add_one_cross_entropy():
     # p = (n + 1) / (N + K): p0 = 4/7, p2 = 1/7
     expected = -(torch.log2(torch.tensor(4 / 7)) + torch.log2(torch.tensor(1 / 7))) / 2
     assert unigram_bits_per_code(train, test, 3) == pytest.approx(float(expected))
+
+
+def test_sample_takes_a_number_classes_temperature_top_k_and_writes_a_folder(
+    vq_run, cli_error, tmp_path
+):
+    if not (vq_run / "prior" / "prior.json").is_file():
+        assert main(["train", "prior", str(vq_run), "--conditional", *PRIOR]) == 0
+    for num, rows in ((5, 1), (25, 4)):  # -n is the number of images, 8 to a row
+        grid = tmp_path / f"n{num}.png"
+        assert main(["sample", str(vq_run), "-n", str(num), "--out", str(grid)]) == 0
+        with Image.open(grid) as image:  # 8x8 digits, 2-pixel padding, scaled 8x
+            assert image.size == ((8 * (8 + 2) + 2) * 8, (rows * (8 + 2) + 2) * 8)
+    folder = tmp_path / "singles"
+    argv = ["sample", str(vq_run), "-n", "6", "--label", "3", "--label", "7", "--out",
+            str(folder), "--temperature", "0.5", "--top-k", "4", "--top-p", "0.9"]  # fmt: skip
+    assert main(argv) == 0
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [
+        "0000-class3.png", "0001-class3.png", "0002-class3.png",
+        "0003-class7.png", "0004-class7.png", "0005-class7.png",
+    ]  # fmt: skip
+    with Image.open(folder / names[0]) as image:
+        assert image.size == (8, 8)  # one image, its own pixels, no padding
+    cli_error(["sample", str(vq_run), "--label", "10", "--out", str(tmp_path / "x.png")],
+              "labels must be classes in [0, 9], got [10]")  # fmt: skip
+    cli_error(["sample", str(vq_run), "--no-prior", "--temperature", "0.5", "--out",
+               str(tmp_path / "x.png")], "temperature, top_k and top_p shape a prior")  # fmt: skip
+    cli_error(["sample", str(vq_run), "--no-prior", "--label", "1", "--out",
+               str(tmp_path / "x.png")], "labels apply to a class-conditional")  # fmt: skip

@@ -161,11 +161,36 @@ def _add_inspection(commands: Any) -> None:
     )
     _add_prior_choice(evaluate)
 
-    sample = commands.add_parser("sample", help="decode samples of a run into an image grid")
+    sample = commands.add_parser(
+        "sample", help="decode samples of a run into an image grid or a folder of images"
+    )
     sample.add_argument("run_dir", help="a run directory")
-    sample.add_argument("-n", "--num", type=int, default=64, help="how many samples")
-    sample.add_argument("--out", required=True, help="PNG file to write")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument(
+        "-n", "--num", type=int, default=None,
+        help="how many images (default 64, or 8 of each class for a class-conditional "
+        "model or prior: a row per class)",
+    )  # fmt: skip
+    sample.add_argument(
+        "--out", required=True,
+        help="a .png or .jpg file (one grid), or a folder (no extension): one PNG per image",
+    )  # fmt: skip
+    sample.add_argument("--seed", type=int, default=0, help="seeds the draws (default 0)")
+    sample.add_argument(
+        "--label", type=int, action="append", default=None, metavar="CLASS",
+        help="a class to draw (repeatable; class-conditional models and priors; default "
+        "every class in turn)",
+    )  # fmt: skip
+    sample.add_argument(
+        "--temperature", type=float, default=1.0,
+        help="divides the prior's logits: below 1 sharper, above 1 more varied (default 1)",
+    )  # fmt: skip
+    sample.add_argument(
+        "--top-k", type=int, default=None, help="draw each code from the prior's K likeliest"
+    )
+    sample.add_argument(
+        "--top-p", type=float, default=None,
+        help="draw each code from the prior's smallest set of probability >= P (nucleus)",
+    )  # fmt: skip
     sample.add_argument("--checkpoint", default="best", choices=["best", "last"])
     _add_prior_choice(sample)
 
@@ -397,12 +422,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from genlatent.train.runs import sample_run
+    from genlatent.train.sampling import sample_run
 
     log = _note("sample")
     path = sample_run(
         args.run_dir, args.num, Path(args.out), seed=args.seed, checkpoint=args.checkpoint,
-        prior=_prior_of(args, log), log=log,
+        prior=_prior_of(args, log), labels=args.label, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, log=log,
     )  # fmt: skip
     print(f"wrote {path}")
     return 0

@@ -10,7 +10,8 @@ from genlatent.train.images import image_grid, save_image_grid
 from genlatent.train.loop import NonFiniteLossError
 from genlatent.train.rundir import RunDirectory, RunDirectoryError
 from genlatent.train.runner import train
-from genlatent.train.runs import LoadedRun, evaluate_run, load_run, sample_run
+from genlatent.train.runs import LoadedRun, evaluate_run, load_run
+from genlatent.train.sampling import sample_run
 
 __all__ = [
     "CheckpointError",

@@ -53,12 +53,17 @@ def sample_images(
     return images.float().clamp(0, 1)
 
 
+def takes_labels(model: nn.Module) -> bool:
+    """Whether the model's ``sample`` is class-conditional (declares ``labels``)."""
+    sample = getattr(model, "sample", None)
+    return callable(sample) and "labels" in declared_keywords(sample)
+
+
 def class_labels(
     model: nn.Module, num_classes: int | None, device: torch.device
 ) -> torch.Tensor | None:
     """``[0]*8 + [1]*8 + ...`` for a model whose ``sample`` takes ``labels``, else ``None``."""
-    sample = getattr(model, "sample", None)
-    if num_classes is None or not callable(sample) or "labels" not in declared_keywords(sample):
+    if num_classes is None or not takes_labels(model):
         return None
     return torch.arange(num_classes, device=device).repeat_interleave(_PER_CLASS)
 

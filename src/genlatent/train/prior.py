@@ -28,7 +28,8 @@ from genlatent.train.build import load_datasets
 from genlatent.train.fit import RunSummary, fit
 from genlatent.train.images import save_image_grid
 from genlatent.train.rundir import RunDirectory, RunDirectoryError
-from genlatent.train.runs import LoadedRun, load_run, prior_samples
+from genlatent.train.runs import LoadedRun, load_run
+from genlatent.train.sampling import prior_samples
 
 __all__ = ["PRIOR_KINDS", "PriorSpec", "encode_codes", "evaluate_prior", "fit_prior", "load_prior"]
 

@@ -21,7 +21,8 @@ from genlatent.metrics.classifier import class_consistency, load_or_train_classi
 from genlatent.metrics.frechet import frechet_distance
 from genlatent.train.build import load_datasets
 from genlatent.train.pictures import sample_images
-from genlatent.train.runs import load_run, prior_samples
+from genlatent.train.runs import load_run
+from genlatent.train.sampling import prior_samples
 
 __all__ = ["sample_quality"]
 
