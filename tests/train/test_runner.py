@@ -36,7 +36,11 @@ def test_run_directory_contents(tmp_path):
     summary = train(SMALL_VAE, tmp_path / "run", **QUIET)
     run = tmp_path / "run"
     assert summary.run_dir == run
-    assert json.loads((run / "config.json").read_text()) == SMALL_VAE.to_dict()
+    recorded = json.loads((run / "config.json").read_text())
+    built = recorded.pop("built")  # the model as constructed, beside the settings
+    assert recorded == SMALL_VAE.to_dict()
+    assert built["class"] == "genlatent.VAE"
+    assert built["arguments"]["encoder"]["arguments"]["latent_dim"] == 8
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3]
     keys = ("train_loss", "train_kl", "test_loss", "test_reconstruction_loss", "images_per_second")

@@ -458,11 +458,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """Rebuild a config from `to_dict` output (or the flat records of genlatent 0.1).
+        """Rebuild a config from `to_dict` output, or a run's ``config.json`` (its ``"built"``
+        record of the model is left to `RunDirectory.read_built`), or the flat records of
+        genlatent 0.1.
 
         Raises:
             ValueError: on unknown keys, naming them and the known ones.
         """
+        values = {k: v for k, v in values.items() if k != "built"}  # the model's own record
         if "trainer" not in values:
             return cls(**_from_flat_record(values))
         unknown = sorted(set(values) - {"model", "trainer", "objective", "architecture"})

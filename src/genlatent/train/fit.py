@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from genlatent._checkpoint import atomic_save, load_latest_checkpoint
-from genlatent._validation import validate_args
 from genlatent.data.batching import TensorBatches
 from genlatent.data.binarize import TEST_SEED, DynamicBinarization, binarize_once
 from genlatent.data.collect import as_tensors
@@ -364,10 +363,7 @@ class _Run:
 
     def train(self, show_progress: bool | None) -> RunSummary:
         epochs = cast(int, self.config.epochs)
-        # value checks off once for the run, not toggled per step: the loop checks each
-        # term for finiteness itself and names the one that failed
-        with validate_args(False):
-            record = self._epochs(epochs, show_progress)
+        record = self._epochs(epochs, show_progress)
         if self.start_epoch >= epochs:
             self.log(f"nothing left to do: the run has {self.start_epoch} of {epochs} epochs")
         return RunSummary(self.run.path, max(epochs, self.start_epoch), record, self.model)

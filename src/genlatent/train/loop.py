@@ -18,6 +18,7 @@ from torch import nn
 
 from genlatent._protocols import LossParts, declared_keywords, loss_parts
 from genlatent._sums import ExampleSums, means_of
+from genlatent._validation import validate_args
 from genlatent.errors import NonFiniteLossError
 from genlatent.train.progress import progress
 
@@ -37,9 +38,9 @@ class LossModule(nn.Module):
     The signature of ``model.loss`` is read once, here. ``options`` (for example
     ``{"beta": 4.0}``) are keyword arguments of the training objective: they are passed in
     training mode only, so that evaluation (in eval mode) scores the model's own default
-    loss, its true bound. The trainer turns the value checks of `set_validate_args` off
-    once for a whole run (never per step): the loop checks each term for finiteness itself
-    and names the one that failed.
+    loss, its true bound. `train_epoch` and `evaluate_epoch` turn the value checks of
+    `set_validate_args` off once per epoch (never per step): the loop checks each term for
+    finiteness itself and names the one that failed.
 
     Raises:
         TypeError: if ``model`` has no ``loss`` method, or ``loss`` does not take one of
@@ -208,6 +209,7 @@ def _backward_and_step(
     return True, norm
 
 
+@validate_args(False)  # once per epoch, never per step: the loop checks each term itself
 def train_epoch(
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -266,6 +268,7 @@ def train_epoch(
 
 
 @torch.no_grad()
+@validate_args(False)
 def evaluate_epoch(
     module: nn.Module,
     batches: Iterable[Any],

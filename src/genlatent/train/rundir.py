@@ -104,7 +104,6 @@ class RunDirectory:
             raise RunDirectoryError(f"{self.path} is not a run directory: no config.json in it")
         try:
             values = json.loads(self.config_path.read_text(encoding="utf-8"))
-            values.pop("built", None)  # the model as constructed: see read_built
             return TrainConfig.from_dict(values)
         except (json.JSONDecodeError, TypeError, ValueError) as error:
             raise RunDirectoryError(f"{self.config_path} is not a valid config: {error}") from error
