@@ -22,6 +22,7 @@ from genlatent.metrics.stats import code_usage
 from genlatent.pretrained import module_config
 from genlatent.train.build import resolve_device
 from genlatent.train.config import OBJECTIVE_OPTIONS, TrainConfig
+from genlatent.train.datacheck import check_examples_finite, check_model_takes
 from genlatent.train.distributed import ProcessGroup, setup_distributed
 from genlatent.train.loop import (
     EpochResult,
@@ -294,6 +295,7 @@ class _Run:
         )  # fmt: skip
         torch.manual_seed(self.config.seed)
         model.to(device)
+        self._check_data(device)
         self.optimizer = _optimizer(model, cast(float, self.config.lr), device)
         enabled = self.config.precision == "fp16"
         self.scaler = torch.amp.GradScaler(device.type, enabled=enabled)
@@ -307,6 +309,15 @@ class _Run:
         elif self.group.is_main:  # prepare_run allowed it: replace a failed start or overwrite
             run.clear()
             run.create(self.config, module_config(model))  # the model as constructed
+
+    def _check_data(self, device: torch.device) -> None:
+        """Once, before anything is written or trained: finite data the model can take."""
+        check_examples_finite("train_data", self.data.train_images)
+        check_examples_finite("test_data", self.data.test_images)
+        if self.data.train_images.shape[0] > 0:
+            check_model_takes(
+                self.loss_module, self.data.train_images, self.data.train_labels, device
+            )
 
     def _batches(self) -> tuple[TensorBatches, TensorBatches | None]:
         device, batch_size = self.settings.device, cast(int, self.config.batch_size)
