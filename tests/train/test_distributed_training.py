@@ -92,10 +92,7 @@ class _PerShardNoise(torch.nn.Module):
         self.generators = [torch.Generator().manual_seed(seed + 1 + r) for r in range(2)]
 
     def loss(self, x: torch.Tensor) -> _Loss:
-        # outside training (the trainer's one data check before the first step) the
-        # replicas draw from the global RNG, not from their training generators
-        generators = self.generators if self.training else [None, None]
-        shards = [self.vae.loss(x[r::2], generator=g).loss for r, g in enumerate(generators)]
+        shards = [self.vae.loss(x[r::2], generator=g).loss for r, g in enumerate(self.generators)]
         return _Loss((shards[0] + shards[1]) / 2)
 
 

@@ -8,9 +8,12 @@ model's own checks run once, on the first examples, and any failure names the da
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
+from genlatent._protocols import declared_keywords
 from genlatent._validation import validate_args
 from genlatent.data.batching import TensorBatches
 
@@ -55,44 +58,51 @@ def check_model_takes(
 ) -> None:
     """Run the model's loss once on the first training examples with its value checks on.
 
-    In eval mode (no state changes), on a fork of the RNG (the run's draws stay as they
-    were), so the model's own checks (a Bernoulli likelihood's $[0, 1]$ range, a shape its
-    layers cannot take) fail here, before anything trains, naming the data.
+    On a copy of the model in eval mode and a fork of the global RNG, so nothing of the
+    run changes (weights, buffers, a model's own generators or records, the run's draws):
+    the model's own checks (a Bernoulli likelihood's $[0, 1]$ range, a shape its layers
+    cannot take) fail here, before anything trains, naming the data. A model that cannot
+    be copied is not probed.
 
     Raises:
         ValueError: ``train_data does not suit the model: ...`` with the model's reason.
     """
-    probe = TensorBatches(  # the first examples as the trainer's batches hold them
+    try:
+        probe_module = copy.deepcopy(loss_module).eval()
+    except (TypeError, RuntimeError, copy.Error):  # e.g. a module holding a live handle
+        return
+    batches = TensorBatches(  # the first examples as the trainer's batches hold them
         images[:_PROBE], None if labels is None else labels[:_PROBE], batch_size=_PROBE,
         device=device,
     )  # fmt: skip
-    batch = next(iter(probe))
-    x, y = batch.images, batch.labels
-    was_training = loss_module.training
+    batch = next(iter(batches))
     devices = [device] if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices), validate_args(True):
-            loss_module.eval()
-            _check_reconstruction_shape(loss_module, x)  # the clearer message comes first
-            loss_module(x, labels=y)
-    except (ValueError, RuntimeError) as error:
+            _check_reconstruction_shape(probe_module, batch.images, batch.labels)
+            generator = torch.Generator(device=device).manual_seed(0)
+            probe_module(batch.images, labels=batch.labels, step=0, generator=generator)
+    except (ValueError, TypeError, RuntimeError) as error:
         message = " ".join(str(error).split())
         shape = tuple(images.shape[1:])
         raise ValueError(
             f"train_data does not suit the model (its examples of shape {shape}, checked on "
-            f"the first {x.shape[0]}): {message}"
+            f"the first {batch.images.shape[0]}): {message}"
         ) from error
-    finally:
-        loss_module.train(was_training)
 
 
-def _check_reconstruction_shape(loss_module: nn.Module, x: torch.Tensor) -> None:
-    """A model that reconstructs must give back the shape it was given."""
+def _check_reconstruction_shape(
+    loss_module: nn.Module, x: torch.Tensor, labels: torch.Tensor | None
+) -> None:
+    """A model that reconstructs must give back the shape it was given (the clearer message
+    for a size its layers cannot take)."""
     model = getattr(loss_module, "model", loss_module)
     reconstruct = getattr(model, "reconstruct", None)
     if not callable(reconstruct):
         return
-    shape = tuple(reconstruct(x).shape)
+    wanted = {"labels": labels} if labels is not None else {}
+    given = {k: v for k, v in wanted.items() if k in declared_keywords(reconstruct)}
+    shape = tuple(reconstruct(x, **given).shape)
     if shape != tuple(x.shape):
         raise ValueError(
             f"the model reconstructs {shape[1:]} from examples of {tuple(x.shape[1:])}; "
