@@ -239,3 +239,19 @@ def test_a_registered_quantizer_is_one_registration_away_from_the_command_line(c
         assert "--ema (vqvae with --quantizer vq, rvq only)" in capsys.readouterr().err
     finally:
         del QUANTIZERS["halved"]
+
+
+def test_printed_numbers_say_what_they_are(capsys, tmp_path):
+    run = tmp_path / "iwae"
+    argv = ["train", "vae", "--dataset", "digits", "--epochs", "1", "--latent-dim", "4",
+            "--iwae-samples", "3", *QUIET, "--out", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("epoch 1 "))
+    # the IWAE objective is not printed as if it were the test ELBO beside it
+    assert " | train objective " in line
+    assert " | train elbo " in line
+    assert " | test elbo " in line
+    assert main(["eval", str(run), "--samples", "20"]) == 0
+    table = dict(row.split(None, 1) for row in capsys.readouterr().out.splitlines())
+    assert table["samples"] == "20"  # a count, not 20.0000
+    assert table["epoch"] == "1"

@@ -392,6 +392,10 @@ def _prior_of(args: argparse.Namespace, log: Callable[[str], None]) -> Any:
     return load_prior(folder, log=log).model
 
 
+_COUNTS = ("epoch", "samples", "num_examples")
+"""Entries of ``genlatent eval``'s table that are counts, printed without decimals."""
+
+
 def _eval(args: argparse.Namespace) -> int:
     from genlatent.train.runs import evaluate_run
 
@@ -416,7 +420,11 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         width = max(map(len, results))
         for name, value in results.items():
-            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            shown = str(value)
+            if isinstance(value, float):  # a count (samples, examples) reads as one
+                shown = (
+                    str(int(value)) if name in _COUNTS and value.is_integer() else f"{value:.4f}"
+                )
             print(f"{name:<{width}}  {shown}")
     return 0
 

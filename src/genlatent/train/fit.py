@@ -471,10 +471,18 @@ def _check_state_finite(model: nn.Module, epoch: int) -> None:
 
 
 def _summary_line(record: dict[str, Any]) -> str:
-    parts = [f"epoch {record['epoch']}", f"train {record['train_loss']:.4f}"]
+    """One line per epoch; a surrogate objective (beta, warm-up, IWAE...) is named apart
+    from the bound it stands for, so train and test numbers are never of different kinds."""
+    parts = [f"epoch {record['epoch']}"]
+    train, elbo = record["train_loss"], record.get("train_elbo_loss")
+    surrogate = elbo is not None and elbo != train
+    if surrogate:
+        parts += [f"train objective {train:.4f}", f"train elbo {elbo:.4f}"]
+    else:
+        parts.append(f"train {train:.4f}")
     if "test_loss" in record:
-        parts.append(f"test {record['test_loss']:.4f}")
+        parts.append(f"test {'elbo ' if surrogate else ''}{record['test_loss']:.4f}")
     if "train_codes_used" in record:
-        parts.append(f"codes used {record['train_codes_used']:.0%}")
+        parts.append(f"codes used {record['train_codes_used']:.1%}")
     parts.append(f"{record['images_per_second']:.0f} img/s")
     return " | ".join(parts)
