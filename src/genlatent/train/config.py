@@ -8,7 +8,7 @@ import dataclasses
 import inspect
 import typing
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -248,9 +248,13 @@ def inapplicable_options(
         >>> inapplicable_options("vqvae", {"codebook_size": 64}, quantizer="fsq")
         ['codebook_size']
     """
+    return _not_taken(values, architecture_options(model, quantizer))
+
+
+def _not_taken(values: Iterable[str], options: Mapping[str, Option]) -> list[str]:
+    """The names in ``values`` that are neither general settings nor in ``options``."""
     general = set(TRAINER_FIELDS) | set(OBJECTIVE_OPTIONS) | {"model"}
-    allowed = architecture_options(model, quantizer)
-    return [name for name in values if name not in general and name not in allowed]
+    return [name for name in values if name not in general and name not in options]
 
 
 def describe_inapplicable(
@@ -366,10 +370,11 @@ class TrainConfig:
         filled = {k: v for k, v in MODEL_DEFAULTS[key].items() if getattr(trainer, k) is None}
         objective = dataclasses.replace(objective or ObjectiveOptions(), **flat_objective)
         if not is_model_spec(model) or architecture is None:
-            wrong = inapplicable_options(model, arch, arch.get("quantizer"))
+            options = architecture_options(model, arch.get("quantizer"))
+            wrong = _not_taken(arch, options)
             if wrong:
                 raise ValueError(describe_inapplicable(model, wrong, arch.get("quantizer")))
-            _check_values(model, arch)
+            _check_values(arch, options)
         object.__setattr__(self, "model", model)
         object.__setattr__(self, "trainer", dataclasses.replace(trainer, **filled))
         object.__setattr__(self, "objective", objective)
@@ -507,10 +512,10 @@ def _table(cls: Any, values: Mapping[str, Any], name: str) -> Any:
     return cls(**values)
 
 
-def _check_values(model: str, arch: dict[str, Any]) -> None:
-    """Choices and simple types of the architecture options, checked before any build;
-    a tuple written as text (``"8,5,5"``) is read in place."""
-    options = architecture_options(model, arch.get("quantizer"))
+def _check_values(arch: dict[str, Any], options: Mapping[str, Option]) -> None:
+    """Choices and simple types of the architecture options (``options``: those the model
+    takes), checked before any build; a tuple written as text (``"8,5,5"``) is read in
+    place."""
     for name, value in arch.items():
         option = options[name]
         if option.kind is tuple:
@@ -540,13 +545,14 @@ def _from_flat_record(values: Mapping[str, Any]) -> dict[str, Any]:
     Such a record holds every option with its default; the architecture options that the
     model did not take, and those left at ``None``, are dropped (they were not used).
     """
-    known = set(TRAINER_FIELDS) | set(OBJECTIVE_OPTIONS) | {"model"} | set(option_owners())
+    owners = option_owners()  # read from the builders' signatures: once, not per key
+    known = set(TRAINER_FIELDS) | set(OBJECTIVE_OPTIONS) | {"model"} | set(owners)
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown config keys {unknown}; known keys are {sorted(known)}")
     model = values.get("model", "vae")
-    flat = {k: v for k, v in values.items() if k in known and k not in option_owners()}
-    arch = {k: v for k, v in values.items() if k in option_owners() and v is not None}
+    flat = {k: v for k, v in values.items() if k in known and k not in owners}
+    arch = {k: v for k, v in values.items() if k in owners and v is not None}
     for name in _LEGACY_COMMA:
         if isinstance(arch.get(name), str):
             arch[name] = tuple(int(part) for part in arch[name].split(","))
