@@ -12,7 +12,8 @@ from genlatent.train.rundir import RunDirectory
 
 __all__ = ["sample_images", "write_pictures"]
 
-_PER_CLASS = 8
+PER_CLASS = 8
+"""Samples per class of a class-conditional sampler asked for no number: a row each."""
 
 
 def _as_float(images: torch.Tensor) -> torch.Tensor:
@@ -65,7 +66,7 @@ def class_labels(
     """``[0]*8 + [1]*8 + ...`` for a model whose ``sample`` takes ``labels``, else ``None``."""
     if num_classes is None or not takes_labels(model):
         return None
-    return torch.arange(num_classes, device=device).repeat_interleave(_PER_CLASS)
+    return torch.arange(num_classes, device=device).repeat_interleave(PER_CLASS)
 
 
 @torch.no_grad()

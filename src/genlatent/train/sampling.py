@@ -13,13 +13,10 @@ from torch import nn
 from genlatent._device import module_device
 from genlatent._validation import check_positive_int
 from genlatent.train.images import save_image_grid
-from genlatent.train.pictures import sample_images, takes_labels
+from genlatent.train.pictures import PER_CLASS, sample_images, takes_labels
 from genlatent.train.runs import LoadedRun, load_run
 
 __all__ = ["prior_samples", "sample_labels", "sample_run"]
-
-PER_CLASS = 8
-"""Samples per class when a class-conditional sampler is asked for no number: a row each."""
 
 
 def sample_labels(
