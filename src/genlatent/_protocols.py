@@ -16,6 +16,9 @@ quantizer can do without importing any concrete class.
   $(B,)$), ``step`` (the global optimiser step, for schedules) and ``generator`` (the
   trainer's seeded noise source); the trainer passes each only when it is declared, read
   from the signature once.
+- An optional class attribute ``loss_unit`` names what the loss terms are measured in
+  (``"nats/image"``, ``"MSE"``, ``"nats/code"``...); the trainer's epoch line and
+  ``genlatent eval`` print it beside each number (see `loss_unit`).
 - Optional capabilities, found by method, never by class: ``reconstruct(x)`` (data-space
   reconstructions shaped like ``x``), ``sample(num, *, generator=None)`` (with
   ``labels=`` for a class-conditional model), ``encode(x)``. A Gaussian-latent model
@@ -44,6 +47,7 @@ __all__ = [
     "QuantizerOutput",
     "declared_keywords",
     "loss_parts",
+    "loss_unit",
 ]
 
 _OPTIONAL_KEYWORDS = ("labels", "step", "generator")
@@ -212,3 +216,15 @@ class Quantizer(Protocol):
     def encode(self, inputs: torch.Tensor) -> torch.Tensor: ...
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor: ...
+
+
+def loss_unit(model: object) -> str | None:
+    """What ``model``'s loss terms are measured in: its ``loss_unit`` string, else ``None``.
+
+    Example:
+        >>> from genlatent import VAE
+        >>> loss_unit(VAE), loss_unit(object())
+        ('nats/image', None)
+    """
+    unit = getattr(model, "loss_unit", None)
+    return unit if isinstance(unit, str) and unit else None

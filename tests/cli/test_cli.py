@@ -1,6 +1,7 @@
 """The ``genlatent`` command line: help, one-line errors, and train/eval/sample/plot end to end."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+import genlatent
 from genlatent import __version__
 from genlatent.cli import main
 
@@ -251,7 +253,56 @@ def test_printed_numbers_say_what_they_are(capsys, tmp_path):
     assert " | train objective " in line
     assert " | train elbo " in line
     assert " | test elbo " in line
+    # each loss with its unit: a VAE's are nats per image
+    assert re.search(r"train objective [0-9.]+ nats/image \| train elbo [0-9.]+ nats/image "
+                     r"\| test elbo [0-9.]+ nats/image \|", line), line  # fmt: skip
     assert main(["eval", str(run), "--samples", "20"]) == 0
-    table = dict(row.split(None, 1) for row in capsys.readouterr().out.splitlines())
-    assert table["samples"] == "20"  # a count, not 20.0000
-    assert table["epoch"] == "1"
+    table = {row.split()[0]: row.split()[1:] for row in capsys.readouterr().out.splitlines()}
+    assert table["samples"] == ["20"]  # a count, not 20.0000, and no unit
+    assert table["epoch"] == ["1"]
+    assert table["kl"][1:] == ["nats/image"]
+    assert table["psnr"][1:] == ["dB"]
+    assert table["mse"][1:] == ["per", "pixel"]
+
+
+def test_each_model_prints_its_own_loss_unit(capsys, tmp_path):
+    """A VQ-VAE's losses are mean squared errors, a prior's nats per code; a model of
+    the user's that names no unit prints bare numbers."""
+    run = tmp_path / "vq"
+    argv = ["train", "vqvae", "--dataset", "digits", "--epochs", "1", "--hidden-channels", "8",
+            "--embedding-dim", "4", "--codebook-size", "8", *QUIET, "--out", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("epoch 1 "))
+    assert re.search(r"\| train [0-9.]+ MSE \| test [0-9.]+ MSE \|", line), line
+    assert main(["train", "prior", str(run), "--epochs", "1", *QUIET]) == 0
+    line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("epoch 1 "))
+    assert re.search(r"\| train [0-9.]+ nats/code \| test [0-9.]+ nats/code \|", line), line
+    assert main(["eval", str(run)]) == 0
+    table = {row.split()[0]: row.split()[1:] for row in capsys.readouterr().out.splitlines()}
+    assert table["commitment"][1:] == ["MSE"]
+    assert table["prior_test_bits_per_code"][1:] == ["bits/code"]
+    model = genlatent.VAE(genlatent.nn.MLPEncoder(64, 8, 4), genlatent.nn.MLPDecoder(4, 8, 64))
+    model.loss_unit = None  # a user's model without a unit
+    genlatent.fit(model, torch.rand(32, 64), epochs=1, batch_size=16, lr=1e-3,
+                  run_dir=tmp_path / "own", show_progress=False)  # fmt: skip
+    line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("epoch 1 "))
+    assert re.search(r"\| train [0-9.]+ \| [0-9]+ img/s", line), line
+
+
+def test_fashion_mnist_files_given_as_mnist_are_refused_by_name(tmp_path, capsys):
+    import struct
+
+    labels = torch.arange(60000) % 10
+    labels[:10] = torch.tensor([9, 0, 0, 3, 0, 2, 7, 2, 5, 5])  # Fashion-MNIST's first
+    for name, values in (("train-images-idx3-ubyte", torch.zeros(60000, 1, 1)),
+                         ("train-labels-idx1-ubyte", labels)):  # fmt: skip
+        header = struct.pack(">BBBB", 0, 0, 8, values.ndim)
+        header += struct.pack(f">{values.ndim}I", *values.shape)
+        (tmp_path / name).write_bytes(header + values.to(torch.uint8).numpy().tobytes())
+    argv = ["train", "vae", "--dataset", "mnist", "--data-dir", str(tmp_path), "--epochs", "1",
+            *QUIET, "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds the fashion-mnist train labels, not mnist's" in err
+    assert "--dataset fashion-mnist" in err
+    assert not (tmp_path / "run").exists()

@@ -125,3 +125,29 @@ def test_sample_takes_a_number_classes_temperature_top_k_and_writes_a_folder(
                str(tmp_path / "x.png")], "temperature, top_k and top_p shape a prior")  # fmt: skip
     cli_error(["sample", str(vq_run), "--no-prior", "--label", "1", "--out",
                str(tmp_path / "x.png")], "labels apply to a class-conditional")  # fmt: skip
+
+
+def test_a_failed_start_leaves_nothing_that_blocks_sample_or_eval(vq_run, tmp_path, capsys,
+                                                                   monkeypatch):  # fmt: skip
+    import genlatent.train.prior as prior_module
+
+    real_fit = prior_module.fit
+
+    def failing_fit(model, *args, **kwargs):
+        real_fit(model, *args, **{**kwargs, "epochs": 0})  # writes config.json, then stops
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prior_module, "fit", failing_fit)
+    out = tmp_path / "prior"
+    assert main(["train", "prior", str(vq_run), "--out", str(out), *PRIOR]) != 0
+    assert not out.exists()  # made by this start, emptied and removed
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("the user's own")
+    assert main(["train", "prior", str(vq_run), "--out", str(kept), *PRIOR]) != 0
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]  # only ours removed
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["sample", str(vq_run), "-n", "2", "--out", str(tmp_path / "s.png"),
+                 "--prior-dir", str(out)]) == 2  # fmt: skip
+    assert "holds no prior" in capsys.readouterr().err

@@ -246,3 +246,11 @@ def test_bad_batches(tmp_path: Path) -> None:
 def test_bad_split(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"split must be one of \('train', 'test'\), got 'all'"):
         load_cifar10(tmp_path, split="all")
+
+
+def test_the_unpacked_folder_itself_is_a_data_dir(tmp_path: Path) -> None:
+    members, truth = official_members(4)
+    folder = write_folder(tmp_path, members)
+    test = load_cifar10(folder, split="test")  # root/cifar-10-batches-py passed as root
+    assert torch.equal(test.images, truth["test_images"])
+    assert torch.equal(test.labels, truth["test_labels"])

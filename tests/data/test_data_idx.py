@@ -196,3 +196,36 @@ def test_load_mnist_bad_arguments(tmp_path: Path) -> None:
         load_mnist(tmp_path, split="val")
     with pytest.raises(ValueError, match=r"variant must be one of .* got 'kmnist'"):
         load_mnist(tmp_path, variant="kmnist")
+
+
+def _write_official_looking(folder: Path, first_labels: tuple[int, ...], split: str) -> None:
+    """Files of an official split's size whose first labels are ``first_labels``."""
+    prefix = "train" if split == "train" else "t10k"
+    count = 60000 if split == "train" else 10000
+    labels = torch.arange(count) % 10
+    labels[: len(first_labels)] = torch.tensor(first_labels)
+    folder.mkdir(parents=True, exist_ok=True)
+    write(folder / f"{prefix}-images-idx3-ubyte", idx_bytes(torch.zeros(count, 1, 1)))
+    write(folder / f"{prefix}-labels-idx1-ubyte", idx_bytes(labels))
+
+
+FASHION_FIRST = {"train": (9, 0, 0, 3, 0, 2, 7, 2, 5, 5), "test": (9, 2, 1, 1, 6, 1, 4, 6, 5, 7)}
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_fashion_mnist_files_are_not_read_as_mnist(tmp_path: Path, split: str) -> None:
+    """Same layout and file names: the official size and first labels tell them apart."""
+    _write_official_looking(tmp_path, FASHION_FIRST[split], split)
+    with pytest.raises(DataError, match=r"holds the fashion-mnist .* labels, not mnist's.*"
+                       r"--dataset fashion-mnist"):  # fmt: skip
+        load_mnist(tmp_path, split=split)
+    assert len(load_mnist(tmp_path, split=split, variant="fashion-mnist")) in (60000, 10000)
+    # files whose first labels are neither's (a subset, a reshuffle) load as asked
+    _write_official_looking(tmp_path, (1,) * 10, split)
+    assert len(load_mnist(tmp_path, split=split)) in (60000, 10000)
+
+
+def test_real_mnist_is_not_read_as_fashion_mnist(mnist_dir: Path, tmp_path: Path) -> None:
+    assert load_mnist(mnist_dir, split="test").labels[:3].tolist() == [7, 2, 1]
+    with pytest.raises(DataError, match=r"holds the mnist test labels, not fashion-mnist's"):
+        load_mnist(mnist_dir, split="test", variant="fashion-mnist")

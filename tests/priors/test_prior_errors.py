@@ -179,8 +179,16 @@ def test_bad_reduction(kind):
 CONSTRUCTOR_ERRORS = [
     ({"codebook_size": 0}, ValueError, "codebook_size must be >= 1, got 0"),
     ({"codebook_size": 8.0}, TypeError, "codebook_size must be an int, got float"),
-    ({"grid_shape": (3,)}, TypeError, r"grid_shape must be a pair \(h, w\) of ints, got \(3,\)"),
-    ({"grid_shape": "33"}, TypeError, r"grid_shape must be a pair \(h, w\) of ints, got '33'"),
+    (
+        {"grid_shape": (3,)},
+        TypeError,
+        r"grid_shape must be a pair \(h, w\) of ints, or a triple .*, got \(3,\)",
+    ),
+    (
+        {"grid_shape": "33"},
+        TypeError,
+        r"grid_shape must be a pair \(h, w\) of ints, or a triple .*, got '33'",
+    ),
     ({"grid_shape": (0, 3)}, ValueError, "grid_shape must be >= 1, got 0"),
     ({"num_classes": 0}, ValueError, "num_classes must be >= 1, got 0"),
 ]

@@ -239,7 +239,15 @@ def _flag(name: str) -> str:
 
 
 def _note(command: str) -> Callable[[str], None]:
-    return lambda message: print(f"genlatent {command}: note: {message}", file=sys.stderr)
+    """Print each distinct note once (a command may read the same run several times)."""
+    said: set[str] = set()
+
+    def note(message: str) -> None:
+        if message not in said:
+            said.add(message)
+            print(f"genlatent {command}: note: {message}", file=sys.stderr)
+
+    return note
 
 
 def _exit_status(error: BaseException) -> int:
@@ -392,14 +400,20 @@ def _prior_of(args: argparse.Namespace, log: Callable[[str], None]) -> Any:
     return load_prior(folder, log=log).model
 
 
-_COUNTS = ("epoch", "samples", "num_examples")
-"""Entries of ``genlatent eval``'s table that are counts, printed without decimals."""
+def _as_prior_run(args: argparse.Namespace) -> None:
+    """``eval``/``sample`` of a prior's own run directory act on its VQ-VAE with it."""
+    from genlatent.train.prior import prior_source
+
+    source = prior_source(args.run_dir)
+    if source is not None and args.prior_dir is None and not args.no_prior:
+        args.prior_dir, args.run_dir = args.run_dir, str(source)
 
 
 def _eval(args: argparse.Namespace) -> int:
     from genlatent.train.runs import evaluate_run
 
     log = _note("eval")
+    _as_prior_run(args)
     results = evaluate_run(
         args.run_dir, iwae_k=args.iwae_k, checkpoint=args.checkpoint, data_dir=args.data_dir,
         log=log,
@@ -418,21 +432,38 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     else:
-        width = max(map(len, results))
-        for name, value in results.items():
-            shown = str(value)
-            if isinstance(value, float):  # a count (samples, examples) reads as one
-                shown = (
-                    str(int(value)) if name in _COUNTS and value.is_integer() else f"{value:.4f}"
-                )
-            print(f"{name:<{width}}  {shown}")
+        print(_results_table(results, _run_loss_unit(args.run_dir, log)))
     return 0
+
+
+def _run_loss_unit(run_dir: str, log: Callable[[str], None]) -> str | None:
+    """The loss unit of the run's model (read from its class, see `loss_unit`)."""
+    from genlatent._protocols import loss_unit
+    from genlatent.train.runs import load_run
+
+    return loss_unit(load_run(run_dir, device="cpu", log=log).model)
+
+
+def _results_table(results: dict[str, Any], unit: str | None) -> str:
+    """``eval``'s table: name, value (counts as integers) and unit, one line each."""
+    from genlatent.train.units import COUNTS, unit_of
+
+    width = max(map(len, results))
+    lines = []
+    for name, value in results.items():
+        shown = str(value)
+        if isinstance(value, float):
+            whole = name in COUNTS and value.is_integer()
+            shown = str(int(value)) if whole else f"{value:.4f}"
+        lines.append(f"{name:<{width}}  {shown:>10}  {unit_of(name, unit)}".rstrip())
+    return "\n".join(lines)
 
 
 def _sample(args: argparse.Namespace) -> int:
     from genlatent.train.sampling import sample_run
 
     log = _note("sample")
+    _as_prior_run(args)
     path = sample_run(
         args.run_dir, args.num, Path(args.out), seed=args.seed, checkpoint=args.checkpoint,
         prior=_prior_of(args, log), labels=args.label, temperature=args.temperature,

@@ -123,8 +123,9 @@ def _parse_batch(source: str, raw: bytes) -> tuple[torch.Tensor, torch.Tensor]:
 def load_cifar10(root: str | os.PathLike[str], *, split: str = "train") -> ImageDataset:
     """Load CIFAR-10 from the official python version, folder or archive.
 
-    Looks, in order, for ``root/cifar-10-batches-py/``, ``root/cifar-10-python.tar.gz``,
-    then the same two under ``root/cifar10/`` (where
+    Looks, in order, for ``root/cifar-10-batches-py/`` (or ``root`` itself, if it is
+    that folder), ``root/cifar-10-python.tar.gz``, then the same two under
+    ``root/cifar10/`` (where
     :func:`~genlatent.data.fetch` puts the archive). Batches are read straight
     from the archive, never extracted to disk; members with absolute paths, ``..``
     components, or links are refused. The pickles are read by a restricted unpickler
@@ -164,6 +165,8 @@ def load_cifar10(root: str | os.PathLike[str], *, split: str = "train") -> Image
     tried = []
     for base in (root, root / "cifar10"):
         folder, archive = base / _FOLDER, base / _ARCHIVE
+        if base == root and root.name == _FOLDER and root.is_dir():
+            folder = root  # the unpacked folder itself
         if folder.is_dir():
             raw, prefix = _read_folder(folder, names), folder
             break

@@ -129,6 +129,29 @@ def _mnist_folders(root: str | os.PathLike[str], variant: str) -> list[Path]:
     return [root, root / variant, root / MNIST_VARIANTS[variant] / "raw"]
 
 
+_FIRST_LABELS = {
+    ("mnist", "train"): (60000, (5, 0, 4, 1, 9, 2, 1, 3, 1, 4)),
+    ("mnist", "test"): (10000, (7, 2, 1, 0, 4, 1, 4, 9, 5, 9)),
+    ("fashion-mnist", "train"): (60000, (9, 0, 0, 3, 0, 2, 7, 2, 5, 5)),
+    ("fashion-mnist", "test"): (10000, (9, 2, 1, 1, 6, 1, 4, 6, 5, 7)),
+}
+"""Each official split's size and first ten labels: what tells MNIST from Fashion-MNIST
+(same layout, same names) when the files were recompressed and their SHA-256 differs."""
+
+
+def _check_variant(variant: str, split: str, labels: torch.Tensor, path: Path) -> None:
+    """Refuse the files of the other variant (official size and first labels) as ``variant``."""
+    found = (int(labels.shape[0]), tuple(int(label) for label in labels[:10]))
+    for (other, other_split), signature in _FIRST_LABELS.items():
+        if other != variant and other_split == split and found == signature:
+            flag = "--dataset " + other
+            raise DataError(
+                f"{path} holds the {other} {split} labels, not {variant}'s (its size and "
+                f"first labels are {other}'s): load it as {other!r} ({flag}) or point the "
+                f"data folder at the {variant} files"
+            )
+
+
 def load_mnist(
     root: str | os.PathLike[str],
     *,
@@ -157,7 +180,8 @@ def load_mnist(
         ValueError: if ``split`` or ``variant`` is unknown.
         FileNotFoundError: if a file is missing (the message lists every path tried).
         DataError: if a file is corrupt, has the wrong magic number or ndim, or the
-            image and label counts differ.
+            image and label counts differ; or on the other variant's official files
+            (told apart by their size and first labels).
 
     Example:
         >>> from genlatent.data import load_mnist
@@ -190,6 +214,7 @@ def load_mnist(
             f"{image_path} holds {images.shape[0]} images but {label_path} holds "
             f"{labels.shape[0]} labels; expected the same count"
         )
+    _check_variant(variant, split, labels, label_path)
     return ImageDataset(
         images=images.unsqueeze(1),
         labels=labels.to(torch.int64),

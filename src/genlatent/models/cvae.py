@@ -62,6 +62,9 @@ class ConditionalVAE(nn.Module, PretrainedMixin):
         torch.Size([3, 1, 28, 28])
     """
 
+    loss_unit = "nats/image"
+    """What the loss terms are measured in: nats per image (summed over its pixels)."""
+
     def __init__(
         self,
         encoder: nn.Module,

@@ -178,6 +178,9 @@ class VAE(nn.Module, PretrainedMixin):
         torch.Size([4, 1, 28, 28])
     """
 
+    loss_unit = "nats/image"
+    """What the loss terms are measured in: nats per image (summed over its pixels)."""
+
     def __init__(
         self,
         encoder: nn.Module,

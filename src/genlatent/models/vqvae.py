@@ -65,6 +65,10 @@ class VQVAE(nn.Module, PretrainedMixin):
         torch.Size([2, 3, 32, 32])
     """
 
+    loss_unit = "MSE"
+    """What the loss terms are measured in: mean squared errors (the reconstruction's
+    per pixel, the quantizer's per latent element)."""
+
     def __init__(
         self,
         encoder: nn.Module,

@@ -73,7 +73,9 @@ def plot_run(
       the test set picks each code (`plot_code_usage`; per stage summed).
 
     The model is read with `load_run` (``best.pt``, else ``last.pt``); the test split is
-    the run's dataset, cut to its ``test_limit``, or ``test_set``.
+    the run's dataset, cut to its ``test_limit``, or ``test_set``. A run on data passed to
+    `fit` (which its directory does not store) without ``test_set`` gets the loss curves,
+    and ``log`` hears which plots need the data; the run of a prior gets its loss curves.
 
     Args:
         run_dir: a run directory written by `fit` or `train`.
@@ -82,7 +84,7 @@ def plot_run(
         method: the latent map's projection (see `plot_latent_map`).
         test_set: the test images for a run trained on data passed in from Python.
         model: the module for a run of a model passed to `fit` (see `load_run`).
-        log: hears of a checkpoint fallback (see `load_run`).
+        log: hears of a checkpoint fallback (see `load_run`) and of plots left out.
 
     Returns:
         The paths written, in the order above.
@@ -100,6 +102,15 @@ def plot_run(
         written.append(plot_loss_curves(records, loaded.run_dir / "loss_curves.png"))
     if test_set is None:
         config = loaded.config
+        if config.dataset == "custom":
+            # data passed to fit() is not stored: draw what needs none, say what is left
+            if callable(getattr(loaded.model, "encode", None)) and log is not None:
+                log(
+                    "the latent map, interpolation and code usage need the test images, "
+                    "which a run on data passed to fit() does not store: pass them with "
+                    "plot_run(..., test_set=...)"
+                )
+            return written
         test_set = load_test_set(
             config if data_dir is None else config.replace(data_dir=str(data_dir))
         )

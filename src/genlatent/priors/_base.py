@@ -5,6 +5,11 @@ order (row by row, left to right), $T = hw$ positions:
 
 $$p(x \mid y) = \prod_{t=0}^{T-1} p(x_t \mid x_{<t}, y),$$
 
+A grid of stacked codes $(h, w, s)$ (the $s$ stage indices of a residual quantizer, or
+the group indices of a grouped one, at each position) is modelled jointly in the same
+order with the stage fastest: the $s$ codes of a position, in turn, after every code of
+the positions before it ($T = hws$), as one plane of $h$ rows and $ws$ columns.
+
 with an optional class label $y$. A subclass computes the logits of every conditional in
 one pass (`_forward_logits`) and, for sampling, the logits of position $t$ given the
 codes already drawn (`_sequential_logits`); this base turns them into `loss`,
@@ -19,7 +24,6 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from genlatent._device import module_device
@@ -47,19 +51,24 @@ class PriorLoss(NamedTuple):
     r"""The same in bits: ``loss / ln 2``; $\log_2 K$ for a uniform prior."""
 
 
-def _check_grid_shape(grid_shape: object) -> tuple[int, int]:
+def _check_grid_shape(grid_shape: object) -> tuple[int, ...]:
     if (
         isinstance(grid_shape, (str, bytes))
         or not isinstance(grid_shape, Sequence)
-        or len(grid_shape) != 2
+        or len(grid_shape) not in (2, 3)
     ):
-        raise TypeError(f"grid_shape must be a pair (h, w) of ints, got {grid_shape!r}")
-    height, width = (check_positive_int("grid_shape", size) for size in grid_shape)
-    return height, width
+        raise TypeError(
+            f"grid_shape must be a pair (h, w) of ints, or a triple (h, w, s) for s stacked "
+            f"codes per position, got {grid_shape!r}"
+        )
+    return tuple(check_positive_int("grid_shape", size) for size in grid_shape)
 
 
 class _GridPrior(nn.Module):
     """Base of the priors: argument checks, `loss`, `log_prob`, `logits` and `sample`."""
+
+    loss_unit = "nats/code"
+    """What the loss terms are measured in: nats per code."""
 
     def __init__(
         self, codebook_size: int, grid_shape: Sequence[int], num_classes: int | None
@@ -67,19 +76,23 @@ class _GridPrior(nn.Module):
         super().__init__()
         self.codebook_size = check_positive_int("codebook_size", codebook_size)
         self.grid_shape = _check_grid_shape(grid_shape)
+        height, width, *stacked = self.grid_shape
+        self._plane = (height, width * math.prod(stacked))
+        """The grid as the subclasses see it: $h$ rows of $w s$ codes."""
         if num_classes is not None:
             check_positive_int("num_classes", num_classes)
         self.num_classes = num_classes
 
     @property
     def num_positions(self) -> int:
-        """$T = h w$, the number of codes in one grid."""
-        return self.grid_shape[0] * self.grid_shape[1]
+        """$T = h w$ (or $h w s$ for stacked codes), the number of codes in one grid."""
+        return math.prod(self.grid_shape)
 
     # ------------------------------------------------------------------ to implement
 
     def _forward_logits(self, indices: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Logits $(B, K, h, w)$ of every conditional, from checked int64 indices."""
+        """Logits $(B, K, h, ws)$ of every conditional, from checked int64 indices
+        $(B, h, ws)$ (the plane of `_plane`)."""
         raise NotImplementedError
 
     def _sequential_logits(
@@ -97,10 +110,10 @@ class _GridPrior(nn.Module):
             raise TypeError(
                 f"indices must have an integer dtype (code indices, int64), got {indices.dtype}"
             )
-        height, width = self.grid_shape
-        if indices.ndim != 3 or tuple(indices.shape[1:]) != self.grid_shape:
+        if tuple(indices.shape[1:]) != self.grid_shape:
+            expected = ", ".join(str(size) for size in self.grid_shape)
             raise ValueError(
-                f"indices must have shape (B, {height}, {width}) (the prior's grid_shape), "
+                f"indices must have shape (B, {expected}) (the prior's grid_shape), "
                 f"got {tuple(indices.shape)}"
             )
         _check_range("indices", indices, self.codebook_size)
@@ -132,7 +145,10 @@ class _GridPrior(nn.Module):
     def forward(self, indices: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The logits of every conditional; see `logits`."""
         indices = self._check_indices(indices)
-        return self._forward_logits(indices, self._check_labels(labels, indices.shape[0]))
+        batch = indices.shape[0]
+        labels = self._check_labels(labels, batch)
+        logits = self._forward_logits(indices.reshape(batch, *self._plane), labels)
+        return logits.reshape(batch, self.codebook_size, *self.grid_shape)
 
     def logits(self, indices: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         r"""The logits of $p(x_t \mid x_{<t}, y)$ at every position, in one pass.
@@ -154,9 +170,9 @@ class _GridPrior(nn.Module):
                 given to an unconditional prior or missing for a conditional one.
 
         Shape:
-            - indices: $(B, h, w)$
+            - indices: $(B, h, w)$, or $(B, h, w, s)$ for stacked codes
             - labels: $(B,)$
-            - output: $(B, K, h, w)$
+            - output: $(B, K, h, w)$, or $(B, K, h, w, s)$
         """
         return self(indices, labels)
 
@@ -178,8 +194,8 @@ class _GridPrior(nn.Module):
         logits = self.logits(indices, labels)
         if logits.dtype not in (torch.float32, torch.float64):
             logits = logits.float()
-        nll = F.cross_entropy(logits, indices.long(), reduction="none")  # (B, h, w)
-        return -rearrange(nll, "b h w -> b (h w)").sum(dim=1)
+        nll = F.cross_entropy(logits, indices.long(), reduction="none")  # (B, *grid_shape)
+        return -nll.flatten(start_dim=1).sum(dim=1)
 
     def loss(
         self,
@@ -241,7 +257,7 @@ class _GridPrior(nn.Module):
                 codes[:, t] = draw(
                     logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
                 )
-        return rearrange(codes, "b (h w) -> b h w", h=self.grid_shape[0])
+        return codes.reshape(num, *self.grid_shape)
 
     def extra_repr(self) -> str:
         conditional = f", num_classes={self.num_classes}" if self.num_classes is not None else ""

@@ -100,7 +100,10 @@ class PixelCNNPrior(_GridPrior, PretrainedMixin):
 
     Args:
         codebook_size: $K$, the number of codes.
-        grid_shape: $(h, w)$ of one grid of codes, e.g. ``(8, 8)``.
+        grid_shape: $(h, w)$ of one grid of codes, e.g. ``(8, 8)``; or $(h, w, s)$ for
+            $s$ stacked codes per position (residual stages or groups), laid out as a
+            plane of $h$ rows and $ws$ columns (the stages of a position side by side),
+            so the raster order draws them in turn.
         channels: $C$, the width of both stacks.
         layers: number of gated layers (the first one cannot see the code it predicts).
         kernel_size: odd $n$; each layer widens the view by $n // 2$ rows and columns.
@@ -110,12 +113,12 @@ class PixelCNNPrior(_GridPrior, PretrainedMixin):
         dtype: their dtype.
 
     Raises:
-        TypeError: on a non-int size or a ``grid_shape`` that is not a pair.
+        TypeError: on a non-int size or a ``grid_shape`` that is not a pair or a triple.
         ValueError: on a size below 1 or an even ``kernel_size``. For the methods, see
             `logits`.
 
     Shape:
-        - indices: $(B, h, w)$ integer codes; labels: $(B,)$.
+        - indices: $(B, h, w)$ integer codes (or $(B, h, w, s)$); labels: $(B,)$.
         - `logits`: $(B, K, h, w)$; `log_prob`: $(B,)$; `sample`: $(N, h, w)$ int64.
 
     Example:
@@ -179,7 +182,7 @@ class PixelCNNPrior(_GridPrior, PretrainedMixin):
         self, codes: torch.Tensor, labels: torch.Tensor | None, *, use_cache: bool
     ) -> Iterator[torch.Tensor]:
         del use_cache  # always recomputes: there is no cache
-        width = self.grid_shape[1]
+        width = self._plane[1]
         for t in range(self.num_positions):
             grid = rearrange(codes, "b (h w) -> b h w", w=width)  # with the codes drawn so far
             yield self._forward_logits(grid, labels)[:, :, t // width, t % width]

@@ -120,7 +120,9 @@ class TransformerPrior(_GridPrior, PretrainedMixin):
 
     Args:
         codebook_size: $K$, the number of codes.
-        grid_shape: $(h, w)$ of one grid of codes, e.g. ``(8, 8)``.
+        grid_shape: $(h, w)$ of one grid of codes, e.g. ``(8, 8)``; or $(h, w, s)$ for
+            $s$ stacked codes per position (residual stages or groups), modelled as one
+            sequence of $T = hws$ codes with the stage fastest.
         layers: number of transformer blocks.
         heads: attention heads per block; must divide ``dim``.
         dim: width of the embeddings and the residual stream.
@@ -131,12 +133,12 @@ class TransformerPrior(_GridPrior, PretrainedMixin):
         dtype: their dtype.
 
     Raises:
-        TypeError: on a non-int size or a ``grid_shape`` that is not a pair.
+        TypeError: on a non-int size or a ``grid_shape`` that is not a pair or a triple.
         ValueError: on a size below 1, ``heads`` not dividing ``dim``, or ``dropout``
             outside $[0, 1)$. For the methods, see `logits`.
 
     Shape:
-        - indices: $(B, h, w)$ integer codes; labels: $(B,)$.
+        - indices: $(B, h, w)$ integer codes (or $(B, h, w, s)$); labels: $(B,)$.
         - `logits`: $(B, K, h, w)$; `log_prob`: $(B,)$; `sample`: $(N, h, w)$ int64.
 
     Example:
@@ -225,7 +227,7 @@ class TransformerPrior(_GridPrior, PretrainedMixin):
         start = self._start_token(labels, indices.shape[0])
         # the input at t is the code at t - 1: the last code is never an input
         logits = self._run(torch.cat([start, codes[:, :-1]], dim=1))
-        return rearrange(logits, "b (h w) k -> b k h w", h=self.grid_shape[0])
+        return rearrange(logits, "b (h w) k -> b k h w", h=self._plane[0])
 
     def _sequential_logits(
         self, codes: torch.Tensor, labels: torch.Tensor | None, *, use_cache: bool

@@ -8,6 +8,7 @@ from genlatent.train.config import ObjectiveOptions, TrainConfig, TrainerSetting
 from genlatent.train.fit import RunSummary, fit
 from genlatent.train.images import image_grid, save_image_grid
 from genlatent.train.loop import NonFiniteLossError
+from genlatent.train.prior import evaluate_prior, fit_prior, load_prior, prior_source
 from genlatent.train.rundir import RunDirectory, RunDirectoryError
 from genlatent.train.runner import train
 from genlatent.train.runs import LoadedRun, evaluate_run, load_run
@@ -23,11 +24,15 @@ __all__ = [
     "RunSummary",
     "TrainConfig",
     "TrainerSettings",
+    "evaluate_prior",
     "evaluate_run",
     "fit",
+    "fit_prior",
     "image_grid",
     "load_checkpoint",
+    "load_prior",
     "load_run",
+    "prior_source",
     "sample_run",
     "save_image_grid",
     "train",

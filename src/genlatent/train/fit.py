@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from genlatent._checkpoint import atomic_save, load_latest_checkpoint
+from genlatent._protocols import loss_unit
 from genlatent.data.batching import TensorBatches
 from genlatent.data.binarize import TEST_SEED, DynamicBinarization, binarize_once
 from genlatent.data.collect import as_tensors
@@ -418,7 +419,7 @@ class _Run:
                 self.model, images, labels, self.run, seed=self.config.seed,
                 num_classes=self.data.num_classes,
             )  # fmt: skip
-        self.log(_summary_line(record))
+        self.log(_summary_line(record, loss_unit(self.model)))
 
     def _state(self, epoch: int) -> dict[str, Any]:
         return {
@@ -470,18 +471,21 @@ def _check_state_finite(model: nn.Module, epoch: int) -> None:
         )
 
 
-def _summary_line(record: dict[str, Any]) -> str:
-    """One line per epoch; a surrogate objective (beta, warm-up, IWAE...) is named apart
-    from the bound it stands for, so train and test numbers are never of different kinds."""
+def _summary_line(record: dict[str, Any], unit: str | None = None) -> str:
+    """One line per epoch, each loss in the model's ``unit``; a surrogate objective (beta,
+    warm-up, IWAE...) is named apart from the bound it stands for, so train and test
+    numbers are never of different kinds."""
     parts = [f"epoch {record['epoch']}"]
     train, elbo = record["train_loss"], record.get("train_elbo_loss")
     surrogate = elbo is not None and elbo != train
+    suffix = f" {unit}" if unit else ""
     if surrogate:
-        parts += [f"train objective {train:.4f}", f"train elbo {elbo:.4f}"]
+        parts += [f"train objective {train:.4f}{suffix}", f"train elbo {elbo:.4f}{suffix}"]
     else:
-        parts.append(f"train {train:.4f}")
+        parts.append(f"train {train:.4f}{suffix}")
     if "test_loss" in record:
-        parts.append(f"test {'elbo ' if surrogate else ''}{record['test_loss']:.4f}")
+        test = record["test_loss"]
+        parts.append(f"test {'elbo ' if surrogate else ''}{test:.4f}{suffix}")
     if "train_codes_used" in record:
         parts.append(f"codes used {record['train_codes_used']:.1%}")
     parts.append(f"{record['images_per_second']:.0f} img/s")

@@ -9,12 +9,13 @@ VQ-VAE's decoder. `load_prior` reads it back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -25,13 +26,21 @@ from genlatent._validation import check_choice, require_methods
 from genlatent.data.batching import TensorBatches
 from genlatent.priors import PixelCNNPrior, TransformerPrior
 from genlatent.train.build import load_datasets
-from genlatent.train.fit import RunSummary, fit
+from genlatent.train.fit import RunData, RunSummary, fit
 from genlatent.train.images import save_image_grid
 from genlatent.train.rundir import RunDirectory, RunDirectoryError
 from genlatent.train.runs import LoadedRun, load_run
 from genlatent.train.sampling import prior_samples
 
-__all__ = ["PRIOR_KINDS", "PriorSpec", "encode_codes", "evaluate_prior", "fit_prior", "load_prior"]
+__all__ = [
+    "PRIOR_KINDS",
+    "PriorSpec",
+    "encode_codes",
+    "evaluate_prior",
+    "fit_prior",
+    "load_prior",
+    "prior_source",
+]
 
 PRIOR_KINDS: dict[str, type[nn.Module]] = {
     "transformer": TransformerPrior,
@@ -48,9 +57,13 @@ class PriorSpec:
 
     kind: str
     codebook_size: int
-    grid_shape: tuple[int, int]
+    grid_shape: tuple[int, ...]
+    """$(h, w)$, or $(h, w, s)$ for a quantizer that stacks $s$ codes per position."""
     num_classes: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    """The VQ-VAE run whose codes it models, relative to the prior's folder (``..`` for
+    the default ``RUN_DIR/prior``); ``None`` in records older than this field."""
 
     def build(self) -> nn.Module:
         """A fresh prior of this architecture."""
@@ -74,6 +87,21 @@ class PriorSpec:
         return cls(**values)
 
 
+def prior_source(run_dir: str | os.PathLike[str]) -> Path | None:
+    """The VQ-VAE run whose codes the prior in ``run_dir`` models; ``None`` if ``run_dir``
+    holds no prior (no ``prior.json``).
+
+    Example:
+        >>> prior_source("runs/vqvae") is None  # a folder without prior.json
+        True
+    """
+    folder = Path(run_dir)
+    if not (folder / SPEC_FILE).is_file():
+        return None
+    spec = PriorSpec.read(folder)
+    return (folder / (spec.source or "..")).resolve()
+
+
 @torch.no_grad()
 def encode_codes(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
     """The code grids of ``images`` under ``model.encode``, int64 on the CPU.
@@ -91,6 +119,37 @@ def encode_codes(model: nn.Module, images: torch.Tensor, *, batch_size: int = 50
     ]
     model.train(was_training)
     return torch.cat(grids)
+
+
+class _Codes(NamedTuple):
+    train: torch.Tensor
+    train_labels: torch.Tensor | None
+    test: torch.Tensor
+    test_labels: torch.Tensor | None
+
+
+def _encoded_splits(
+    source: LoadedRun, datasets: tuple[object, object] | None, data_dir: object = None
+) -> _Codes:
+    """The code grids of the source run's training and test sets: its named dataset's
+    (from ``data_dir`` if given), or ``datasets`` for a run on data passed to `fit`."""
+    if datasets is not None:
+        data = RunData.from_user(*datasets)
+        if data.test_images is None:
+            raise ValueError("datasets must be a pair (train_data, test_data), got no test_data")
+        train_images, train_labels = data.train_images, data.train_labels
+        test_images, test_labels = data.test_images, data.test_labels
+    else:
+        config = source.config
+        if data_dir is not None:
+            config = config.replace(data_dir=str(data_dir))
+        train_set, test_set = load_datasets(config)
+        train_images, train_labels = train_set.images, train_set.labels
+        test_images, test_labels = test_set.images, test_set.labels
+    return _Codes(
+        encode_codes(source.model, train_images), train_labels,
+        encode_codes(source.model, test_images), test_labels,
+    )  # fmt: skip
 
 
 def _codebook_size(model: nn.Module) -> int:
@@ -115,6 +174,7 @@ def fit_prior(
     seed: int = 0,
     device: str = "auto",
     options: dict[str, Any] | None = None,
+    datasets: tuple[object, object] | None = None,
     resume: bool = False,
     overwrite: bool = False,
     show_progress: bool | None = None,
@@ -129,6 +189,9 @@ def fit_prior(
         out: the prior's run directory; default ``run_dir/prior``.
         epochs, batch_size, lr, seed, device: as for `fit`.
         options: keyword arguments of the prior's constructor (``layers``, ``dim``...).
+        datasets: ``(train_data, test_data)`` (anything `fit` takes) for a run trained on
+            data passed to `fit`, which its directory does not store; by default the
+            run's named dataset is read again.
         resume, overwrite, show_progress, log: as for `fit`.
 
     Returns:
@@ -155,25 +218,46 @@ def fit_prior(
         if conditional and source.num_classes is None:
             raise ValueError("conditional=True needs labelled data; the run has no labels")
         check_choice("prior", prior, tuple(PRIOR_KINDS))
-    train_set, test_set = load_datasets(source.config)
-    codes_train = encode_codes(source.model, train_set.images)
-    codes_test = encode_codes(source.model, test_set.images)
+    codes = _encoded_splits(source, datasets)
     if not resume:
-        grid = (int(codes_train.shape[1]), int(codes_train.shape[2]))
+        grid = tuple(int(size) for size in codes.train.shape[1:])
         classes = source.num_classes if conditional else None
-        spec = PriorSpec(prior, _codebook_size(source.model), grid, classes, dict(options or {}))
+        relative = os.path.relpath(Path(run_dir).resolve(), folder.resolve())
+        spec = PriorSpec(
+            prior, _codebook_size(source.model), grid, classes, dict(options or {}), relative
+        )
     torch.manual_seed(seed)
     model = spec.build()
+    created = not folder.exists()
     if not resume:
         spec.save(folder)
-    summary = fit(
-        model, (codes_train, train_set.labels), (codes_test, test_set.labels), run_dir=folder,
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, resume=resume,
-        overwrite=overwrite, show_progress=show_progress, log=log,
-    )  # fmt: skip
+    try:
+        summary = fit(
+            model, (codes.train, codes.train_labels), (codes.test, codes.test_labels),
+            run_dir=folder, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+            device=device, resume=resume, overwrite=overwrite, show_progress=show_progress,
+            log=log,
+        )  # fmt: skip
+    except BaseException:
+        if not resume and not RunDirectory(folder).checkpoints():
+            _remove_failed_start(folder, remove_folder=created)
+        raise
     prior_run = load_prior(folder, device=str(module_device(source.model)))
     write_prior_samples(source, prior_run.model, folder / "samples.png", seed=seed)
     return summary
+
+
+def _remove_failed_start(folder: Path, *, remove_folder: bool) -> None:
+    """Undo a start that wrote no checkpoint, so no half-made prior blocks `sample`/`eval`.
+
+    Only the files a start writes are removed, and the folder only if this start made it
+    and that empties it.
+    """
+    RunDirectory(folder).clear()
+    (folder / SPEC_FILE).unlink(missing_ok=True)
+    for empty in (folder / "checkpoints", folder) if remove_folder else (folder / "checkpoints",):
+        with contextlib.suppress(OSError):
+            empty.rmdir()
 
 
 def load_prior(
@@ -193,31 +277,34 @@ def evaluate_prior(
     run_dir: str | os.PathLike[str],
     prior_dir: str | os.PathLike[str] | None = None,
     *,
+    data_dir: str | os.PathLike[str] | None = None,
+    datasets: tuple[object, object] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """The prior's test negative log-likelihood in bits per code, beside the unigram baseline.
 
     Returns ``prior_test_bits_per_code`` (exact, from `log_prob`) and
     ``unigram_test_bits_per_code`` (`unigram_bits_per_code` of the training codes'
-    frequencies), both over the run's test set encoded by its model.
+    frequencies), both over the run's test set encoded by its model (its dataset's files
+    from ``data_dir`` if given, else where the run read them; or ``datasets``, as for
+    `fit_prior`).
     """
     from genlatent.metrics import evaluate_model, unigram_bits_per_code
 
     source = load_run(run_dir, log=log)
     folder = Path(prior_dir) if prior_dir is not None else Path(run_dir) / "prior"
     fitted = load_prior(folder, device=str(module_device(source.model)), log=log)
-    train_set, test_set = load_datasets(source.config)
-    codes_train = encode_codes(source.model, train_set.images)
-    codes_test = encode_codes(source.model, test_set.images)
+    codes = _encoded_splits(source, datasets, data_dir)
     size = _codebook_size(source.model)
+    labels = codes.test_labels
     batches = [
-        (codes_test[i : i + 500], test_set.labels[i : i + 500])
-        for i in range(0, len(codes_test), 500)
+        (codes.test[i : i + 500], None if labels is None else labels[i : i + 500])
+        for i in range(0, len(codes.test), 500)
     ]
     result = evaluate_model(fitted.model, batches)
     return {
         "prior_test_bits_per_code": result.terms["bits_per_code"],
-        "unigram_test_bits_per_code": unigram_bits_per_code(codes_train, codes_test, size),
+        "unigram_test_bits_per_code": unigram_bits_per_code(codes.train, codes.test, size),
     }
 
 

@@ -189,10 +189,15 @@ def evaluate_run(
     reconstruct, code usage where it reports codes; with ``iwae_k`` > 0 and a model with
     ``encode``, ``decode`` and ``likelihood`` (a Gaussian-latent VAE), also the
     importance-weighted bound with ``iwae_k`` samples (`iwae_bound`). ``log`` hears of a
-    checkpoint fallback (see `load_run`).
+    checkpoint fallback (see `load_run`). The run of a prior (`fit_prior`) is evaluated
+    as one: its test bits per code beside the unigram baseline (`evaluate_prior`).
     """
     from genlatent.metrics import evaluate_model, iwae_bound
+    from genlatent.train.prior import evaluate_prior, prior_source
 
+    source = prior_source(run_dir)
+    if source is not None and model is None and test_set is None:
+        return evaluate_prior(source, run_dir, data_dir=data_dir, log=log)
     loaded = load_run(run_dir, checkpoint=checkpoint, model=model, log=log)
     test = _test_set(loaded, data_dir, test_set)
     device = module_device(loaded.model)

@@ -105,12 +105,19 @@ def sample_run(
     model's ``generate``, shaped by ``temperature``, ``top_k`` and ``top_p``. ``out``
     ending in ``.png`` or ``.jpg`` is one grid; a path with no extension is a folder that
     receives one PNG per image (``0000.png``..., ``0000-class3.png`` with a class).
+    ``run_dir`` may be a prior's own run: its samples are decoded by the VQ-VAE it models.
 
     Raises:
         ValueError: on a bad ``num`` or label, or sampling options given without a prior.
     """
     if num is not None:
         check_positive_int("num", num)
+    if prior is None and model is None:
+        from genlatent.train.prior import load_prior, prior_source
+
+        source = prior_source(run_dir)
+        if source is not None:
+            prior, run_dir = load_prior(run_dir, log=log).model, source
     if prior is None and (temperature != 1.0 or top_k is not None or top_p is not None):
         raise ValueError(
             "temperature, top_k and top_p shape a prior's draws: fit a prior first "
