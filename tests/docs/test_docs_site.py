@@ -167,3 +167,29 @@ def test_examples_are_found() -> None:
     assert any(where.startswith("index.md") for where in ids)
     assert any(where.startswith("concepts/vae.md") for where in ids)
     assert any(where.startswith("concepts/vq.md") for where in ids)
+
+
+def test_home_links_every_concept_tutorial_and_guide() -> None:
+    home = (DOCS / "index.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\(([\w/-]+\.md)(?:#[\w-]+)?\)", home))
+    pages = {
+        p.relative_to(DOCS).as_posix()
+        for folder in ("concepts", "tutorials", "guides")
+        for p in (DOCS / folder).glob("*.md")
+    }
+    assert pages, "no concept, tutorial or guide pages found"
+    assert sorted(pages - linked) == [], "Home does not link these pages"
+    assert "getting-started.md" in linked
+
+
+def test_the_docs_say_which_version_they_describe() -> None:
+    import genlatent
+
+    release = re.match(r"\d+\.\d+\.\d+", genlatent.__version__)
+    assert release, genlatent.__version__
+    home = (DOCS / "index.md").read_text(encoding="utf-8")
+    assert f"genlatent {release.group(0)}" in home
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert f"**{release.group(0)}**" in changelog.split("\n### ", 1)[0], (
+        "the Unreleased section names the version it will be released as"
+    )

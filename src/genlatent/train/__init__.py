@@ -8,6 +8,7 @@ from genlatent.train.config import ObjectiveOptions, TrainConfig, TrainerSetting
 from genlatent.train.fit import RunSummary, fit
 from genlatent.train.images import image_grid, save_image_grid
 from genlatent.train.loop import NonFiniteLossError
+from genlatent.train.prior import encode_codes
 from genlatent.train.rundir import RunDirectory, RunDirectoryError
 from genlatent.train.runner import train
 from genlatent.train.runs import LoadedRun, evaluate_run, load_run
@@ -23,6 +24,7 @@ __all__ = [
     "RunSummary",
     "TrainConfig",
     "TrainerSettings",
+    "encode_codes",
     "evaluate_run",
     "fit",
     "image_grid",
