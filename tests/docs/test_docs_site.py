@@ -193,3 +193,22 @@ def test_the_docs_say_which_version_they_describe() -> None:
     assert f"**{release.group(0)}**" in changelog.split("\n### ", 1)[0], (
         "the Unreleased section names the version it will be released as"
     )
+
+
+def test_public_names_in_docstrings_become_links() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "docstring_habits", DOCS / "_griffe" / "docstring_habits.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    habits = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(habits)
+    text = "Train with `fit`, see :class:`VAE`; ``fit`` and `x` stay code, [`VAE`][a.b] stays."
+    assert habits.normalize(text) == (
+        "Train with [`fit`][genlatent.fit], see [`VAE`][genlatent.VAE]; ``fit`` and `x` "
+        "stay code, [`VAE`][a.b] stays."
+    )
+    # every link target is a name with an API page
+    directives = _directives()
+    for name, path in habits.public_names().items():
+        assert any(d.endswith(f".{name}") for d in directives), (name, path)
