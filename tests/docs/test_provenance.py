@@ -207,7 +207,9 @@ UNIT = re.compile(
 def unsourced_prose_numbers(text: str) -> list[str]:
     """Numbers with a result's unit in the prose of ``text`` (code blocks, inline code and
     maths left out) that no ``<!-- data: ... -->`` declaration above them sources."""
-    unsourced, sources, fenced = [], (), False
+    unsourced: list[str] = []
+    sources: tuple[str, ...] = ()
+    fenced = False
     for line in text.splitlines():
         if line.startswith("```"):
             fenced = not fenced
