@@ -47,12 +47,12 @@ def public_names() -> dict[str, str]:
     return found
 
 
-def link_names(text: str) -> str:
-    """Turn each `` `name` `` of a public name into a link to its page."""
+def link_names(text: str, exclude: frozenset[str] = frozenset()) -> str:
+    """Turn each `` `name` `` of a public name (less ``exclude``) into a link to its page."""
     names = public_names()
 
     def link(match: re.Match[str]) -> str:
-        path = names.get(match.group(1))
+        path = None if match.group(1) in exclude else names.get(match.group(1))
         return f"[`{match.group(1)}`][{path}]" if path else match.group(0)
 
     return _BACKTICKED.sub(link, text)

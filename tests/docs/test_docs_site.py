@@ -212,3 +212,18 @@ def test_public_names_in_docstrings_become_links() -> None:
     directives = _directives()
     for name, path in habits.public_names().items():
         assert any(d.endswith(f".{name}") for d in directives), (name, path)
+
+
+def test_public_names_on_the_pages_become_links_outside_code() -> None:
+    spec = importlib.util.spec_from_file_location("name_links", DOCS / "hooks" / "name_links.py")
+    assert spec is not None
+    assert spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    habits = hook._habits()
+    page = "Use `fit` and the `train` extra.\n```python\nfit(model)  # `fit`\n```\nThen `VAE`."
+    linked = hook.link_page(page, lambda line: habits.link_names(line, exclude=hook.NOT_LINKED))
+    assert linked == (
+        "Use [`fit`][genlatent.fit] and the `train` extra.\n```python\nfit(model)  # `fit`\n```\n"
+        "Then [`VAE`][genlatent.VAE]."
+    )
