@@ -19,7 +19,11 @@ MKDOCS_YML = ROOT / "mkdocs.yml"
 GEN_SCRIPT = ROOT / "scripts" / "gen_api_pages.py"
 
 # Namespaces whose every public name must have an API page.
-DOCUMENTED_NAMESPACES = ("genlatent", "genlatent.functional")
+DOCUMENTED_NAMESPACES = (
+    "genlatent", "genlatent.errors", "genlatent.functional", "genlatent.nn", "genlatent.losses",
+    "genlatent.models", "genlatent.priors", "genlatent.metrics", "genlatent.data",
+    "genlatent.train", "genlatent.plotting",
+)  # fmt: skip
 # Pages whose ```python blocks are complete examples, run by test_example_runs.
 EXAMPLE_PAGES = (
     "index.md",
