@@ -7,7 +7,7 @@ because ``loss`` declares them, and draws one row of samples per class.
 
     python examples/conditional_vae.py --out runs/cvae-digits            # bundled digits
     genlatent train --model examples/conditional_vae.py:build --dataset mnist \\
-        --data-dir ../shared/data/mnist --epochs 5 --out runs/cvae-mnist  # real MNIST
+        --data-dir DATA/mnist --epochs 5 --out runs/cvae-mnist  # real MNIST
     genlatent sample runs/cvae-mnist --out cvae.png                      # a row per class
 """
 

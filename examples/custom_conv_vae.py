@@ -4,8 +4,8 @@
 to the mean and log-variance of q(z | x); a projection maps a latent back to a grid, and
 `ConvDecoder` upsamples it to Bernoulli logits. `VAE` ties them together.
 
-    python examples/custom_conv_vae.py --data-dir ../shared/data/mnist   # MNIST, 10 epochs
-    python examples/custom_conv_vae.py --small                           # 8x8 digits, seconds
+    python examples/custom_conv_vae.py --data-dir DATA/mnist   # MNIST, 10 epochs
+    python examples/custom_conv_vae.py --small                 # 8x8 digits, seconds
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class LatentToGrid(nn.Module):
 
 
 # --8<-- [start:model]
-def conv_vae(
+def build_conv_vae(
     image_shape: tuple[int, int, int],
     *,
     hidden_channels: int = 64,
@@ -92,7 +92,7 @@ class Result:
 
 
 # --8<-- [start:train]
-def fit(
+def train_loop(
     model: VAE,
     train_set: ImageDataset,
     *,
@@ -150,10 +150,10 @@ def main(argv: Sequence[str] | None = None) -> Result:
     # --8<-- [start:main]
     torch.manual_seed(args.seed)  # the initial weights
     generator = torch.Generator().manual_seed(args.seed)  # batch order and the VAE's noise
-    model = conv_vae(
+    model = build_conv_vae(
         train_set.image_shape, hidden_channels=args.hidden_channels, latent_dim=args.latent_dim
     )
-    train_losses = fit(
+    train_losses = train_loop(
         model,
         train_set,
         epochs=args.epochs,

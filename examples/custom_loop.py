@@ -5,7 +5,7 @@ VQ-VAE is put together by hand from `ConvEncoder`, `VectorQuantizer` and `ConvDe
 and its loss is written out: reconstruction error plus the quantizer's codebook and
 commitment terms (VQ-VAE eq. 3).
 
-    python examples/custom_loop.py --data-dir ../shared/data/mnist   # MNIST
+    python examples/custom_loop.py --data-dir DATA/mnist   # MNIST
     python examples/custom_loop.py --small                           # 8x8 digits, seconds
 """
 

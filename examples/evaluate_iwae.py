@@ -3,7 +3,7 @@
 Trains the reference VAE with genlatent's trainer, then reports the test negative ELBO
 and the IWAE estimate of -log p(x) for a growing number of importance samples k.
 
-    python examples/evaluate_iwae.py --data-dir ../shared/data/mnist --iwae-k 1000  # MNIST
+    python examples/evaluate_iwae.py --data-dir DATA/mnist --iwae-k 1000  # MNIST
     python examples/evaluate_iwae.py --small                                         # digits
 """
 

@@ -3,7 +3,7 @@
 A `LightningModule` holds any genlatent `VAE`; its steps call `VAE.loss`, the negative
 ELBO in nats per image. Lightning owns the loop, devices and logging.
 
-    python examples/lightning_vae.py --data-dir ../shared/data/mnist   # MNIST, 30 epochs
+    python examples/lightning_vae.py --data-dir DATA/mnist   # MNIST, 30 epochs
     python examples/lightning_vae.py --small                           # 8x8 digits, seconds
 """
 

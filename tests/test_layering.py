@@ -15,7 +15,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "genlatent"
 
 # Below every layer: imported by anyone, importing nothing of genlatent but each other.
 GROUND = (
-    "_atomic", "_checkpoint", "_device", "_hub", "_options", "_pretrained_json", "_protocols",
+    "_atomic", "_checkpoint", "_deprecation", "_device", "_hub", "_options", "_pretrained_json",
+    "_protocols",
     "_sums", "_validation", "_version", "errors", "pretrained",
 )  # fmt: skip
 

@@ -84,7 +84,7 @@ class GaussianLatentModel(Protocol):
     and latent interpolations ask for.
 
     ``encode(x)`` gives ``(mean, log_var)`` of shape $(B, D)$; ``decode(z)`` gives the
-    decoder's output for ``likelihood`` (one of `LIKELIHOODS`); calling the model with
+    decoder's output for ``likelihood`` (a name `log_likelihood` takes); calling the model with
     ``generator=`` returns an output with ``decoder_output``, ``mean`` and ``log_var``.
     An optional ``prior`` module with ``log_prob(z, encode)`` replaces $\mathcal{N}(0, I)$.
     """

@@ -6,9 +6,11 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,3 +38,14 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr[-6000:]}"
     return site
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run the test at one torch thread: the pages' examples train tiny models, where one
+    thread is fastest and two threads on a busy two-core machine wait on each other
+    (steps measured 100x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -19,7 +19,11 @@ MKDOCS_YML = ROOT / "mkdocs.yml"
 GEN_SCRIPT = ROOT / "scripts" / "gen_api_pages.py"
 
 # Namespaces whose every public name must have an API page.
-DOCUMENTED_NAMESPACES = ("genlatent", "genlatent.functional")
+DOCUMENTED_NAMESPACES = (
+    "genlatent", "genlatent.errors", "genlatent.functional", "genlatent.nn", "genlatent.losses",
+    "genlatent.models", "genlatent.priors", "genlatent.metrics", "genlatent.data",
+    "genlatent.train", "genlatent.plotting",
+)  # fmt: skip
 # Pages whose ```python blocks are complete examples, run by test_example_runs.
 EXAMPLE_PAGES = (
     "index.md",
@@ -167,3 +171,63 @@ def test_examples_are_found() -> None:
     assert any(where.startswith("index.md") for where in ids)
     assert any(where.startswith("concepts/vae.md") for where in ids)
     assert any(where.startswith("concepts/vq.md") for where in ids)
+
+
+def test_home_links_every_concept_tutorial_and_guide() -> None:
+    home = (DOCS / "index.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\(([\w/-]+\.md)(?:#[\w-]+)?\)", home))
+    pages = {
+        p.relative_to(DOCS).as_posix()
+        for folder in ("concepts", "tutorials", "guides")
+        for p in (DOCS / folder).glob("*.md")
+    }
+    assert pages, "no concept, tutorial or guide pages found"
+    assert sorted(pages - linked) == [], "Home does not link these pages"
+    assert "getting-started.md" in linked
+
+
+def test_the_docs_say_which_version_they_describe() -> None:
+    import genlatent
+
+    release = re.match(r"\d+\.\d+\.\d+", genlatent.__version__)
+    assert release, genlatent.__version__
+    home = (DOCS / "index.md").read_text(encoding="utf-8")
+    assert f"genlatent {release.group(0)}" in home
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert f"**{release.group(0)}**" in changelog.split("\n### ", 1)[0], (
+        "the Unreleased section names the version it will be released as"
+    )
+
+
+def test_public_names_in_docstrings_become_links() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "docstring_habits", DOCS / "_griffe" / "docstring_habits.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    habits = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(habits)
+    text = "Train with `fit`, see :class:`VAE`; ``fit`` and `x` stay code, [`VAE`][a.b] stays."
+    assert habits.normalize(text) == (
+        "Train with [`fit`][genlatent.fit], see [`VAE`][genlatent.VAE]; ``fit`` and `x` "
+        "stay code, [`VAE`][a.b] stays."
+    )
+    # every link target is a name with an API page
+    directives = _directives()
+    for name, path in habits.public_names().items():
+        assert any(d.endswith(f".{name}") for d in directives), (name, path)
+
+
+def test_public_names_on_the_pages_become_links_outside_code() -> None:
+    spec = importlib.util.spec_from_file_location("name_links", DOCS / "hooks" / "name_links.py")
+    assert spec is not None
+    assert spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    habits = hook._habits()
+    page = "Use `fit` and the `train` extra.\n```python\nfit(model)  # `fit`\n```\nThen `VAE`."
+    linked = hook.link_page(page, lambda line: habits.link_names(line, exclude=hook.NOT_LINKED))
+    assert linked == (
+        "Use [`fit`][genlatent.fit] and the `train` extra.\n```python\nfit(model)  # `fit`\n```\n"
+        "Then [`VAE`][genlatent.VAE]."
+    )

@@ -1,8 +1,8 @@
 """Every number in the tables of the results and benchmarks pages comes from a committed file.
 
-The convention, for ``docs/results.md`` and ``docs/benchmarks.md``: under a heading, an
-HTML comment names the raw output that the section's tables are made from, as paths
-relative to the repository root (a folder means every ``.json`` and ``.jsonl`` in it,
+The convention, for ``docs/results.md``, ``docs/benchmarks.md`` and the quantizer guide:
+under a heading, an HTML comment names the raw output that the section's tables are made
+from, as paths relative to the repository root (a folder means every ``.json`` and ``.jsonl`` in it,
 recursively)::
 
     ## A section
@@ -18,6 +18,11 @@ images divided by a time (a rate), or the difference of two values of one small 
 gain). A number that
 has no committed run is marked in the page: a cell holding the word "estimate" is not
 read, and a section declared ``<!-- data: estimate -->`` must say "estimate" in its text.
+
+The front pages (``README.md``, ``docs/index.md``, the guides) quote run results in prose.
+There every number with a unit of a result (nats, bits, seconds, dB, percent, images per
+second) outside code must likewise sit under a ``<!-- data: ... -->`` declaration (the
+last one above it) and be found in its files, unless its sentence says "estimate".
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ("docs/results.md", "docs/benchmarks.md")
+PAGES = ("docs/results.md", "docs/benchmarks.md", "docs/guides/which-quantizer.md")
 DECLARATION = re.compile(r"<!--\s*data:\s*(.*?)\s*-->")
 HEADING = re.compile(r"^(#{1,6})\s")
 NUMBER = re.compile(r"(?<![A-Za-wyz_\d.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\d,])")
@@ -188,3 +193,55 @@ def test_every_table_number_is_in_its_committed_output(table: Table) -> None:
         if not _matches(shown, values)
     ]
     assert not unmatched, f"{where}: numbers not in {' '.join(table.sources)}: {unmatched}"
+
+
+# ---------------------------------------------------------------------------- prose
+
+PROSE_PAGES = ("README.md", "docs/index.md", "docs/getting-started.md", "docs/guides/faq.md")
+UNIT = re.compile(
+    r"((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*(?:nats\b|bits\b|s\b|seconds\b|minutes\b|dB\b|%"
+    r"|img/s\b|images per second\b)"
+)
+
+
+def unsourced_prose_numbers(text: str) -> list[str]:
+    """Numbers with a result's unit in the prose of ``text`` (code blocks, inline code and
+    maths left out) that no ``<!-- data: ... -->`` declaration above them sources."""
+    unsourced: list[str] = []
+    sources: tuple[str, ...] = ()
+    fenced = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if fenced:
+            continue
+        if found := DECLARATION.search(line):
+            sources = tuple(found.group(1).split())
+            continue
+        prose = re.sub(r"`[^`]*`|\$[^$]*\$", " ", line)
+        for sentence in re.split(r"(?<=[.;])\s", prose):
+            if ESTIMATE in sentence.lower():
+                continue
+            unsourced.extend(
+                f"{shown} ({sentence.strip()[:60]})"
+                for shown in UNIT.findall(sentence)
+                if not sources or not _matches(shown, _values(sources))
+            )
+    return unsourced
+
+
+@pytest.mark.parametrize("page", PROSE_PAGES)
+def test_every_result_quoted_in_prose_is_in_its_committed_output(page: str) -> None:
+    assert unsourced_prose_numbers((ROOT / page).read_text(encoding="utf-8")) == []
+
+
+def test_a_planted_prose_number_is_caught() -> None:
+    declared = "<!-- data: docs/data/priors/eval-vae.json -->\n"
+    assert unsourced_prose_numbers(declared + "It reaches 100.58 nats per image.") == []
+    assert unsourced_prose_numbers(declared + "It reaches 100.5 nats per image.") == [
+        "100.5 (It reaches 100.5 nats per image.)"
+    ]
+    assert unsourced_prose_numbers("It takes about 4 s per epoch.") == [
+        "4 (It takes about 4 s per epoch.)"
+    ]
+    assert unsourced_prose_numbers("An estimate: 95.1 nats.") == []

@@ -12,7 +12,6 @@ import pickle
 import re
 import sys
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -56,14 +55,7 @@ def _example(name: str) -> ModuleType:
     return module
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The small configurations are tiny models: one thread is fastest, and two threads
-    # on a busy two-core machine wait on each other (steps measured 100x slower).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_every_example_is_tested_and_shown_in_a_tutorial() -> None:
@@ -127,7 +119,7 @@ def test_custom_conv_vae() -> None:
     assert samples.shape == (4, 1, 8, 8)
     assert bool(((samples >= 0) & (samples <= 1)).all())
     with pytest.raises(ValueError, match="divisible by 4"):
-        example.conv_vae((1, 10, 10))
+        example.build_conv_vae((1, 10, 10))
 
 
 def _cifar10_batch(generator: np.random.Generator, count: int) -> bytes:

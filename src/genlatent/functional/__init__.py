@@ -10,12 +10,20 @@ from genlatent.functional.continuous_bernoulli import (
     continuous_bernoulli_log_norm,
     continuous_bernoulli_mean,
 )
+from genlatent.functional.fsq import fsq_bound, fsq_codes, fsq_codes_from_indices
 from genlatent.functional.gaussian import gaussian_kl, gaussian_log_likelihood, reparameterize
 from genlatent.functional.importance import (
     ImportanceWeights,
     gaussian_log_density_ratio,
     log_importance_weights,
     standard_normal_draws,
+)
+from genlatent.functional.lfq import (
+    LFQEntropy,
+    lfq_codes,
+    lfq_codes_from_indices,
+    lfq_entropy,
+    lfq_indices,
 )
 from genlatent.functional.likelihood import (
     check_decoder_output,
@@ -39,9 +47,11 @@ from genlatent.functional.quantize import (
     straight_through,
     vq_losses,
 )
+from genlatent.functional.rotation import rotation_trick
 
 __all__ = [
     "ImportanceWeights",
+    "LFQEntropy",
     "VQLosses",
     "bernoulli_log_likelihood",
     "check_decoder_output",
@@ -55,16 +65,24 @@ __all__ = [
     "discretized_logistic_mixture_mean",
     "ema_codebook_update",
     "fit_decoder_output",
+    "fsq_bound",
+    "fsq_codes",
+    "fsq_codes_from_indices",
     "gaussian_kl",
     "gaussian_log_density_ratio",
     "gaussian_log_likelihood",
     "gaussian_log_prob",
     "gaussian_mixture_log_prob",
+    "lfq_codes",
+    "lfq_codes_from_indices",
+    "lfq_entropy",
+    "lfq_indices",
     "likelihood_mean",
     "log_importance_weights",
     "log_likelihood",
     "nearest_code",
     "reparameterize",
+    "rotation_trick",
     "split_logistic_mixture",
     "standard_normal_draws",
     "straight_through",

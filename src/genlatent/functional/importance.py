@@ -131,7 +131,7 @@ def log_importance_weights(
         z: the latents, $(K, B, D)$.
         mean: the posterior mean $\mu$, $(B, D)$.
         log_var: the posterior log-variance, $(B, D)$.
-        likelihood: one of `LIKELIHOODS`.
+        likelihood: a name `log_likelihood` takes.
         noise: the $\varepsilon_i$ with $z_i = \mu + \sigma \odot \varepsilon_i$, if known.
         log_prior: $\log p(z_i)$, $(K, B)$, in place of the standard normal prior.
         validate: run the checks that read values (NaN, ranges) for this call: ``None``

@@ -40,25 +40,13 @@ LIKELIHOODS = (
     "gaussian_learned_var",
     "discretized_logistic",
 )
-"""The names a model or loss accepts as ``likelihood``.
-
-What the decoder outputs for data $x$ of shape $(B, C, *)$ (or flat $(B, D)$, with $D$
-in the place of $C$):
-
-| name | decoder output | parameters |
-| --- | --- | --- |
-| ``"bernoulli"`` | $(B, C, *)$ | logits (`bernoulli_log_likelihood`) |
-| ``"continuous_bernoulli"`` | $(B, C, *)$ | logits (`continuous_bernoulli_log_likelihood`) |
-| ``"gaussian"`` | $(B, C, *)$ | the mean; unit variance (`gaussian_log_likelihood`) |
-| ``"gaussian_learned_var"`` | $(B, 2C, *)$ | mean, then log-variance, split along dim 1 |
-| ``"discretized_logistic"`` | $(B, 3MC, *)$ | $M$ logistics per value (`split_logistic_mixture`) |
-"""
+"""The names a model or loss accepts as ``likelihood`` (the layouts are in `log_likelihood`)."""
 
 _NEEDS_MIXTURES = "discretized_logistic"
 
 
 def check_likelihood(likelihood: object) -> str:
-    """Return ``likelihood`` if it names one of `LIKELIHOODS`, else raise ``ValueError``."""
+    """Return ``likelihood`` if it names a known likelihood, else raise ``ValueError``."""
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
     return str(likelihood)
@@ -68,7 +56,7 @@ def decoder_channels(likelihood: str, channels: int, *, num_mixtures: int | None
     """How many output channels (or flat features) a decoder needs for ``channels`` data channels.
 
     Args:
-        likelihood: one of `LIKELIHOODS`.
+        likelihood: a name `log_likelihood` takes.
         channels: $C$, the data's channels (or $D$, its features, for flat data).
         num_mixtures: $M$, required for ``"discretized_logistic"`` and only there.
 
@@ -105,7 +93,7 @@ def check_decoder_output(
     *,
     num_mixtures: int | None = None,
 ) -> int | None:
-    """Require ``decoder_output`` to fit ``x`` under ``likelihood`` (see `LIKELIHOODS`).
+    """Require ``decoder_output`` to fit ``x`` under ``likelihood`` (see `log_likelihood`).
 
     Returns:
         The number of mixtures $M$ for ``"discretized_logistic"`` (``num_mixtures``, or
@@ -161,6 +149,17 @@ def log_likelihood(
     `gaussian_log_likelihood`), ``"discretized_logistic"`` as the parameters of
     `discretized_logistic_mixture_log_likelihood` (256 bins).
 
+    What the decoder outputs for data $x$ of shape $(B, C, *)$ (or flat $(B, D)$, with $D$
+    in the place of $C$):
+
+    | name | decoder output | parameters |
+    | --- | --- | --- |
+    | ``"bernoulli"`` | $(B, C, *)$ | logits (`bernoulli_log_likelihood`) |
+    | ``"continuous_bernoulli"`` | $(B, C, *)$ | logits (`continuous_bernoulli_log_likelihood`) |
+    | ``"gaussian"`` | $(B, C, *)$ | the mean; unit variance (`gaussian_log_likelihood`) |
+    | ``"gaussian_learned_var"`` | $(B, 2C, *)$ | mean, then log-variance, split along dim 1 |
+    | ``"discretized_logistic"`` | $(B, 3MC, *)$ | $M$ logistics (`split_logistic_mixture`) |
+
     A learned variance per value is unbounded above on data that a decoder can predict
     exactly (MNIST's constant black border): its log-variance can run to $-\infty$. Use it
     on dequantized or noisy data, or with a discrete likelihood instead.
@@ -179,9 +178,9 @@ def log_likelihood(
 
     Args:
         x: the data, $(B, C, *)$ or $(B, D)$.
-        decoder_output: the likelihood's parameters, shaped as `LIKELIHOODS` lists,
+        decoder_output: the likelihood's parameters, shaped as the table above lists,
             optionally with a leading sample dimension.
-        likelihood: one of `LIKELIHOODS`.
+        likelihood: a name `log_likelihood` takes.
         num_mixtures: $M$ for ``"discretized_logistic"``; read from the channels when ``None``.
         validate: run the checks that read values (NaN, ranges) for this call: ``None``
             follows `set_validate_args`, ``False`` skips them (inputs checked already).
@@ -260,7 +259,7 @@ def _log_likelihood_samples(
 
 
 def fit_decoder_output(output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """A decoder's output in the layout the likelihoods expect for ``x`` (see `LIKELIHOODS`).
+    """A decoder's output in the layout the likelihoods expect for ``x`` (see `log_likelihood`).
 
     When each row of ``output`` $(N, *)$ holds $P$ times as many values as an example of
     ``x`` $(B, C, *)$, it is reshaped to $(N, P C, *)$ (to $(N, P D)$ for flat $x$), so an

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import torch
 
+from genlatent._deprecation import add_renamed_field
 from genlatent._validation import check_finite, check_floating, check_reduction
 from genlatent.functional._reduce import reduce_batch
 from genlatent.functional.gaussian import gaussian_kl
@@ -38,6 +39,10 @@ class VAELoss(NamedTuple):
     (under another prior, its Monte Carlo estimate $\log q(z \mid x) - \log p(z)$)."""
     elbo_loss: torch.Tensor
     """``reconstruction_loss + kl``: the true negative ELBO, whatever ``loss`` optimises."""
+
+
+# Old names of 0.1, kept for one release (see docs/guides/migration.md).
+add_renamed_field(VAELoss, "reconstruction", "reconstruction_loss")
 
 
 def vae_loss(
@@ -90,7 +95,7 @@ def vae_loss(
 
     Args:
         x: the data, in $[0, 1]$ for the Bernoulli likelihoods.
-        decoder_output: the likelihood's parameters for ``x`` (see `LIKELIHOODS`):
+        decoder_output: the likelihood's parameters for ``x`` (see `log_likelihood`):
             Bernoulli logits, or with ``likelihood="gaussian"`` the mean of a
             unit-variance Gaussian.
         mean: the posterior mean $\mu$.
@@ -107,7 +112,7 @@ def vae_loss(
             $\mathcal{N}(0, I)$: the Monte Carlo estimate
             $\log q(z \mid x) - \log p(z)$ under another prior (`VampPrior`). Not with
             ``free_bits``, which needs the KL of each latent dimension.
-        likelihood: one of `LIKELIHOODS`, e.g. ``"bernoulli"`` (binary cross-entropy
+        likelihood: a name `log_likelihood` takes, e.g. ``"bernoulli"`` (binary cross-entropy
             from logits) or ``"gaussian"`` (unit variance: half the squared error plus
             $\tfrac{1}{2}\log 2\pi$ per value).
         reduction: ``"none"`` gives one value per example $(B,)$, ``"sum"`` adds them,

@@ -53,7 +53,7 @@ def iwae_loss(
         log_prior: $\log p(z_i)$, $(K, B)$, for a prior other than $\mathcal{N}(0, I)$
             (a `VampPrior`); the ``kl`` reported is then the Monte Carlo estimate
             $\frac{1}{K}\sum_i \log q(z_i \mid x) - \log p(z_i)$.
-        likelihood: one of `LIKELIHOODS`.
+        likelihood: a name `log_likelihood` takes.
         reduction: over the batch only (each $\log p(x \mid z_i)$ is summed over every
             data value, the KL over the latent, and the $K$ latents are combined by the
             logsumexp): ``"none"`` gives one value per example $(B,)$, ``"sum"`` adds

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import torch
 
+from genlatent._deprecation import add_renamed_field
 from genlatent._validation import (
     check_finite,
     check_floating,
@@ -35,6 +36,11 @@ class VQVAELoss(NamedTuple):
     """The quantizer's named terms (unweighted, batch means), for logging."""
     code_counts: torch.Tensor | None = None
     """This batch's code counts $(K,)$ (or $(S, K)$ per stage), for usage statistics."""
+
+
+# Old names of 0.1, kept for one release (see docs/guides/migration.md).
+add_renamed_field(VQVAELoss, "reconstruction", "reconstruction_loss")
+add_renamed_field(VQVAELoss, "quantizer", "quantizer_loss")
 
 
 def vqvae_loss(

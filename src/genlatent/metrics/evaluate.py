@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import torch
 
+from genlatent._deprecation import renamed_attribute
 from genlatent._device import module_device
 from genlatent._protocols import GaussianLatentModel, declared_keywords, loss_parts
 from genlatent._sums import ExampleSums, accumulator_dtype
@@ -53,6 +54,9 @@ class VAEEvaluation:
     """How many examples were evaluated."""
     values_per_example: int
     r"""$D$, data values in one example ($C \cdot H \cdot W$)."""
+
+    # Old names of 0.1, kept for one release (see docs/guides/migration.md).
+    reconstruction = renamed_attribute("VAEEvaluation", "reconstruction", "reconstruction_loss")
 
 
 @dataclass(frozen=True, eq=False)

@@ -46,7 +46,7 @@ def iwae_bound(
 
     with $\log w_i = \log p(x \mid z_i) + \log \mathcal{N}(z_i; 0, I)
     - \log \mathcal{N}(z_i; \mu, \operatorname{diag}\sigma^2)$, where $\log p(x \mid z)$ is
-    the model's likelihood (``model.likelihood``, one of `LIKELIHOODS`); a model whose
+    the model's likelihood (``model.likelihood``, a name `log_likelihood` takes); a model whose
     ``prior`` attribute is a module (a `VampPrior`) has $\log p(z_i)$ from its
     ``log_prob`` in place of $\log \mathcal{N}(z_i; 0, I)$. The weights come
     from `log_importance_weights`, the maths `iwae_loss` (the training objective of

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple, Protocol, cast
 import torch
 from torch import nn
 
+from genlatent._deprecation import add_renamed_field
 from genlatent._validation import check_finite, check_positive_int
 from genlatent.functional._dtype import at_least_float32
 from genlatent.functional.gaussian import reparameterize
@@ -46,13 +47,17 @@ class VAEOutput(NamedTuple):
     decoder_output: torch.Tensor
     """The likelihood's parameters for the sampled latent: shaped like ``x`` for Bernoulli
     logits (``likelihood="bernoulli"``) or the Gaussian mean (``"gaussian"``), with $P$
-    times ``x``'s channels for a likelihood of $P$ parameters per value (see `LIKELIHOODS`)."""
+    times ``x``'s channels for a likelihood of $P$ parameters per value (see `log_likelihood`)."""
     mean: torch.Tensor
     r"""Posterior mean $\mu$, shape $(B, D)$."""
     log_var: torch.Tensor
     r"""Posterior log-variance $\log\sigma^2$, shape $(B, D)$."""
     z: torch.Tensor
     r"""The reparameterized sample $z = \mu + \sigma \odot \varepsilon$, shape $(B, D)$."""
+
+
+# Old names of 0.1, kept for one release (see docs/guides/migration.md).
+add_renamed_field(VAEOutput, "logits", "decoder_output")
 
 
 class VampPrior(nn.Module, PretrainedMixin):
@@ -147,7 +152,7 @@ class VAE(nn.Module, PretrainedMixin):
             `MLPEncoder`.
         decoder: a module mapping $(B, D)$ latents to the data's shape, such as `MLPDecoder`.
         latent_dim: $D$; read from ``decoder.latent_dim`` when not given.
-        likelihood: one of `LIKELIHOODS`: ``"bernoulli"`` (decoder gives logits),
+        likelihood: a name `log_likelihood` takes: ``"bernoulli"`` (decoder gives logits),
             ``"gaussian"`` (the mean of a unit-variance Gaussian), ``"continuous_bernoulli"``,
             ``"gaussian_learned_var"`` (mean and log-variance: twice the channels) or
             ``"discretized_logistic"`` ($3M$ times the channels; `decoder_channels` says how

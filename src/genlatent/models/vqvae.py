@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from genlatent._deprecation import renamed_method
 from genlatent._device import module_device
 from genlatent._validation import check_positive_int
 from genlatent.functional._dtype import at_least_float32
@@ -209,6 +210,9 @@ class VQVAE(nn.Module, PretrainedMixin):
 
     def extra_repr(self) -> str:
         return f"grid_shape={self.grid_shape}"
+
+    # Old names of 0.1, kept for one release (see docs/guides/migration.md).
+    decode_indices = renamed_method("VQVAE", "decode_indices", "decode")
 
 
 _GRID_SHAPE = "grid_shape"

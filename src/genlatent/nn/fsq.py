@@ -29,7 +29,7 @@ class FSQ(ProjectedQuantizer, PretrainedMixin):
 
     Each of the $C$ = ``len(levels)`` channels is bounded with $\tanh$ to an interval that
     holds ``levels[c]`` integers, rounded with the straight-through estimator and scaled to
-    $[-1, 1]$ (`genlatent.functional.fsq` has the formulas, including the half-level offset
+    $[-1, 1]$ (`fsq_codes` has the formulas, including the half-level offset
     of even level counts, as the paper's reference code):
 
     $$\hat z_c = \operatorname{round}\big(h_c \tanh(z_c + s_c) - o_c\big)

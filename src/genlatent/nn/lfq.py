@@ -58,7 +58,7 @@ class LFQ(ProjectedQuantizer, PretrainedMixin):
     = ``temperature``, $\bar p$ its batch mean, and the commitment a mean over all
     elements. The constant $\gamma \log K$ makes the entropy term a sum of two
     non-negative parts, so it is $\ge 0$ and reads 0 at its optimum (see
-    `genlatent.functional.lfq`, which also shows how $2^{16}$ codes fit in memory: the
+    `lfq_entropy`, which also shows how $2^{16}$ codes fit in memory: the
     exact batch distribution from two $N \times 2^{n/2}$ factors, never $N \times K$).
     ``terms`` holds ``entropy`` (that shifted entropy term) and ``commitment``. All of it
     is float32 with autocast off. In training under ``torch.distributed``, $\bar p$ is the

@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from genlatent._deprecation import renamed_method
 from genlatent._validation import (
     check_choice,
     check_in_open_interval,
@@ -526,3 +527,6 @@ class VectorQuantizer(nn.Module, PretrainedMixin):
         indices = check_indices(indices, self.codebook_size)
         vectors = F.embedding(indices, self._codes())
         return to_layout(vectors, channel_last=self.channel_last)
+
+    # Old names of 0.1, kept for one release (see docs/guides/migration.md).
+    lookup = renamed_method("VectorQuantizer", "lookup", "decode")

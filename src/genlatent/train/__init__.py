@@ -8,7 +8,13 @@ from genlatent.train.config import ObjectiveOptions, TrainConfig, TrainerSetting
 from genlatent.train.fit import RunSummary, fit
 from genlatent.train.images import image_grid, save_image_grid
 from genlatent.train.loop import NonFiniteLossError
-from genlatent.train.prior import evaluate_prior, fit_prior, load_prior, prior_source
+from genlatent.train.prior import (
+    encode_codes,
+    evaluate_prior,
+    fit_prior,
+    load_prior,
+    prior_source,
+)
 from genlatent.train.rundir import RunDirectory, RunDirectoryError
 from genlatent.train.runner import train
 from genlatent.train.runs import LoadedRun, evaluate_run, load_run
@@ -24,6 +30,7 @@ __all__ = [
     "RunSummary",
     "TrainConfig",
     "TrainerSettings",
+    "encode_codes",
     "evaluate_prior",
     "evaluate_run",
     "fit",

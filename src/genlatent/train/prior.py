@@ -106,8 +106,18 @@ def prior_source(run_dir: str | os.PathLike[str]) -> Path | None:
 def encode_codes(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
     """The code grids of ``images`` under ``model.encode``, int64 on the CPU.
 
-    uint8 images are scaled to $[0, 1]$. The model runs in eval mode (restored after), so
-    an EMA codebook and dead-code counters do not change.
+    The input of a prior: fit a `TransformerPrior` or `PixelCNNPrior` to the grids of the
+    training set. uint8 images are scaled to $[0, 1]$. The model runs in eval mode
+    (restored after), so an EMA codebook and dead-code counters do not change.
+
+    Args:
+        model: a model with ``encode(images) -> indices``, such as a `VQVAE`.
+        images: images $(N, C, H, W)$, float in $[0, 1]$ or uint8.
+        batch_size: images encoded at once, on the model's device.
+
+    Returns:
+        The code indices $(N, *G)$, where $G$ is the model's code grid ($(h, w)$ for a
+        convolutional encoder), int64 on the CPU.
     """
     require_methods(model, ("encode",), "encoding codes")
     was_training = model.training
