@@ -95,9 +95,8 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0) -> torch.
       C_1 = (0.01 R)^2, \; C_2 = (0.03 R)^2,$$
 
     averaged over the $(H - 10)(W - 10)$ positions and the $C$ channels. The reference code
-    also downsamples images larger than 256 pixels a side first; this does not.
-    ``torchmetrics`` pads the images and averages over every pixel instead, so its values
-    differ from these by about 1e-3.
+    also downsamples images larger than 256 pixels a side first; this does not. Libraries
+    that pad the images and average over the border too give slightly different values.
 
     Args:
         x: images, e.g. reconstructions.

@@ -35,7 +35,7 @@ def _reconstructions(
 ) -> torch.Tensor:
     """``model.reconstruct`` of ``images`` (with ``labels=`` where it takes them) in eval
     mode, clamped to [0, 1], on the CPU."""
-    reconstruct = model.reconstruct
+    reconstruct: Callable[..., torch.Tensor] = getattr(model, "reconstruct")  # noqa: B009
     takes_labels = "labels" in declared_keywords(reconstruct)
     training = model.training
     model.eval()
@@ -67,11 +67,12 @@ def sample_quality(
     reconstructions (`reconstruction_frechet_distance`; 0 for a perfect autoencoder).
     Where it samples, or with ``prior``, the samples come from ``model.sample``
     (balanced over the classes, ``labels[i] = i mod C``, when it takes ``labels``), or
-    with ``prior`` from the prior's code grids decoded by the run's model. The classifier's features of the samples are compared with those
-    of the first ``num`` test images (`frechet_distance`); ``frechet_distance_floor`` is
-    the same distance for ``num`` real training images, the value of a perfect model at
-    this sample size. ``class_consistency`` is the fraction of class-conditional samples
-    that the classifier assigns to the class asked for.
+    with ``prior`` from the prior's code grids decoded by the run's model. The
+    classifier's features of the samples are compared with those of the first ``num``
+    test images (`frechet_distance`); ``frechet_distance_floor`` is the same distance for
+    ``num`` real training images, the value of a perfect model at this sample size.
+    ``class_consistency`` is the fraction of class-conditional samples that the
+    classifier assigns to the class asked for.
 
     Raises:
         TypeError: if the run's model can neither sample, take a prior, nor reconstruct.
