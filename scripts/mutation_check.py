@@ -278,6 +278,50 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         "a binarized run scores its test set in grey levels, unlike its evaluation",
     ),
+    Mutation(
+        "ssim-c2",
+        "src/genlatent/metrics/reconstruction.py",
+        "c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2",
+        "c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K1 * data_range) ** 2",
+        (
+            "tests/metrics/test_reconstruction.py::test_ssim_matches_the_papers_formula_window_by_window",
+        ),
+        "SSIM's contrast-structure constant C2 built from K1 instead of K2",
+    ),
+    Mutation(
+        "adaptive-weight-eps",
+        "src/genlatent/losses/adversarial.py",
+        "weight = reconstruction_norm / (adversarial_norm + eps)",
+        "weight = reconstruction_norm / adversarial_norm",
+        (
+            "tests/losses/test_adversarial.py::test_adaptive_weight_is_the_ratio_of_gradient_norms_in_closed_form",
+        ),
+        "VQGAN's adaptive weight without the epsilon of its denominator",
+    ),
+    Mutation(
+        "hinge-fake-margin",
+        "src/genlatent/losses/adversarial.py",
+        "_per_example(F.relu(1.0 + fake))",
+        "_per_example(F.relu(1.0 - fake))",
+        ("tests/losses/test_adversarial.py::test_hinge_losses_match_their_definitions",),
+        "the discriminator's hinge pushes fake logits up instead of down",
+    ),
+    Mutation(
+        "perceptual-unnormalised",
+        "src/genlatent/losses/perceptual.py",
+        "return features / (features.square().sum(dim=1, keepdim=True).sqrt() + _EPS)",
+        "return features",
+        ("tests/losses/test_perceptual.py::test_matches_the_lpips_formula",),
+        "LPIPS-style features compared without scaling each position's channels to unit length",
+    ),
+    Mutation(
+        "patchgan-last-stride",
+        "src/genlatent/nn/discriminator.py",
+        "stride = 2 if level < layers else 1",
+        "stride = 2",
+        ("tests/nn/test_discriminator.py::test_each_logit_sees_a_patch_of_the_receptive_field",),
+        "the PatchGAN's stride-1 convolution made stride 2 (another receptive field)",
+    ),
 )
 
 

@@ -3,8 +3,8 @@
 The layers, each importing only those before it:
 
 - `genlatent.functional`: pure maths (reparameterization, KL, likelihoods, quantization)
-- `genlatent.nn`: encoders, decoders and the `VectorQuantizer`
-- `genlatent.losses`: the ELBO and the VQ-VAE objective
+- `genlatent.nn`: encoders, decoders, the quantizers and the `PatchDiscriminator`
+- `genlatent.losses`: the ELBO, the VQ-VAE objective, adversarial and perceptual losses
 - `genlatent.models`: `VAE`, `ConditionalVAE`, `VQVAE` and the reference presets
 - `genlatent.train`: `fit` (any model that follows the protocol), `load_run`, `train`
 
@@ -26,7 +26,7 @@ from genlatent.functional import (
     gaussian_log_likelihood,
     reparameterize,
 )
-from genlatent.losses import VAELoss, VQVAELoss, vae_loss, vqvae_loss
+from genlatent.losses import PerceptualLoss, VAELoss, VQVAELoss, vae_loss, vqvae_loss
 from genlatent.models import (
     VAE,
     VQVAE,
@@ -45,6 +45,7 @@ from genlatent.nn import (
     GaussianParams,
     MLPDecoder,
     MLPEncoder,
+    PatchDiscriminator,
     Quantizer,
     QuantizerOutput,
     ResidualBlock,
@@ -68,6 +69,8 @@ __all__ = [
     "MLPDecoder",
     "MLPEncoder",
     "Model",
+    "PatchDiscriminator",
+    "PerceptualLoss",
     "PixelCNNPrior",
     "PretrainedMixin",
     "Quantizer",

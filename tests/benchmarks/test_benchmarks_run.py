@@ -127,3 +127,19 @@ def test_iwae_quick(tmp_path: Path) -> None:
     for name in ("genlatent iwae_bound", "plain reimplementation", "decoder alone"):
         assert evaluation[name]["median_s"] > 0
     assert set(doc["training_step"]) >= {"k", "batch", "genlatent", "plain"}
+
+
+def test_discriminator_share_quick(tmp_path: Path) -> None:
+    _, doc = _run("discriminator_share", tmp_path)
+    results = doc["results"]
+    names = ("generator (pixel loss)", "generator (+ adversarial)", "discriminator")
+    assert set(results) == set(names)
+    for name in names:
+        _check_timing(results[name])
+    generator = results["generator (+ adversarial)"]["median_s"]
+    discriminator = results["discriminator"]["median_s"]
+    assert doc["discriminator_share"] == discriminator / (generator + discriminator)
+    assert 0 < doc["discriminator_share"] < 1
+    assert doc["adversarial_generator_overhead"] == (
+        generator / results["generator (pixel loss)"]["median_s"]
+    )

@@ -156,8 +156,9 @@ def _add_inspection(commands: Any) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="also the Frechet distance (and class consistency) of N samples, measured with "
-        "a classifier trained on the dataset (not Inception: not comparable with FID)",
+        help="also the Frechet distance (and class consistency) of N samples and that of the "
+        "reconstructions of N test images, measured with a classifier trained on the dataset "
+        "(not Inception: not comparable with FID or rFID)",
     )
     _add_prior_choice(evaluate)
 

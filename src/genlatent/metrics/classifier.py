@@ -24,7 +24,13 @@ from genlatent._validation import check_positive_int, check_tensor
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
 
-__all__ = ["Classifier", "class_consistency", "load_or_train_classifier", "train_classifier"]
+__all__ = [
+    "Classifier",
+    "ClassifierFeatureMaps",
+    "class_consistency",
+    "load_or_train_classifier",
+    "train_classifier",
+]
 
 # Bump when the architecture or the training recipe changes: cached weights keyed on an
 # older version are then retrained instead of loaded.
@@ -110,16 +116,34 @@ class Classifier(nn.Module):
             )
         return x
 
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._check(x)
+        if self.working_size != self.image_size:
+            size = (self.working_size, self.working_size)
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return x
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate layer's activations $(B, \\text{hidden\\_features})$.
 
         These are the features `frechet_distance` compares.
         """
-        x = self._check(x)
-        if self.working_size != self.image_size:
-            size = (self.working_size, self.working_size)
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        return self.body(x)
+        return self.body(self._prepare(x))
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The activations after each ReLU, as maps for `PerceptualLoss`.
+
+        ``[(B, 6, S', S'), (B, 16, S'/2 - 4, S'/2 - 4), (B, hidden_features, 1, 1)]`` with
+        $S'$ the working size (28 for MNIST): the two convolutions' before pooling, then
+        `features` as a $1 \\times 1$ map.
+        """
+        maps = []
+        hidden = self._prepare(x)
+        for layer in self.body:
+            hidden = layer(hidden)
+            if isinstance(layer, nn.ReLU):
+                maps.append(hidden if hidden.ndim == 4 else hidden[:, :, None, None])
+        return maps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The class logits $(B, \\text{num\\_classes})$."""
@@ -135,6 +159,36 @@ class Classifier(nn.Module):
             f"in_channels={self.in_channels}, num_classes={self.num_classes}, "
             f"image_size={self.image_size}, hidden_features={self.hidden_features}"
         )
+
+
+class ClassifierFeatureMaps(nn.Module):
+    """A `Classifier`'s `Classifier.feature_maps` as a module: features for `PerceptualLoss`.
+
+    The offline perceptual loss: no download, features learnt from the user's own
+    labelled data. They know that dataset's classes and nothing else, so they are no model
+    of human perception; and a reconstruction trained against them is then scored by the
+    same network's Fréchet distance, which favours it (report both with that caveat, or
+    train the loss's classifier with another ``seed``).
+
+    Args:
+        classifier: a trained `Classifier` (it is frozen by `PerceptualLoss`).
+
+    Example:
+        >>> import torch
+        >>> from genlatent.losses import PerceptualLoss
+        >>> loss = PerceptualLoss(ClassifierFeatureMaps(Classifier()))
+        >>> x = torch.rand(4, 1, 28, 28)
+        >>> loss(x, x, reduction="none").tolist()
+        [0.0, 0.0, 0.0, 0.0]
+    """
+
+    def __init__(self, classifier: Classifier) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The classifier's feature maps of ``x`` $(B, C, S, S)$ in $[0, 1]$."""
+        return self.classifier.feature_maps(x)
 
 
 def train_classifier(

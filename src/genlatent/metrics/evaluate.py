@@ -1,4 +1,5 @@
-"""Whole-dataset evaluation of a VAE (ELBO, IWAE, bits/dim) and a VQ-VAE (MSE, PSNR, codes)."""
+"""Whole-dataset evaluation of a VAE (ELBO, IWAE, bits/dim) and of any model by protocol
+(terms, MSE, PSNR, SSIM, codes)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from genlatent._validation import (
 )
 from genlatent.losses.elbo import vae_loss
 from genlatent.metrics.iwae import iwae_bound
+from genlatent.metrics.reconstruction import SSIM_WINDOW, ssim
 from genlatent.metrics.stats import bits_per_dim, code_usage
 
 __all__ = ["Evaluation", "VAEEvaluation", "evaluate_model", "evaluate_vae"]
@@ -74,6 +76,10 @@ class Evaluation:
     psnr: float | None = None
     r"""$10 \log_{10}(R^2 / \text{mse})$ in dB from the dataset MSE ($R$ = ``data_range``);
     ``inf`` when the MSE is 0."""
+    ssim: float | None = None
+    """Mean over images of `ssim` (Wang et al. 2004, 11x11 Gaussian window, no padding);
+    ``None`` for a model that cannot reconstruct, or data that are not images
+    $(B, C, H, W)$ of at least 11x11 pixels."""
     fraction_used: float | None = None
     """Fraction of codes chosen at least once (mean over stages); ``None`` for a model that
     reports no ``code_counts``."""
@@ -86,7 +92,7 @@ class Evaluation:
     def as_dict(self) -> dict[str, float | int]:
         """The numbers as one flat dict (terms by name, then the other fields that are set)."""
         values: dict[str, float | int] = {"num_examples": self.num_examples, **self.terms}
-        for name in ("mse", "psnr", "fraction_used", "perplexity"):
+        for name in ("mse", "psnr", "ssim", "fraction_used", "perplexity"):
             value = getattr(self, name)
             if value is not None:
                 values[name] = value
@@ -274,7 +280,9 @@ def evaluate_model(
     every example and the PSNR from it,
 
     $$\text{mse} = \frac{1}{NP}\sum_{n,j} (\hat x_{nj} - x_{nj})^2, \qquad
-      \text{psnr} = 10 \log_{10}\frac{R^2}{\text{mse}};$$
+      \text{psnr} = 10 \log_{10}\frac{R^2}{\text{mse}},$$
+
+    and, for images of at least $11 \times 11$ pixels, the mean of each image's `ssim`;
 
     if ``model.loss`` reports ``code_counts``, the code usage of the whole set (see
     `code_usage`): the PSNR and perplexity come from dataset totals, not from means of
@@ -323,6 +331,8 @@ def evaluate_model(
     sums = ExampleSums(device)
     counts: torch.Tensor | None = None
     squared_error = torch.zeros((), dtype=sums.dtype, device=device)
+    ssim_total = torch.zeros((), dtype=sums.dtype, device=device)
+    images = reconstructs
     num_values = 0
     with _evaluation_mode(model):
         for index, batch in enumerate(batches):
@@ -336,7 +346,12 @@ def evaluate_model(
                 batch_counts = parts.code_counts.to(sums.dtype)
                 counts = batch_counts if counts is None else counts + batch_counts
             if reconstructs:
-                squared_error += _squared_error(_call(model.reconstruct, x, labels), x, index)
+                reconstruction = _call(model.reconstruct, x, labels)
+                squared_error += _squared_error(reconstruction, x, index)
+                images = images and x.ndim == 4 and min(x.shape[2:]) >= SSIM_WINDOW
+                if images:
+                    per_image = ssim(reconstruction, x, data_range=data_range)
+                    ssim_total += per_image.to(sums.dtype).sum()
             num_values += x.numel()
     if sums.examples == 0:
         raise ValueError("batches must yield at least one example, got none")
@@ -345,6 +360,8 @@ def evaluate_model(
         mse = squared_error.item() / max(num_values, 1)
         psnr = 10.0 * math.log10(data_range**2 / mse) if mse > 0 else math.inf
         result = dataclasses.replace(result, mse=mse, psnr=psnr)
+        if images:
+            result = dataclasses.replace(result, ssim=ssim_total.item() / sums.examples)
     if counts is not None:
         used, perplexity = code_usage(counts)
         result = dataclasses.replace(

@@ -1,6 +1,8 @@
-"""Building blocks: MLP and conv encoders and decoders, the quantizer contract, quantizers."""
+"""Building blocks: MLP and conv encoders and decoders, the quantizer contract, quantizers,
+the PatchGAN discriminator."""
 
 from genlatent.nn.conv import ConvDecoder, ConvEncoder, ResidualBlock
+from genlatent.nn.discriminator import PatchDiscriminator
 from genlatent.nn.fsq import FSQ
 from genlatent.nn.lfq import LFQ
 from genlatent.nn.mlp import GaussianParams, MLPDecoder, MLPEncoder
@@ -16,6 +18,7 @@ __all__ = [
     "GaussianParams",
     "MLPDecoder",
     "MLPEncoder",
+    "PatchDiscriminator",
     "Quantizer",
     "QuantizerOutput",
     "ResidualBlock",

@@ -1,4 +1,5 @@
-"""How good a run's samples are, measured offline: Fréchet distance and class consistency.
+"""How good a run's samples and reconstructions are, measured offline: Fréchet distances
+and class consistency.
 
 Both use the small classifier that genlatent trains on the run's own dataset
 (`load_or_train_classifier`, cached in ``data_home()/classifiers``), not Inception: the
@@ -19,6 +20,7 @@ from genlatent.data.batching import TensorBatches
 from genlatent.data.remote import data_home
 from genlatent.metrics.classifier import class_consistency, load_or_train_classifier
 from genlatent.metrics.frechet import frechet_distance
+from genlatent.metrics.reconstruction import classifier_features, reconstruction_frechet_distance
 from genlatent.train.build import load_datasets
 from genlatent.train.pictures import sample_images
 from genlatent.train.runs import load_run
@@ -28,12 +30,23 @@ __all__ = ["sample_quality"]
 
 
 @torch.no_grad()
-def _features(classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    device = module_device(classifier)
-    parts = [
-        classifier.features(batch.images).double().cpu()  # type: ignore[operator]
-        for batch in TensorBatches(images, batch_size=batch_size, device=device)
-    ]
+def _reconstructions(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
+) -> torch.Tensor:
+    """``model.reconstruct`` of ``images`` (with ``labels=`` where it takes them) in eval
+    mode, clamped to [0, 1], on the CPU."""
+    reconstruct: Callable[..., torch.Tensor] = getattr(model, "reconstruct")  # noqa: B009
+    takes_labels = "labels" in declared_keywords(reconstruct)
+    training = model.training
+    model.eval()
+    parts = []
+    try:
+        batches = TensorBatches(images, labels, batch_size=batch_size, device=module_device(model))
+        for batch in batches:
+            given = {"labels": batch.labels} if takes_labels else {}
+            parts.append(reconstruct(batch.images, **given).float().clamp(0, 1).cpu())
+    finally:
+        model.train(training)
     return torch.cat(parts)
 
 
@@ -47,23 +60,34 @@ def sample_quality(
     classifier_epochs: int = 2,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
-    """Fréchet distance (and class consistency) of ``num`` samples of a run.
+    """Fréchet distances (and class consistency) of ``num`` samples and reconstructions of a run.
 
-    The samples come from ``model.sample`` (balanced over the classes, ``labels[i] = i mod
-    C``, when it takes ``labels``), or with ``prior`` from the prior's code grids decoded
-    by the run's model. The classifier's features of the samples are compared with those
-    of the first ``num`` test images (`frechet_distance`); ``frechet_distance_floor`` is
-    the same distance for ``num`` real training images, the value of a perfect model at
-    this sample size. ``class_consistency`` is the fraction of class-conditional samples
-    that the classifier assigns to the class asked for.
+    Where the model reconstructs, ``reconstruction_frechet_distance`` compares the
+    classifier's features of the first ``num`` test images with those of their
+    reconstructions (`reconstruction_frechet_distance`; 0 for a perfect autoencoder).
+    Where it samples, or with ``prior``, the samples come from ``model.sample``
+    (balanced over the classes, ``labels[i] = i mod C``, when it takes ``labels``), or
+    with ``prior`` from the prior's code grids decoded by the run's model. The
+    classifier's features of the samples are compared with those of the first ``num``
+    test images (`frechet_distance`); ``frechet_distance_floor`` is the same distance for
+    ``num`` real training images, the value of a perfect model at this sample size.
+    ``class_consistency`` is the fraction of class-conditional samples that the
+    classifier assigns to the class asked for.
 
     Raises:
-        TypeError: if the run's model can neither sample nor take a prior.
+        TypeError: if the run's model can neither sample, take a prior, nor reconstruct.
         ValueError: if ``num`` < 2 or exceeds the test set.
     """
     if isinstance(num, bool) or not isinstance(num, int) or num < 2:
         raise ValueError(f"num must be an int >= 2 (a covariance needs two samples), got {num!r}")
     loaded = load_run(run_dir, log=log)
+    samples = prior is not None or callable(getattr(loaded.model, "sample", None))
+    reconstructs = callable(getattr(loaded.model, "reconstruct", None))
+    if not (samples or reconstructs):
+        raise TypeError(
+            f"{type(loaded.model).__name__} can neither sample (no sample method, no prior) "
+            "nor reconstruct: there is nothing to score"
+        )
     config = loaded.config if data_dir is None else loaded.config.replace(data_dir=data_dir)
     train_set, test_set = load_datasets(config)
     if num > len(test_set):
@@ -73,6 +97,17 @@ def sample_quality(
     classifier = load_or_train_classifier(
         train_set, data_home() / "classifiers", epochs=classifier_epochs
     )
+    real = classifier_features(classifier, test_set.images[:num])
+    result: dict[str, float] = {"samples": float(num)}
+    if reconstructs:
+        reconstructions = _reconstructions(
+            loaded.model, test_set.images[:num], test_set.labels[:num]
+        )
+        result["reconstruction_frechet_distance"] = reconstruction_frechet_distance(
+            classifier, test_set.images[:num], reconstructions
+        )
+    if not samples:
+        return result
     classes = getattr(prior, "num_classes", None) if prior is not None else loaded.num_classes
     labels = None if classes is None else torch.arange(num) % classes
     if prior is not None:
@@ -87,14 +122,10 @@ def sample_quality(
             loaded.model, num, example_shape=loaded.example_shape, generator=generator,
             labels=None if labels is None else labels.to(device),
         )  # fmt: skip
-    real = _features(classifier, test_set.images[:num])
-    result = {
-        "frechet_distance": frechet_distance(real, _features(classifier, images)),
-        "frechet_distance_floor": frechet_distance(
-            real, _features(classifier, train_set.images[:num])
-        ),
-        "samples": float(num),
-    }
+    result["frechet_distance"] = frechet_distance(real, classifier_features(classifier, images))
+    result["frechet_distance_floor"] = frechet_distance(
+        real, classifier_features(classifier, train_set.images[:num])
+    )
     if labels is not None:
         result["class_consistency"] = class_consistency(classifier, images.cpu(), labels)
     return result

@@ -185,12 +185,13 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Test-set metrics of a run, by capability (see `evaluate_model`).
 
-    Every term ``model.loss`` logs, the reconstruction MSE and PSNR where the model can
-    reconstruct, code usage where it reports codes; with ``iwae_k`` > 0 and a model with
-    ``encode``, ``decode`` and ``likelihood`` (a Gaussian-latent VAE), also the
-    importance-weighted bound with ``iwae_k`` samples (`iwae_bound`). ``log`` hears of a
-    checkpoint fallback (see `load_run`). The run of a prior (`fit_prior`) is evaluated
-    as one: its test bits per code beside the unigram baseline (`evaluate_prior`).
+    Every term ``model.loss`` logs, the reconstruction MSE, PSNR and SSIM (images of at
+    least 11x11 pixels) where the model can reconstruct, code usage where it reports
+    codes; with ``iwae_k`` > 0 and a model with ``encode``, ``decode`` and ``likelihood``
+    (a Gaussian-latent VAE), also the importance-weighted bound with ``iwae_k`` samples
+    (`iwae_bound`). ``log`` hears of a checkpoint fallback (see `load_run`). The run of a
+    prior (`fit_prior`) is evaluated as one: its test bits per code beside the unigram
+    baseline (`evaluate_prior`).
     """
     from genlatent.metrics import evaluate_model, iwae_bound
     from genlatent.train.prior import evaluate_prior, prior_source
