@@ -2,11 +2,14 @@
 
 from genlatent.nn.conv import ConvDecoder, ConvEncoder, ResidualBlock
 from genlatent.nn.fsq import FSQ
+from genlatent.nn.grouped import GroupedQuantizer
 from genlatent.nn.lfq import LFQ
 from genlatent.nn.mlp import GaussianParams, MLPDecoder, MLPEncoder
 from genlatent.nn.quantize import VectorQuantizer
 from genlatent.nn.quantizer import Quantizer, QuantizerOutput
 from genlatent.nn.residual import ResidualVQ
+from genlatent.nn.residual_quantizer import ResidualQuantizer
+from genlatent.nn.simvq import SimVQ
 
 __all__ = [
     "FSQ",
@@ -14,11 +17,14 @@ __all__ = [
     "ConvDecoder",
     "ConvEncoder",
     "GaussianParams",
+    "GroupedQuantizer",
     "MLPDecoder",
     "MLPEncoder",
     "Quantizer",
     "QuantizerOutput",
     "ResidualBlock",
+    "ResidualQuantizer",
     "ResidualVQ",
+    "SimVQ",
     "VectorQuantizer",
 ]

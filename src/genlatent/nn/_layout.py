@@ -68,10 +68,16 @@ _INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int6
 
 
 def check_indices(
-    indices: object, codebook_size: int, *, stages: int | None = None, dropped: bool = False
+    indices: object,
+    codebook_size: int,
+    *,
+    stages: int | None = None,
+    dropped: bool = False,
+    stages_name: str = "num_quantizers",
 ) -> torch.Tensor:
     """Check an integer index tensor of rank 1..4 (+1 with ``stages``), values in $[0, K)$
-    (or -1, a stage that quantize dropout left out, with ``dropped``)."""
+    (or -1, a stage that quantize dropout left out, with ``dropped``); ``stages_name``
+    names the count of the last dim in the error."""
     if not isinstance(indices, torch.Tensor):
         raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
     if indices.dtype not in _INTEGER_DTYPES:
@@ -82,7 +88,7 @@ def check_indices(
         check_ndim("indices", indices, (2, 3, 4, 5), f"(B, *, {stages}) with up to 3 dims in *")
         if indices.shape[-1] != stages:
             raise ValueError(
-                f"indices must have num_quantizers={stages} in the last dim, "
+                f"indices must have {stages_name}={stages} in the last dim, "
                 f"got shape {tuple(indices.shape)}"
             )
     if indices.numel() > 0:
