@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from genlatent._protocols import QuantizerOutput
 from genlatent._validation import check_floating, check_ndim
 
 PackedShapes = tuple[int, ...]
@@ -62,6 +63,26 @@ def from_rows(
 def indices_from_rows(flat: torch.Tensor, packed_shapes: PackedShapes) -> torch.Tensor:
     """Row indices $(N,)$ (or $(N, S)$) back to $(B, *)$ (or $(B, *, S)$)."""
     return flat.reshape(*packed_shapes, *flat.shape[1:])
+
+
+def output_from_rows(
+    quantized: torch.Tensor,
+    indices: torch.Tensor,
+    packed_shapes: PackedShapes,
+    *,
+    channel_last: bool,
+    loss: torch.Tensor,
+    terms: dict[str, torch.Tensor],
+    counts: torch.Tensor,
+) -> QuantizerOutput:
+    """A row quantizer's `QuantizerOutput`: quantized rows and row indices unpacked."""
+    return QuantizerOutput(
+        quantized=from_rows(quantized, packed_shapes, channel_last=channel_last),
+        indices=indices_from_rows(indices, packed_shapes),
+        loss=loss,
+        terms=terms,
+        counts=counts,
+    )
 
 
 _INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)

@@ -12,7 +12,7 @@ from genlatent._validation import check_positive_int
 from genlatent.functional._dtype import compute_dtype
 from genlatent.functional.quantize import nearest_code, straight_through
 from genlatent.functional.rotation import rotation_trick
-from genlatent.nn._layout import from_rows, indices_from_rows, rows_of
+from genlatent.nn._layout import output_from_rows, rows_of
 from genlatent.nn.quantize import VectorQuantizer, _quantize_rows
 from genlatent.nn.quantizer import QuantizerOutput
 from genlatent.nn.residual_quantizer import DROPPED, ResidualQuantizer
@@ -242,10 +242,11 @@ class ResidualVQ(ResidualQuantizer):
         )
         self._update_state(result, active, training_step=training_step)
         estimator = rotation_trick if first.gradient == "rotation" else straight_through
-        quantized = estimator(rows, result.total).to(inputs.dtype)
-        return QuantizerOutput(
-            quantized=from_rows(quantized, packed_shapes, channel_last=self.channel_last),
-            indices=indices_from_rows(result.indices, packed_shapes),
+        return output_from_rows(
+            estimator(rows, result.total).to(inputs.dtype),
+            result.indices,
+            packed_shapes,
+            channel_last=self.channel_last,
             loss=result.loss,
             terms=result.terms,
             counts=result.counts,

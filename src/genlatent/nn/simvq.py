@@ -12,7 +12,7 @@ from genlatent._validation import (
     check_positive_int,
 )
 from genlatent.functional.simvq import simvq_codebook
-from genlatent.nn._layout import check_indices, from_rows, indices_from_rows, rows_of, to_layout
+from genlatent.nn._layout import check_indices, output_from_rows, rows_of, to_layout
 from genlatent.nn.quantize import _quantize_rows
 from genlatent.nn.quantizer import QuantizerOutput
 from genlatent.pretrained import PretrainedMixin
@@ -141,10 +141,11 @@ class SimVQ(nn.Module, PretrainedMixin):
             ema=False,
             chunk_size=self.chunk_size,
         )
-        quantized = result.quantized.to(inputs.dtype)
-        return QuantizerOutput(
-            quantized=from_rows(quantized, packed_shapes, channel_last=self.channel_last),
-            indices=indices_from_rows(result.indices, packed_shapes),
+        return output_from_rows(
+            result.quantized.to(inputs.dtype),
+            result.indices,
+            packed_shapes,
+            channel_last=self.channel_last,
             loss=result.loss,
             terms=result.terms,
             counts=result.counts,
