@@ -23,7 +23,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genlatent import FSQ, LFQ, VQVAE, ConvDecoder, ConvEncoder, ResidualVQ, VectorQuantizer, fit
+from genlatent import (
+    FSQ,
+    LFQ,
+    VQVAE,
+    ConvDecoder,
+    ConvEncoder,
+    GroupedQuantizer,
+    ResidualQuantizer,
+    ResidualVQ,
+    SimVQ,
+    VectorQuantizer,
+    fit,
+)
 from genlatent.data import TensorBatches, load_mnist
 from genlatent.metrics import evaluate_model
 
@@ -41,6 +53,11 @@ VARIANTS: dict[str, Callable[[], nn.Module]] = {
     "lfq-512": lambda: LFQ(512, dim=DIM),
     "rvq-2x512": lambda: ResidualVQ(2, 512, DIM, **VQ),
     "rvq-4x512": lambda: ResidualVQ(4, 512, DIM, **VQ),
+    "rfsq-4x1000": lambda: ResidualQuantizer([FSQ([8, 5, 5, 5], dim=DIM) for _ in range(4)]),
+    "rlfq-4x512": lambda: ResidualQuantizer([LFQ(512, dim=DIM) for _ in range(4)]),
+    "grouped-lfq-2x512": lambda: GroupedQuantizer([LFQ(512, dim=DIM // 2) for _ in range(2)]),
+    "simvq-512": lambda: SimVQ(512, DIM),
+    "bsq-512": lambda: LFQ(512, dim=DIM, spherical=True),
 }
 
 

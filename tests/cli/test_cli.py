@@ -182,7 +182,7 @@ def test_bad_quantizer_options_are_one_line(cli_error, tmp_path):
     # each option the chosen quantizer does not take is refused, naming what takes it
     cli_error(
         ["train", "vqvae", "--quantizer", "fsq", "--codebook-size", "64", *out],
-        "--codebook-size (vqvae with --quantizer vq, lfq, rvq only)",
+        "--codebook-size (vqvae with --quantizer vq, lfq, rvq, simvq, bsq only)",
     )
     cli_error(["train", "vqvae", "--quantizer", "fsq", "--ema", *out], "--ema (vqvae with")
     cli_error(["train", "vqvae", "--levels", "8,5,5", *out], "--levels (vqvae with --quantizer fsq")

@@ -109,7 +109,10 @@ def test_defaults_and_applies_to_have_their_own_columns(page: str) -> None:
         "Applies to",
         "Description",
     ]
-    assert _row(train, "--codebook-size")[2:4] == ["`512`", "vqvae with --quantizer vq, lfq, rvq"]
+    assert _row(train, "--codebook-size")[2:4] == [
+        "`512`",
+        "vqvae with --quantizer vq, lfq, rvq, simvq, bsq",
+    ]
     assert _row(train, "--levels")[1:4] == [
         "`N,N,...` (tuple)",
         "`8,5,5,5`",

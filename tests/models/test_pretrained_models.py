@@ -13,10 +13,13 @@ from genlatent import (
     VQVAE,
     ConvDecoder,
     ConvEncoder,
+    GroupedQuantizer,
     MLPDecoder,
     MLPEncoder,
     PixelCNNPrior,
+    ResidualQuantizer,
     ResidualVQ,
+    SimVQ,
     TransformerPrior,
     VectorQuantizer,
 )
@@ -120,6 +123,12 @@ QUANTIZERS = {
     "lfq": lambda: LFQ(16, dim=4),
     "rvq": lambda: ResidualVQ(2, 16, 4, ema=True, restart_dead_codes=1),
     "rvq-shared-kmeans": lambda: ResidualVQ(3, 16, 4, shared_codebook=True, init="kmeans"),
+    "residual-fsq": lambda: ResidualQuantizer([FSQ((5, 3), dim=4) for _ in range(3)]),
+    "grouped-vq-ema-and-lfq": lambda: GroupedQuantizer(
+        [VectorQuantizer(16, 2, ema=True), LFQ(16, dim=2)]
+    ),
+    "simvq": lambda: SimVQ(16, 4),
+    "bsq": lambda: LFQ(16, dim=4, spherical=True),
 }
 
 

@@ -1,9 +1,11 @@
-"""FSQ and LFQ under DistributedDataParallel (gloo, 2 processes) equal one process.
+"""FSQ, LFQ and their compositions under DDP (gloo, 2 processes) equal one process.
 
 Each rank trains a DDP replica on its half of every global batch; one process trains the
 same model on the whole batches. FSQ has no state and a per-element loss; LFQ's entropy
 term depends on the batch's mean code distribution, which it all-reduces in training,
-so both replicas must end with the single process's weights (to float tolerance).
+so both replicas must end with the single process's weights (to float tolerance). A
+`ResidualQuantizer` of FSQ stages with quantize dropout (rank 0's draws broadcast, the
+same seed as the single process) and a `GroupedQuantizer` of LFQ groups follow suit.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from genlatent.nn.fsq import FSQ
+from genlatent.nn.grouped import GroupedQuantizer
 from genlatent.nn.lfq import LFQ
+from genlatent.nn.residual_quantizer import ResidualQuantizer
 
 WORLD_SIZE = 2
 STEPS = 3
@@ -33,11 +37,22 @@ def _batches() -> torch.Tensor:
 
 def _quantizers() -> dict[str, nn.Module]:
     torch.manual_seed(5)
-    return {
+    quantizers: dict[str, nn.Module] = {
         "fsq": FSQ([5, 4, 3], dim=DIM, channel_last=True),
         # a high entropy weight and a soft temperature: the batch term dominates the step
         "lfq": LFQ(16, dim=DIM, entropy_weight=1.0, temperature=1.0, channel_last=True),
+        "residual_fsq": ResidualQuantizer(
+            [FSQ([5, 4, 3], dim=DIM, channel_last=True) for _ in range(3)], quantize_dropout=0.5
+        ),
+        "grouped_lfq": GroupedQuantizer(
+            [
+                LFQ(16, dim=3, entropy_weight=1.0, temperature=1.0, channel_last=True)
+                for _ in range(2)
+            ]
+        ),
     }
+    quantizers["residual_fsq"].generator = torch.Generator().manual_seed(3)
+    return quantizers
 
 
 def _train(quantizer: nn.Module, batches: list[torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -50,7 +50,7 @@ def test_round_trip_and_replace():
         (
             {"model": "custom", "latent_dim": 8, "codebook_size": 16},
             r"not apply to model 'custom': latent_dim \(vae only\), codebook_size \(vqvae with "
-            r"--quantizer vq, lfq, rvq only\)",
+            r"--quantizer vq, lfq, rvq, simvq, bsq only\)",
         ),
         ({"device": ""}, "device must be a device string"),
     ],

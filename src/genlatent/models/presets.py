@@ -296,7 +296,8 @@ def vqvae_preset(
 
     Two stride-2 convolutions give an $(H/4, W/4)$ grid of ``embedding_dim``-dim vectors,
     quantized by the registered quantizer ``quantizer`` names (see
-    `genlatent.models.quantizers`: ``"vq"``, ``"fsq"``, ``"lfq"``, ``"rvq"``, or your own
+    `genlatent.models.quantizers`: ``"vq"``, ``"fsq"``, ``"lfq"``, ``"rvq"``, ``"simvq"``,
+    ``"bsq"``, or your own
     builder) with ``quantizer_options``, and the mirrored decoder. With ``"vq"`` on
     $(3, 32, 32)$ and 512 channels it is the reference CIFAR-10 VQ-VAE (`cifar10_vqvae`).
 
@@ -304,7 +305,7 @@ def vqvae_preset(
         image_shape: one example's shape $(C, H, W)$, $H$ and $W$ multiples of 4.
         hidden_channels: conv width (default 512 for colour images, 64 for greyscale).
         embedding_dim: code dimension D (the encoder's output channels).
-        quantizer: the quantizer, vq, fsq, lfq, rvq (residual) or FILE.py:FUNCTION.
+        quantizer: the quantizer, vq, fsq, lfq, rvq (residual), simvq, bsq or FILE.py:FUNCTION.
         quantizer_options: options of that quantizer; one it does not take is refused.
 
     Raises:

@@ -22,6 +22,7 @@ from genlatent.nn.fsq import FSQ
 from genlatent.nn.lfq import LFQ
 from genlatent.nn.quantize import VectorQuantizer
 from genlatent.nn.residual import ResidualVQ
+from genlatent.nn.simvq import SimVQ
 
 __all__ = [
     "QUANTIZERS",
@@ -33,7 +34,8 @@ __all__ = [
 QuantizerBuilder = Callable[..., nn.Module]
 
 QUANTIZERS: dict[str, QuantizerBuilder] = {}
-"""The registered quantizer builders by name (``"vq"``, ``"fsq"``, ``"lfq"``, ``"rvq"``...)."""
+"""The registered quantizer builders by name (``"vq"``, ``"fsq"``, ``"lfq"``, ``"rvq"``,
+``"simvq"``, ``"bsq"``...)."""
 
 
 def register_quantizer(
@@ -219,3 +221,31 @@ def rvq(
         num_quantizers, codebook_size, embedding_dim, commitment_weight=commitment_weight,
         ema=ema, restart_dead_codes=restart_dead_codes, gradient=gradient, init=init,
     )  # fmt: skip
+
+
+@register_quantizer("simvq")
+def simvq(
+    embedding_dim: int, *, codebook_size: int = 512, commitment_weight: float = 0.25
+) -> SimVQ:
+    """`SimVQ`: VQ against a frozen random codebook through a learned map (Zhu et al. 2024).
+
+    Args:
+        embedding_dim: code dimension $D$.
+        codebook_size: number of codes $K$.
+        commitment_weight: the commitment weight beta of VQ-VAE eq. 3.
+    """
+    return SimVQ(codebook_size, embedding_dim, commitment_weight=commitment_weight)
+
+
+@register_quantizer("bsq")
+def bsq(embedding_dim: int, *, codebook_size: int = 512, commitment_weight: float = 0.25) -> LFQ:
+    """`LFQ` with ``spherical=True``: binary spherical quantization (Zhao et al. 2024).
+
+    Args:
+        embedding_dim: input channels $D$.
+        codebook_size: number of codes $K$, a power of two (log2 K binary channels).
+        commitment_weight: the commitment weight beta of VQ-VAE eq. 3.
+    """
+    return LFQ(
+        codebook_size, dim=embedding_dim, commitment_weight=commitment_weight, spherical=True
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from genlatent._protocols import QuantizerOutput
 from genlatent._validation import check_floating, check_ndim
 
 PackedShapes = tuple[int, ...]
@@ -64,14 +65,40 @@ def indices_from_rows(flat: torch.Tensor, packed_shapes: PackedShapes) -> torch.
     return flat.reshape(*packed_shapes, *flat.shape[1:])
 
 
+def output_from_rows(
+    quantized: torch.Tensor,
+    indices: torch.Tensor,
+    packed_shapes: PackedShapes,
+    *,
+    channel_last: bool,
+    loss: torch.Tensor,
+    terms: dict[str, torch.Tensor],
+    counts: torch.Tensor,
+) -> QuantizerOutput:
+    """A row quantizer's `QuantizerOutput`: quantized rows and row indices unpacked."""
+    return QuantizerOutput(
+        quantized=from_rows(quantized, packed_shapes, channel_last=channel_last),
+        indices=indices_from_rows(indices, packed_shapes),
+        loss=loss,
+        terms=terms,
+        counts=counts,
+    )
+
+
 _INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def check_indices(
-    indices: object, codebook_size: int, *, stages: int | None = None, dropped: bool = False
+    indices: object,
+    codebook_size: int,
+    *,
+    stages: int | None = None,
+    dropped: bool = False,
+    stages_name: str = "num_quantizers",
 ) -> torch.Tensor:
     """Check an integer index tensor of rank 1..4 (+1 with ``stages``), values in $[0, K)$
-    (or -1, a stage that quantize dropout left out, with ``dropped``)."""
+    (or -1, a stage that quantize dropout left out, with ``dropped``); ``stages_name``
+    names the count of the last dim in the error."""
     if not isinstance(indices, torch.Tensor):
         raise TypeError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
     if indices.dtype not in _INTEGER_DTYPES:
@@ -82,7 +109,7 @@ def check_indices(
         check_ndim("indices", indices, (2, 3, 4, 5), f"(B, *, {stages}) with up to 3 dims in *")
         if indices.shape[-1] != stages:
             raise ValueError(
-                f"indices must have num_quantizers={stages} in the last dim, "
+                f"indices must have {stages_name}={stages} in the last dim, "
                 f"got shape {tuple(indices.shape)}"
             )
     if indices.numel() > 0:

@@ -12,11 +12,14 @@ __all__ = ["ProjectedQuantizer", "project"]
 def project(rows: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
     """``layer(rows)`` in the promoted dtype of both, so float16 rows meet float32 weights.
 
-    Under autocast ``F.linear`` casts both again, to the autocast dtype.
+    Autocast is off here: under bfloat16 autocast the projection to the quantized channels
+    would round them to 8 bits of mantissa and move codes across their boundaries, so
+    ``encode`` would not give the tokens it gives in float32 (the layers are small).
     """
     dtype = torch.promote_types(rows.dtype, layer.weight.dtype)
-    bias = None if layer.bias is None else layer.bias.to(dtype)
-    return F.linear(rows.to(dtype), layer.weight.to(dtype), bias)
+    with torch.autocast(device_type=rows.device.type, enabled=False):
+        bias = None if layer.bias is None else layer.bias.to(dtype)
+        return F.linear(rows.to(dtype), layer.weight.to(dtype), bias)
 
 
 class ProjectedQuantizer(nn.Module):

@@ -11,6 +11,7 @@ from genlatent._validation import (
     check_positive_float,
     check_positive_int,
 )
+from genlatent.functional.bsq import bsq_entropy, to_sphere
 from genlatent.functional.lfq import (
     lfq_codes,
     lfq_codes_from_indices,
@@ -70,6 +71,13 @@ class LFQ(ProjectedQuantizer, PretrainedMixin):
     vector-quantize-pytorch's default (``inv_temperature=100``). With it the assignment of a
     unit-scale $z$ is sharp, so the per-row entropy pushes $z$ away from 0 only nearby.
 
+    **BSQ** (``spherical=True``; binary spherical quantization, Zhao et al. 2024): $z$ is
+    first projected to the unit sphere, $u = z / \lVert z \rVert$, and quantized to
+    $\pm 1/\sqrt n$ per channel, so every code has unit norm; the commitment term is
+    $\lVert u - \operatorname{sg}[q] \rVert^2$ and the entropy term the paper's
+    estimate, with the codebook entropy factorized over the bits
+    (`genlatent.functional.bsq`). ``codebook_scale`` does not apply (the sphere fixes it).
+
     With ``dim`` $\ne n$ the inputs are projected to $n$ channels by a linear layer
     (``project_in``) and the codes back to ``dim`` by another (``project_out``); the
     entropy and commitment terms are computed on the projected $z$.
@@ -88,6 +96,7 @@ class LFQ(ProjectedQuantizer, PretrainedMixin):
         commitment_weight: $\beta \ge 0$ (0.25 in the paper).
         temperature: $\tau > 0$ of the soft assignment in the entropy term.
         codebook_scale: $s > 0$, the magnitude of every code value.
+        spherical: BSQ: quantize $z / \lVert z \rVert$ to codes of unit norm.
         channel_last: inputs are $(B, \ldots, D)$ rather than $(B, D, \ldots)$.
         device: where to create the projections.
         dtype: the projections' dtype.
@@ -96,7 +105,8 @@ class LFQ(ProjectedQuantizer, PretrainedMixin):
         TypeError: on an argument of the wrong type.
         ValueError: if ``codebook_size`` is not a power of 2 >= 2 (or above $2^{40}$),
             ``dim`` < 1, a weight or ``diversity_gamma`` is negative or not finite, or
-            ``temperature``/``codebook_scale`` <= 0.
+            ``temperature``/``codebook_scale`` <= 0, or ``codebook_scale`` is given
+            with ``spherical=True``.
 
     Shape:
         - inputs: $(B, D, *)$ with up to three trailing dims, or $(B, *, D)$ if ``channel_last``
@@ -125,6 +135,7 @@ class LFQ(ProjectedQuantizer, PretrainedMixin):
         commitment_weight: float = 0.25,
         temperature: float = 0.01,
         codebook_scale: float = 1.0,
+        spherical: bool = False,
         channel_last: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -144,6 +155,14 @@ class LFQ(ProjectedQuantizer, PretrainedMixin):
         self.commitment_weight = check_non_negative_float("commitment_weight", commitment_weight)
         self.temperature = check_positive_float("temperature", temperature)
         self.codebook_scale = check_positive_float("codebook_scale", codebook_scale)
+        self.spherical = bool(spherical)
+        if self.spherical and self.codebook_scale != 1.0:
+            raise ValueError(
+                "codebook_scale applies only with spherical=False (BSQ's codes have unit "
+                f"norm), got codebook_scale={codebook_scale}"
+            )
+        # the magnitude of each code value: 1/sqrt(n) puts BSQ's codes on the unit sphere
+        self._code_scale = bits**-0.5 if self.spherical else self.codebook_scale
         self.channel_last = bool(channel_last)
         self._init_projections(self.dim, bits, device, dtype)
 
@@ -159,9 +178,16 @@ class LFQ(ProjectedQuantizer, PretrainedMixin):
         ]
         if self.codebook_scale != 1.0:
             parts.append(f"codebook_scale={self.codebook_scale}")
+        if self.spherical:
+            parts.append("spherical=True")
         if self.channel_last:
             parts.append("channel_last=True")
         return ", ".join(parts)
+
+    def _latents(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows $(N, D)$ to the $n$ channels quantized: projected, and on the sphere for BSQ."""
+        latents = self._project_in(rows)
+        return to_sphere(latents) if self.spherical else latents
 
     def forward(self, inputs: torch.Tensor) -> QuantizerOutput:
         """Quantize ``inputs`` to signs and compute the entropy and commitment terms.
@@ -178,16 +204,25 @@ class LFQ(ProjectedQuantizer, PretrainedMixin):
             ValueError: if ``inputs`` has the wrong rank or channel count.
         """
         rows, packed_shapes = rows_of(inputs, self.dim, channel_last=self.channel_last)
-        latents = self._project_in(rows)
-        codes = lfq_codes(latents, scale=self.codebook_scale)
+        latents = self._latents(rows)
+        codes = lfq_codes(latents, scale=self._code_scale)
         flat_indices = lfq_indices(latents)
-        entropy = lfq_entropy(
-            latents,
-            temperature=self.temperature,
-            scale=self.codebook_scale,
-            diversity_gamma=self.diversity_gamma,
-            reduce=_global_sum if self.training and replicated() else None,
-        ).loss
+        reduce = _global_sum if self.training and replicated() else None
+        if self.spherical:
+            entropy = bsq_entropy(
+                latents,
+                temperature=self.temperature,
+                diversity_gamma=self.diversity_gamma,
+                reduce=reduce,
+            ).loss
+        else:
+            entropy = lfq_entropy(
+                latents,
+                temperature=self.temperature,
+                scale=self.codebook_scale,
+                diversity_gamma=self.diversity_gamma,
+                reduce=reduce,
+            ).loss
         with torch.autocast(device_type=inputs.device.type, enabled=False):
             # codes is z + sg[q - z] in float32, so sg[q] is its detached value
             commitment = (latents.to(codes.dtype) - codes.detach()).square().mean()
@@ -217,7 +252,7 @@ class LFQ(ProjectedQuantizer, PretrainedMixin):
         """
         rows, packed_shapes = rows_of(inputs, self.dim, channel_last=self.channel_last)
         with torch.no_grad():
-            flat_indices = lfq_indices(self._project_in(rows))
+            flat_indices = lfq_indices(self._latents(rows))
         return indices_from_rows(flat_indices, packed_shapes)
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
@@ -238,7 +273,7 @@ class LFQ(ProjectedQuantizer, PretrainedMixin):
         """
         indices = check_indices(indices, self.codebook_size)
         codes = lfq_codes_from_indices(
-            indices, self.bits, scale=self.codebook_scale, dtype=self._code_dtype()
+            indices, self.bits, scale=self._code_scale, dtype=self._code_dtype()
         )
         vectors = self._output(codes)
         return to_layout(vectors, channel_last=self.channel_last)

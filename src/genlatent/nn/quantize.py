@@ -32,8 +32,8 @@ from genlatent.functional.rotation import rotation_trick
 from genlatent.nn._layout import (
     PackedShapes,
     check_indices,
-    from_rows,
     indices_from_rows,
+    output_from_rows,
     rows_of,
     to_layout,
 )
@@ -360,11 +360,11 @@ class VectorQuantizer(nn.Module, PretrainedMixin):
             gradient=self.gradient,
         )
         self._update_state(rows, result.indices, result.counts, training_step=training_step)
-        indices = indices_from_rows(result.indices, packed_shapes)
-        quantized = result.quantized.to(inputs.dtype)
-        return QuantizerOutput(
-            quantized=from_rows(quantized, packed_shapes, channel_last=self.channel_last),
-            indices=indices,
+        return output_from_rows(
+            result.quantized.to(inputs.dtype),
+            result.indices,
+            packed_shapes,
+            channel_last=self.channel_last,
             loss=result.loss,
             terms=result.terms,
             counts=result.counts,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple, cast
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -13,22 +12,12 @@ from genlatent._validation import check_positive_int
 from genlatent.functional._dtype import compute_dtype
 from genlatent.functional.quantize import nearest_code, straight_through
 from genlatent.functional.rotation import rotation_trick
-from genlatent.nn._layout import (
-    check_indices,
-    from_rows,
-    indices_from_rows,
-    rows_of,
-    to_layout,
-)
-from genlatent.nn._replicas import replicated
+from genlatent.nn._layout import output_from_rows, rows_of
 from genlatent.nn.quantize import VectorQuantizer, _quantize_rows
 from genlatent.nn.quantizer import QuantizerOutput
-from genlatent.pretrained import PretrainedMixin
+from genlatent.nn.residual_quantizer import DROPPED, ResidualQuantizer
 
 __all__ = ["ResidualVQ"]
-
-DROPPED = -1
-"""The index of a stage that quantize dropout left out."""
 
 
 class _Residual(NamedTuple):
@@ -93,11 +82,16 @@ def _residual_rows(
     )
 
 
-class ResidualVQ(nn.Module, PretrainedMixin):
+class ResidualVQ(ResidualQuantizer):
     r"""Residual vector quantization (Zeghidour et al. 2021, SoundStream, algorithm 1).
 
-    $S$ = ``num_quantizers`` stages of `VectorQuantizer`, each quantizing what the ones
-    before it left over:
+    The `ResidualQuantizer` over $S$ = ``num_quantizers`` stages of `VectorQuantizer`
+    (``stages``, built from ``options``), each quantizing what the ones before it left
+    over; its `encode`, `decode` and quantize dropout are the composition's, and its
+    forward a fused path over the stages' codebooks (one compiled graph, float32
+    residuals) that gives the composition's result for straight-through stages (tested)
+    and adds what the contract alone cannot: one shared codebook with one EMA step, and
+    the rotation trick over the whole sum:
 
     $$r_0 = z, \qquad k_s = \operatorname*{arg\,min}_i \lVert r_s - e^{(s)}_i \rVert^2,
       \qquad r_{s+1} = r_s - e^{(s)}_{k_s}, \qquad
@@ -176,14 +170,13 @@ class ResidualVQ(nn.Module, PretrainedMixin):
         channel_last: bool = False,
         **options: Any,
     ) -> None:
-        super().__init__()
-        self.num_quantizers = check_positive_int("num_quantizers", num_quantizers)
+        nn.Module.__init__(self)
+        num_quantizers = check_positive_int("num_quantizers", num_quantizers)
         self.shared_codebook = bool(shared_codebook)
-        self.quantize_dropout = bool(quantize_dropout)
-        self.channel_last = bool(channel_last)
-        count = 1 if self.shared_codebook else self.num_quantizers
+        count = 1 if self.shared_codebook else num_quantizers
         self.stages = nn.ModuleList(
-            VectorQuantizer(codebook_size, embedding_dim, **options) for _ in range(count)
+            VectorQuantizer(codebook_size, embedding_dim, channel_last=channel_last, **options)
+            for _ in range(count)
         )
         first = self._stage(0)
         if first.distance != "l2":
@@ -191,9 +184,10 @@ class ResidualVQ(nn.Module, PretrainedMixin):
                 f"ResidualVQ quantizes residuals in Euclidean distance: distance must be "
                 f"'l2', got {first.distance!r}"
             )
-        self.codebook_size = first.codebook_size
+        self._init_residual(
+            num_quantizers, first.codebook_size, bool(channel_last), bool(quantize_dropout)
+        )
         self.embedding_dim = first.embedding_dim
-        self.generator: torch.Generator | None = None
 
     def _stage(self, index: int) -> VectorQuantizer:
         return cast(VectorQuantizer, self.stages[0 if self.shared_codebook else index])
@@ -202,7 +196,7 @@ class ResidualVQ(nn.Module, PretrainedMixin):
         parts = [f"num_quantizers={self.num_quantizers}"]
         if self.shared_codebook:
             parts.append("shared_codebook=True")
-        if self.quantize_dropout:
+        if self.quantize_dropout > 0:
             parts.append("quantize_dropout=True")
         if self.channel_last:
             parts.append("channel_last=True")
@@ -214,14 +208,8 @@ class ResidualVQ(nn.Module, PretrainedMixin):
         dtype = compute_dtype(rows.dtype, codebook_dtype)
         return rows.to(dtype), packed_shapes
 
-    def _active_stages(self, training_step: bool, device: torch.device) -> int:
-        if not (self.quantize_dropout and training_step):
-            return self.num_quantizers
-        draw = torch.randint(1, self.num_quantizers + 1, (1,), generator=self.generator)
-        if replicated():
-            draw = draw.to(device)
-            dist.broadcast(draw, src=0)
-        return int(draw.item())
+    def _residual_dtype(self, inputs: torch.Tensor) -> torch.dtype:
+        return compute_dtype(super()._residual_dtype(inputs), self._stage(0).codebook.dtype)
 
     def forward(self, inputs: torch.Tensor) -> QuantizerOutput:
         """Quantize ``inputs`` in stages; in a training step, update each stage's state.
@@ -254,10 +242,11 @@ class ResidualVQ(nn.Module, PretrainedMixin):
         )
         self._update_state(result, active, training_step=training_step)
         estimator = rotation_trick if first.gradient == "rotation" else straight_through
-        quantized = estimator(rows, result.total).to(inputs.dtype)
-        return QuantizerOutput(
-            quantized=from_rows(quantized, packed_shapes, channel_last=self.channel_last),
-            indices=indices_from_rows(result.indices, packed_shapes),
+        return output_from_rows(
+            estimator(rows, result.total).to(inputs.dtype),
+            result.indices,
+            packed_shapes,
+            channel_last=self.channel_last,
             loss=result.loss,
             terms=result.terms,
             counts=result.counts,
@@ -297,62 +286,3 @@ class ResidualVQ(nn.Module, PretrainedMixin):
                 result.counts[stage],
                 training_step=True,
             )
-
-    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Return every stage's code index, touching no state (all stages, no dropout).
-
-        Args:
-            inputs: $(B, D, *)$ or, with ``channel_last``, $(B, *, D)$.
-
-        Returns:
-            int64 indices $(B, *, S)$, the same as ``self(inputs).indices`` outside a
-            training step.
-
-        Raises:
-            TypeError: if ``inputs`` is not a floating-point tensor.
-            ValueError: if ``inputs`` has the wrong rank or channel count.
-        """
-        rows, packed_shapes = self._rows(inputs)
-        residual = rows.detach()
-        stage_indices = []
-        for index in range(self.num_quantizers):
-            stage = self._stage(index)
-            chosen = nearest_code(residual, stage.codebook, chunk_size=stage.chunk_size)
-            stage_indices.append(chosen)
-            if index + 1 < self.num_quantizers:
-                residual = residual - F.embedding(chosen, stage.codebook.detach()).to(rows.dtype)
-        return indices_from_rows(torch.stack(stage_indices, dim=1), packed_shapes)
-
-    def decode(self, indices: torch.Tensor) -> torch.Tensor:
-        """Sum the stages' codes: $z_q = \\sum_s e^{(s)}_{k_s}$ (``-1``, a dropped stage, adds 0).
-
-        Args:
-            indices: int tensor $(B, S)$ or $(B, *, S)$ (up to three dims in $*$), values
-                in $[0, K)$ or ``-1`` (checked: this reads the values).
-
-        Returns:
-            The vectors in the codebooks' dtype (at least float32), channel-first
-            $(B, D, *)$ or $(B, *, D)$ with ``channel_last``.
-
-        Raises:
-            TypeError: if ``indices`` is not an integer tensor.
-            ValueError: on a rank outside 2..5, a last dim other than $S$, or an index
-                outside $[-1, K)$.
-        """
-        indices = self._check_indices(indices)
-        stage_codes = []
-        for index in range(self.num_quantizers):
-            stage_indices = indices[..., index]
-            codebook = self._stage(index).codebook
-            codes = F.embedding(stage_indices.clamp_min(0), codebook)
-            dtype = compute_dtype(codes.dtype)
-            # a dropped stage adds exact zeros, which change no sum's value
-            dropped = (stage_indices == DROPPED).unsqueeze(-1)
-            stage_codes.append(torch.where(dropped, 0.0, codes).to(dtype))
-        total = stage_codes[0]
-        for codes in stage_codes[1:]:
-            total = total + codes
-        return to_layout(total, channel_last=self.channel_last)
-
-    def _check_indices(self, indices: object) -> torch.Tensor:
-        return check_indices(indices, self.codebook_size, stages=self.num_quantizers, dropped=True)
