@@ -197,12 +197,19 @@ def fit_prior(
         prior: ``"transformer"`` or ``"pixelcnn"``.
         conditional: condition the prior on the dataset's class labels.
         out: the prior's run directory; default ``run_dir/prior``.
-        epochs, batch_size, lr, seed, device: as for `fit`.
+        epochs: passes over the code grids, as for `fit`.
+        batch_size: grids per step, as for `fit`.
+        lr: the Adam learning rate, as for `fit`.
+        seed: seeds the prior's weights and the batch order, as for `fit`.
+        device: where to train, as for `fit`.
         options: keyword arguments of the prior's constructor (``layers``, ``dim``...).
         datasets: ``(train_data, test_data)`` (anything `fit` takes) for a run trained on
             data passed to `fit`, which its directory does not store; by default the
             run's named dataset is read again.
-        resume, overwrite, show_progress, log: as for `fit`.
+        resume: continue the prior's run in ``out``, as for `fit`.
+        overwrite: replace a prior that has checkpoints, as for `fit`.
+        show_progress: a progress bar, as for `fit`.
+        log: hears each line of progress, as for `fit`.
 
     Returns:
         The prior's `RunSummary`; its run directory also holds ``prior.json`` and
