@@ -125,9 +125,10 @@ class ResidualVQ(nn.Module, PretrainedMixin):
 
     **Quantize dropout** (SoundStream section 3.3). With ``quantize_dropout=True``, each
     training step (``self.training`` and grad enabled) uses only the first $n$ stages, $n$
-    drawn uniformly from $\{1, \ldots, S\}$ with ``self.generator`` (default ``None``: the
-    global CPU RNG); under ``torch.distributed`` rank 0 draws and broadcasts $n$, so all
-    replicas run the same stages (their all-reduces must match). A dropped stage has index
+    drawn uniformly from $\{1, \ldots, S\}$ with ``self.generator``, on the rows' device as
+    `VectorQuantizer`'s (default ``None``: that device's global RNG); under
+    ``torch.distributed`` rank 0 draws and broadcasts $n$, so all replicas run the same
+    stages (their all-reduces must match). A dropped stage has index
     ``-1`` (`DROPPED`), a zero row of ``counts``, no loss and no state change; `decode`
     reads ``-1`` as "no code", so ``decode(out.indices)`` still equals ``out.quantized``.
 
@@ -217,9 +218,10 @@ class ResidualVQ(nn.Module, PretrainedMixin):
     def _active_stages(self, training_step: bool, device: torch.device) -> int:
         if not (self.quantize_dropout and training_step):
             return self.num_quantizers
-        draw = torch.randint(1, self.num_quantizers + 1, (1,), generator=self.generator)
+        draw = torch.randint(
+            1, self.num_quantizers + 1, (1,), generator=self.generator, device=device
+        )  # on the rows' device, as every quantizer's generator (`seeded_generator`)
         if replicated():
-            draw = draw.to(device)
             dist.broadcast(draw, src=0)
         return int(draw.item())
 

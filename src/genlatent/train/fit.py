@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from genlatent._checkpoint import atomic_save, load_latest_checkpoint
+from genlatent._rng import restore_rng_states, rng_states
 from genlatent.data.batching import TensorBatches
 from genlatent.data.binarize import TEST_SEED, DynamicBinarization, binarize_once
 from genlatent.data.collect import as_tensors
@@ -372,7 +373,8 @@ class _Run:
             self.scaler.load_state_dict(state["scaler"])
         self.order.set_state(state["order_rng"])
         self.noise.set_state(state["noise_rng"].cpu())
-        torch.set_rng_state(state["torch_rng"].cpu())
+        # the CPU's global RNG and each accelerator's (dead-code restarts on a GPU draw there)
+        restore_rng_states({"cpu": state["torch_rng"], **state.get("device_rng", {})})
         self.start_epoch, self.best = int(state["epoch"]), float(state["best_loss"])
         self.steps = (
             int(state["steps"]) if "steps" in state else None
@@ -471,6 +473,7 @@ class _Run:
             "order_rng": self.order.get_state(),
             "noise_rng": self.noise.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "device_rng": {k: v for k, v in rng_states().items() if k != "cpu"},
         }
 
 
