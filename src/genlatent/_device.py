@@ -1,4 +1,4 @@
-"""Where a module lives: the one way every layer reads a module's device."""
+"""Where a module lives, and where its generators live: one rule for every layer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-__all__ = ["module_device"]
+__all__ = ["module_device", "seeded_generator"]
 
 
 def module_device(module: torch.nn.Module) -> torch.device:
@@ -31,3 +31,17 @@ def module_device(module: torch.nn.Module) -> torch.device:
         f"cannot tell the device of {type(module).__name__}: it has no parameter and no "
         "buffer (pass a module that holds at least one tensor)"
     )
+
+
+def seeded_generator(device: torch.device | str, seed: int) -> torch.Generator:
+    """A generator seeded ``seed`` on ``device``: the one rule for where generators live.
+
+    A generator lives on the device of the tensors it draws (PyTorch refuses a CPU
+    generator for a draw on CUDA): a model's noise, sampling and a quantizer's dead-code
+    restarts all draw on the model's device, so their generators are made there.
+
+    Example:
+        >>> seeded_generator("cpu", 0).device
+        device(type='cpu')
+    """
+    return torch.Generator(device=device).manual_seed(seed)

@@ -1,8 +1,9 @@
-"""Datasets in memory: readers of the official files, verified downloads, fast batching.
+"""Datasets: readers of the official files, verified downloads, fast in-memory batching,
+and streamed batches for data read item by item.
 
 Imports only torch and the standard library; scikit-learn is imported lazily by
-:func:`load_digits`. :func:`fetch` is the one downloader (``dataset_by_name(...,
-download=True)`` calls it for a missing dataset).
+:func:`load_digits`, Pillow by :class:`ImageFolder`. :func:`fetch` is the one downloader
+(``dataset_by_name(..., download=True)`` calls it for a missing dataset).
 """
 
 from __future__ import annotations
@@ -14,18 +15,24 @@ from genlatent.data.cifar import CIFAR10_CLASSES, load_cifar10
 from genlatent.data.collect import as_tensors
 from genlatent.data.dataset import ImageDataset
 from genlatent.data.digits import load_digits
+from genlatent.data.folder import IMAGE_SUFFIXES, ImageFolder
 from genlatent.data.idx import load_mnist, read_idx
 from genlatent.data.registry import DATASET_NAMES, class_names, dataset_by_name
 from genlatent.data.remote import data_home, fetch
+from genlatent.data.streaming import EpochSampler, StreamBatches
 
 __all__ = [
     "CIFAR10_CLASSES",
     "DATASET_NAMES",
+    "IMAGE_SUFFIXES",
     "Batch",
     "DataError",
     "DownloadError",
     "DynamicBinarization",
+    "EpochSampler",
     "ImageDataset",
+    "ImageFolder",
+    "StreamBatches",
     "TensorBatches",
     "as_batches",
     "as_tensors",

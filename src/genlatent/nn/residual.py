@@ -119,9 +119,10 @@ class ResidualVQ(ResidualQuantizer):
 
     **Quantize dropout** (SoundStream section 3.3). With ``quantize_dropout=True``, each
     training step (``self.training`` and grad enabled) uses only the first $n$ stages, $n$
-    drawn uniformly from $\{1, \ldots, S\}$ with ``self.generator`` (default ``None``: the
-    global CPU RNG); under ``torch.distributed`` rank 0 draws and broadcasts $n$, so all
-    replicas run the same stages (their all-reduces must match). A dropped stage has index
+    drawn uniformly from $\{1, \ldots, S\}$ with ``self.generator``, on the rows' device as
+    `VectorQuantizer`'s (default ``None``: that device's global RNG); under
+    ``torch.distributed`` rank 0 draws and broadcasts $n$, so all replicas run the same
+    stages (their all-reduces must match). A dropped stage has index
     ``-1`` (`DROPPED`), a zero row of ``counts``, no loss and no state change; `decode`
     reads ``-1`` as "no code", so ``decode(out.indices)`` still equals ``out.quantized``.
 

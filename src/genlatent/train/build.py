@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from genlatent.data.binarize import TEST_SEED, binarized
+from genlatent.data.collect import as_tensors
 from genlatent.data.dataset import ImageDataset
+from genlatent.data.folder import FolderSplit, ImageFolder, folder_splits
 from genlatent.data.registry import dataset_by_name
 from genlatent.models.presets import preset
 from genlatent.train.config import PRESETS, TrainConfig, is_model_spec
 from genlatent.train.spec import build_from_spec, load_function
 
-__all__ = ["build_model", "load_datasets", "resolve_device"]
+__all__ = ["build_model", "load_datasets", "load_training_sets", "resolve_device"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -78,6 +81,8 @@ def load_test_set(config: TrainConfig) -> ImageDataset:
     not read: evaluation and plots need only this one); binarized with seed 0 when the run
     was (``config.binarize``), the draw its training scored."""
     _check_named(config)
+    if config.dataset == "folder":
+        return as_scored(config, _in_memory(_head(_folders(config)[1], config.test_limit)))
     test = dataset_by_name(
         config.dataset, split="test", root=config.data_dir, download=config.download
     )
@@ -99,15 +104,50 @@ def _check_named(config: TrainConfig) -> None:
 
 
 def load_datasets(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
-    """The train and test splits named by ``config``, cut to its limits."""
+    """The train and test splits named by ``config``, cut to its limits, in memory (a
+    ``dataset="folder"`` run's images decoded; `load_training_sets` reads them lazily)."""
+    train, test = load_training_sets(config)
+    return _in_memory(train), test
+
+
+def load_training_sets(
+    config: TrainConfig,
+) -> tuple[ImageDataset | ImageFolder | FolderSplit, ImageDataset]:
+    """What a run trains on: `load_datasets`, but a ``dataset="folder"`` run's training
+    images are read lazily (`ImageFolder`); its test split is decoded into memory
+    (evaluation and pictures read it whole: keep it small with ``test_fraction`` or
+    ``test_limit``)."""
     _check_named(config)
+    if config.dataset == "folder":
+        train_split, test_split = _folders(config)
+        test_set = _in_memory(_head(test_split, config.test_limit))
+        return _head(train_split, config.train_limit), test_set
     root, download = config.data_dir, config.download
     train = dataset_by_name(config.dataset, split="train", root=root, download=download)
     test = dataset_by_name(config.dataset, split="test", root=root, download=download)
     return _head(train, config.train_limit), _head(test, config.test_limit)
 
 
-def _head(data: ImageDataset, limit: int | None) -> ImageDataset:
+def _folders(config: TrainConfig) -> tuple[ImageFolder | FolderSplit, ImageFolder | FolderSplit]:
+    fraction = 0.1 if config.test_fraction is None else config.test_fraction
+    return folder_splits(
+        str(config.data_dir), size=int(config.image_size or 0), test_fraction=fraction,
+        seed=config.seed,
+    )  # fmt: skip
+
+
+def _in_memory(data: ImageDataset | ImageFolder | FolderSplit) -> ImageDataset:
+    """A folder split decoded into one uint8 tensor (the test set: evaluation reads it whole)."""
+    if isinstance(data, ImageDataset):
+        return data
+    images, labels = as_tensors(data, name="the folder's images")
+    return ImageDataset(images, cast(torch.Tensor, labels), name="folder")  # items are pairs
+
+
+def _head(data: Any, limit: int | None) -> Any:
     if limit is None or limit >= len(data):
         return data
-    return ImageDataset(data.images[:limit], data.labels[:limit], name=f"{data.name}[:{limit}]")
+    if isinstance(data, ImageDataset):
+        name = f"{data.name}[:{limit}]"
+        return ImageDataset(data.images[:limit], data.labels[:limit], name=name)
+    return FolderSplit(data, list(range(limit)), classes=data.classes)

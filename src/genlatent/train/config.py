@@ -10,6 +10,7 @@ import typing
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from genlatent._options import Option, dataclass_options, parameter_options
@@ -30,7 +31,7 @@ PRESETS = tuple(PRESET_BUILDERS)
 """The reference models a config can name; ``"custom"`` and ``"FILE.py:FUNCTION"`` specs too."""
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits", "custom")
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits", "folder", "custom")
 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # The tutorial's MNIST VAE: Adam 1e-3, batch 100, 30 epochs.
@@ -41,8 +42,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "custom": {"lr": 1e-3, "batch_size": 128, "epochs": 10},
 }
 
-RESUMABLE = ("epochs", "data_dir", "download", "device")
-"""What may change when a run is resumed: how long, where its data is, where it runs."""
+RESUMABLE = ("epochs", "data_dir", "download", "device", "workers")
+"""What may change when a run is resumed: how long, where its data is, where it runs and
+how many processes read it."""
 
 
 def is_model_spec(model: object) -> bool:
@@ -62,10 +64,18 @@ class TrainerSettings:
     """
 
     dataset: str = field(default="digits", metadata={"choices": DATASETS[:-1]})
-    """The dataset: mnist, fashion-mnist, cifar10 or digits (bundled with scikit-learn, no
-    download); custom marks data passed to fit() or train(datasets=...)."""
+    """The dataset: mnist, fashion-mnist, cifar10, digits (bundled with scikit-learn, no
+    download) or folder (your image files under --data-dir, read as they are needed);
+    custom marks data passed to fit() or train(datasets=...)."""
     data_dir: str | None = None
-    """Folder of the dataset's official files (default: $GENLATENT_DATA or the cache)."""
+    """Folder of the dataset's official files (default: $GENLATENT_DATA or the cache); for
+    --dataset folder, the folder of images (its train/ and test/ sub-folders where both
+    exist, else every image, split by --test-fraction)."""
+    image_size: int | None = None
+    """--dataset folder: the side of the square images (shorter side resized, centre crop)."""
+    test_fraction: float | None = None
+    """--dataset folder without train/ and test/: the share of images held out as the test
+    set, drawn with --seed (default 0.1)."""
     download: bool = False
     """Fetch missing dataset files (verified by SHA-256) into the data folder."""
     epochs: int | None = None
@@ -89,6 +99,9 @@ class TrainerSettings:
     binarize: bool = False
     """Dynamically binarize: a fresh Bernoulli draw of each training image at every step,
     the test set drawn once with seed 0 (Burda et al. 2016)."""
+    workers: int = 0
+    """Worker processes that read streamed data (a dataset read item by item; 0: the
+    training process); data held in memory needs none."""
     train_limit: int | None = None
     """Use only the first N training examples (quick runs and tests)."""
     test_limit: int | None = None
@@ -102,6 +115,9 @@ class TrainerSettings:
                 check_positive_int(name, getattr(self, name))
         for name in ("train_limit", "test_limit"):
             check_optional_positive_int(name, getattr(self, name))
+        self._check_folder()
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ValueError(f"workers must be an int >= 0, got {self.workers!r}")
         if self.lr is not None:
             check_positive_float("lr", self.lr)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -110,6 +126,27 @@ class TrainerSettings:
             check_positive_float("grad_clip", self.grad_clip)
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be a device string such as 'cpu', got {self.device!r}")
+
+    def _check_folder(self) -> None:
+        """--image-size and --test-fraction apply to --dataset folder only, which needs
+        --data-dir and --image-size."""
+        if self.dataset != "folder":
+            for name in ("image_size", "test_fraction"):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name} applies only to dataset='folder', got dataset={self.dataset!r}"
+                    )
+            return
+        for name in ("data_dir", "image_size"):
+            if getattr(self, name) is None:
+                raise ValueError(f"dataset='folder' needs {name} (the folder and the size)")
+        check_positive_int("image_size", self.image_size)
+        fraction = self.test_fraction
+        if fraction is not None and (
+            isinstance(fraction, bool) or not isinstance(fraction, (int, float))
+            or not 0 < fraction < 1
+        ):  # fmt: skip
+            raise ValueError(f"test_fraction must lie in (0, 1), got {fraction!r}")
 
 
 @dataclass(frozen=True)
@@ -430,13 +467,18 @@ class TrainConfig:
         return [spec for spec in found if isinstance(spec, str) and is_model_spec(spec)]
 
     def with_absolute_specs(self) -> TrainConfig:
-        """This config with every file spec's path made absolute (see `absolute_spec`)."""
+        """This config with every file spec's path made absolute (see `absolute_spec`), and
+        the folder of a ``dataset="folder"`` run (eval and plots read it from anywhere)."""
         model = absolute_spec(self.model) if is_model_spec(self.model) else self.model
         quantizer = self.architecture.get("quantizer")
         arch = dict(self.architecture)
         if isinstance(quantizer, str) and is_model_spec(quantizer):
             arch["quantizer"] = absolute_spec(quantizer)
-        return TrainConfig(model, trainer=self.trainer, objective=self.objective, architecture=arch)
+        trainer = self.trainer
+        if trainer.dataset == "folder" and trainer.data_dir is not None:
+            folder = str(Path(trainer.data_dir).expanduser().resolve())
+            trainer = dataclasses.replace(trainer, data_dir=folder)
+        return TrainConfig(model, trainer=trainer, objective=self.objective, architecture=arch)
 
     def loss_options(self) -> dict[str, object]:
         """The objective's options set away from their neutral value, for ``model.loss``.

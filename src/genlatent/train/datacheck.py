@@ -13,6 +13,7 @@ import copy
 import torch
 from torch import nn
 
+from genlatent._device import seeded_generator
 from genlatent._protocols import declared_keywords
 from genlatent._validation import validate_args
 from genlatent.data.batching import TensorBatches
@@ -80,7 +81,7 @@ def check_model_takes(
     try:
         with torch.random.fork_rng(devices=devices), validate_args(True):
             _check_reconstruction_shape(probe_module, batch.images, batch.labels)
-            generator = torch.Generator(device=device).manual_seed(0)
+            generator = seeded_generator(device, 0)
             probe_module(batch.images, labels=batch.labels, step=0, generator=generator)
     except (ValueError, TypeError, RuntimeError) as error:
         message = " ".join(str(error).split())

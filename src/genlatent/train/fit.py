@@ -6,7 +6,7 @@ import dataclasses
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -16,6 +16,7 @@ from torch import nn
 
 from genlatent._checkpoint import atomic_save, load_latest_checkpoint
 from genlatent._protocols import loss_unit
+from genlatent._rng import restore_rng_states, rng_states
 from genlatent.data.batching import TensorBatches
 from genlatent.data.binarize import TEST_SEED, DynamicBinarization, binarize_once
 from genlatent.data.collect import as_tensors
@@ -36,6 +37,7 @@ from genlatent.train.loop import (
 from genlatent.train.pictures import write_pictures
 from genlatent.train.resume import prepare_run
 from genlatent.train.rundir import RunDirectory
+from genlatent.train.streamed import StreamedData
 
 __all__ = ["RunData", "RunSummary", "fit"]
 
@@ -123,6 +125,7 @@ def fit(
     compile: bool = False,
     loss_options: Mapping[str, Any] | None = None,
     binarize: bool = False,
+    num_workers: int = 0,
     resume: bool = False,
     overwrite: bool = False,
     show_progress: bool | None = None,
@@ -147,9 +150,13 @@ def fit(
 
     Args:
         model: an ``nn.Module`` with ``loss(x)`` (see `genlatent.Model`).
-        train_data: an `ImageDataset`, an images tensor, an ``(images, labels)`` pair of
-            tensors, or a map-style dataset of images or ``(image, label)`` pairs. uint8
-            images are scaled to $[0, 1]$.
+        train_data: held in memory (the fast path): an `ImageDataset`, an images tensor or
+            an ``(images, labels)`` pair of tensors; or streamed, read item by item and
+            never stacked (`StreamBatches`): any map-style ``Dataset`` (its order drawn per
+            epoch from ``seed`` and the epoch, so resume continues it), any
+            ``IterableDataset``, or a ``DataLoader`` you built (used as it is; under
+            ``torchrun`` give it a ``DistributedSampler``). Items are images or
+            ``(image, label)`` pairs; uint8 images are scaled to $[0, 1]$.
         test_data: the same kinds, or ``None``.
         run_dir: the run directory (see `RunDirectory`).
         epochs: passes over the data.
@@ -169,7 +176,10 @@ def fit(
         binarize: dynamic binarization (Burda et al. 2016): every training image is
             replaced by a fresh Bernoulli draw at every step (from the trainer's saved
             noise generator, so resume stays exact), and the test set by one draw with
-            seed 0, the same for every run. The images must lie in $[0, 1]$ (or be uint8).
+            seed 0, the same for every run. The images must lie in $[0, 1]$ (or be uint8),
+            held in memory.
+        num_workers: worker processes that read streamed data (0: this process), with
+            pinned memory on CUDA; the in-memory path needs none.
         resume: continue the run stored in ``run_dir``.
         overwrite: replace a run with checkpoints in ``run_dir``.
         show_progress: progress bars; ``None`` shows them on a terminal.
@@ -199,9 +209,9 @@ def fit(
         model="custom", dataset="custom", epochs=epochs, batch_size=batch_size, lr=lr,
         seed=seed, device=device, precision=precision, grad_clip=grad_clip,
         skip_nonfinite=skip_nonfinite, compile=compile, binarize=binarize,
-        **_objective_fields(loss_options),
+        workers=num_workers, **_objective_fields(loss_options),
     )  # fmt: skip
-    data = RunData.from_user(train_data, test_data)
+    data = _run_data(train_data, test_data, binarize=binarize)
     LossModule(model, config.loss_options())  # check the protocol before anything is written
     config, fresh = prepare_run(
         RunDirectory(run_dir), config, resume=resume, overwrite=overwrite, log=log
@@ -209,6 +219,18 @@ def fit(
     return run_training(
         model, data, config, run_dir, fresh=fresh, show_progress=show_progress, log=log
     )
+
+
+def _run_data(train_data: object, test_data: object, *, binarize: bool) -> RunData | StreamedData:
+    """The in-memory fast path for tensors and `ImageDataset`s; streaming for the rest."""
+    if not StreamedData.takes(train_data, test_data):
+        return RunData.from_user(train_data, test_data)
+    if binarize:
+        raise ValueError(
+            "binarize draws from data held in memory (an ImageDataset, an images tensor or "
+            "an (images, labels) pair); for streamed data, binarize in the dataset's items"
+        )
+    return StreamedData.from_user(train_data, test_data)
 
 
 def _objective_fields(loss_options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -224,7 +246,7 @@ def _objective_fields(loss_options: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def run_training(
     model: nn.Module,
-    data: RunData,
+    data: RunData | StreamedData,
     config: TrainConfig,
     run_dir: str | os.PathLike[str],
     *,
@@ -276,7 +298,7 @@ class _Run:
     def __init__(
         self,
         model: nn.Module,
-        data: RunData,
+        data: RunData | StreamedData,
         config: TrainConfig,
         run: RunDirectory,
         fresh: bool,
@@ -284,7 +306,7 @@ class _Run:
     ) -> None:
         self.loss_module = LossModule(model, config.loss_options())
         self.model, self.data, self.run, self.log, self.config = model, data, run, log, config
-        if config.binarize:  # one fixed draw of the test set, whatever the run's seed
+        if config.binarize and isinstance(data, RunData):  # one fixed draw of the test set
             self.data = data.binarized()
         device = resolve_device(self.config.device)
         self.group: ProcessGroup = setup_distributed(device.type)
@@ -305,6 +327,7 @@ class _Run:
             self.config.seed + 1 + self.group.rank
         )
         self.start_epoch, self.best = 0, float("inf")
+        self.steps: int | None = 0  # the global step; None: read from the batches on resume
         if not fresh:
             self._restore()
         elif self.group.is_main:  # prepare_run allowed it: replace a failed start or overwrite
@@ -320,21 +343,27 @@ class _Run:
                 self.loss_module, self.data.train_images, self.data.train_labels, device
             )
 
-    def _batches(self) -> tuple[TensorBatches, TensorBatches | None]:
+    def _batches(self) -> tuple[Iterable[Any], Iterable[Any] | None]:
         device, batch_size = self.settings.device, cast(int, self.config.batch_size)
+        if isinstance(self.data, StreamedData):
+            return self.data.batches(
+                batch_size=batch_size, seed=self.config.seed, device=device,
+                workers=self.config.workers, rank=self.group.rank, world=self.group.world,
+            )  # fmt: skip
         train = TensorBatches(
             self.data.train_images, self.data.train_labels, batch_size=batch_size,
             shuffle=True, generator=self.order, device=device,
         )  # fmt: skip
+        batches: Iterable[Any] = train
         if self.config.binarize:  # a fresh draw at every step, from the saved noise generator
-            train = DynamicBinarization(train, generator=self.noise)  # type: ignore[assignment]
+            batches = DynamicBinarization(train, generator=self.noise)
         if self.data.test_images is None:
-            return train, None
+            return batches, None
         test = TensorBatches(
             self.data.test_images, self.data.test_labels, batch_size=max(batch_size, 500),
             device=device,
         )  # fmt: skip
-        return train, test
+        return batches, test
 
     def _restore(self) -> None:
         device = self.settings.device
@@ -345,8 +374,12 @@ class _Run:
             self.scaler.load_state_dict(state["scaler"])
         self.order.set_state(state["order_rng"])
         self.noise.set_state(state["noise_rng"].cpu())
-        torch.set_rng_state(state["torch_rng"].cpu())
+        # the CPU's global RNG and each accelerator's (dead-code restarts on a GPU draw there)
+        restore_rng_states({"cpu": state["torch_rng"], **state.get("device_rng", {})})
         self.start_epoch, self.best = int(state["epoch"]), float(state["best_loss"])
+        self.steps = (
+            int(state["steps"]) if "steps" in state else None
+        )  # None: a checkpoint without it
         if cast(int, self.config.epochs) < self.start_epoch:
             raise ValueError(
                 f"--epochs {self.config.epochs} is fewer than the {self.start_epoch} epochs the "
@@ -386,12 +419,16 @@ class _Run:
         module = self._trained_module()
         record: dict[str, Any] = {}
         started = time.perf_counter()
+        if self.steps is None:  # a checkpoint of an older version: whole epochs of a length
+            self.steps = self.start_epoch * len(train_batches)  # type: ignore[arg-type]
         for epoch in range(self.start_epoch + 1, epochs + 1):
+            _set_epoch(train_batches, epoch)
             result = train_epoch(
                 module, self.optimizer, train_batches, self.settings, epoch=epoch,
-                first_step=(epoch - 1) * len(train_batches), scaler=self.scaler,
-                generator=self.noise, show_progress=show_progress,
+                first_step=self.steps, scaler=self.scaler, generator=self.noise,
+                show_progress=show_progress,
             )  # fmt: skip
+            self.steps += result.steps
             test = None
             if test_batches is not None:
                 test = evaluate_epoch(module, test_batches, self.settings, generator=self.noise)
@@ -427,6 +464,7 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "epoch": epoch,
+            "steps": self.steps,
             "best_loss": self.best,
             "config": self.config.to_dict(),
             "data": {
@@ -436,7 +474,15 @@ class _Run:
             "order_rng": self.order.get_state(),
             "noise_rng": self.noise.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "device_rng": {k: v for k, v in rng_states().items() if k != "cpu"},
         }
+
+
+def _set_epoch(batches: Iterable[Any], epoch: int) -> None:
+    """Streamed batches draw each epoch's order from ``(seed, epoch)``: tell them which."""
+    set_epoch = getattr(batches, "set_epoch", None)
+    if callable(set_epoch):
+        set_epoch(epoch)
 
 
 def _record(

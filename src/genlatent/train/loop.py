@@ -110,6 +110,8 @@ class EpochResult:
     code_counts: torch.Tensor | None = field(default=None, repr=False)
     """The epoch's code counts summed over steps and processes, if reported (float64 from
     a CPU run, float32 from any other device: see `genlatent._sums`)."""
+    steps: int = 0
+    """The batches of the epoch, skipped steps included (the global step advances by it)."""
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
@@ -118,13 +120,29 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=precision != "fp32")
 
 
-def _shard(x: torch.Tensor | None, settings: StepSettings) -> torch.Tensor | None:
-    return None if x is None else _shard_images(x, settings)
+def _shard(x: torch.Tensor | None, settings: StepSettings, sharded: bool) -> torch.Tensor | None:
+    return None if x is None else _shard_images(x, settings, sharded)
 
 
-def _shard_images(images: torch.Tensor, settings: StepSettings) -> torch.Tensor:
-    x = images if settings.world == 1 else images[settings.rank :: settings.world]
+def _shard_images(images: torch.Tensor, settings: StepSettings, sharded: bool) -> torch.Tensor:
+    """This process's part of a batch that every process holds whole: rows ``rank::world``.
+
+    A batch of $B <$ ``world`` rows would leave the processes from rank $B$ on with none
+    (and an empty loss); each of them takes row ``rank mod B`` instead, so every process
+    steps (DDP all-reduces every step) on at least one example. Batches that are already
+    this process's own shard (``sharded``, as `StreamBatches` gives) are not split.
+    """
+    x = images
+    if settings.world > 1 and not sharded:
+        rows = images.shape[0]
+        start = settings.rank if settings.rank < rows else settings.rank % max(rows, 1)
+        x = images[start :: settings.world]
     return x.to(settings.device, non_blocking=True)
+
+
+def is_sharded(batches: Iterable[Any]) -> bool:
+    """Whether ``batches`` already hold only this process's shard (their ``sharded`` flag)."""
+    return bool(getattr(batches, "sharded", False))
 
 
 def _batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -234,13 +252,15 @@ def train_epoch(
     module.train()
     scaler = scaler or torch.amp.GradScaler(settings.device.type, enabled=False)
     parameters = [p for p in module.parameters() if p.requires_grad]
-    sums, skipped, pending = _Sums(settings.device), 0, None
+    sums, skipped, pending, steps = _Sums(settings.device), 0, None, 0
+    sharded = is_sharded(batches)
     description = f"epoch {epoch}"
     bar = progress(batches, total=_length(batches), description=description, enabled=show_progress)
     start = time.perf_counter()
     for step, batch in enumerate(bar, start=1):
+        steps = step
         images, labels = _batch(batch)
-        x, labels = _shard_images(images, settings), _shard(labels, settings)
+        x, labels = _shard_images(images, settings, sharded), _shard(labels, settings, sharded)
         with autocast(settings.device, settings.precision):
             parts = loss_parts(module(x, labels, first_step + step, generator))
         flags, names = _finite_flags(parts, settings)
@@ -264,7 +284,7 @@ def train_epoch(
         _check_finite(*pending)
     bar.close()
     metrics, examples, counts = sums.reduce(settings)
-    return EpochResult(metrics, examples, time.perf_counter() - start, skipped, counts)
+    return EpochResult(metrics, examples, time.perf_counter() - start, skipped, counts, steps)
 
 
 @torch.no_grad()
@@ -279,11 +299,11 @@ def evaluate_epoch(
     """Per-example means of each logged term over ``batches``, in eval mode, no gradients."""
     was_training = module.training
     module.eval()
-    sums = _Sums(settings.device)
+    sums, sharded = _Sums(settings.device), is_sharded(batches)
     start = time.perf_counter()
     for batch in batches:
         images, labels = _batch(batch)
-        x, labels = _shard_images(images, settings), _shard(labels, settings)
+        x, labels = _shard_images(images, settings, sharded), _shard(labels, settings, sharded)
         with autocast(settings.device, settings.precision):
             sums.add(loss_parts(module(x, labels, None, generator)), x.shape[0])
     module.train(was_training)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genlatent._device import module_device
+from genlatent._device import module_device, seeded_generator
 from genlatent._protocols import declared_keywords
 from genlatent.train.images import save_image_grid
 from genlatent.train.rundir import RunDirectory
@@ -101,7 +101,7 @@ def write_pictures(
         rows = [t for pair in zip(x.split(8), out.split(8), strict=True) for t in pair]
         save_image_grid(torch.cat(rows), run.reconstructions_path, nrow=8, scale=_scale(shape))
     if callable(getattr(model, "sample", None)):
-        generator = torch.Generator(device=device).manual_seed(seed)
+        generator = seeded_generator(device, seed)
         wanted = class_labels(model, num_classes, device)
         num = 64 if wanted is None else wanted.numel()
         samples = sample_images(model, num, example_shape=shape, generator=generator, labels=wanted)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from genlatent._device import module_device
+from genlatent._device import module_device, seeded_generator
 from genlatent._protocols import declared_keywords
 from genlatent.data.batching import TensorBatches
 from genlatent.data.remote import data_home
@@ -117,7 +117,7 @@ def sample_quality(
         if not callable(sample) or "labels" not in declared_keywords(sample):
             labels = None
         device = module_device(loaded.model)
-        generator = torch.Generator(device=device).manual_seed(seed)
+        generator = seeded_generator(device, seed)
         images = sample_images(
             loaded.model, num, example_shape=loaded.example_shape, generator=generator,
             labels=None if labels is None else labels.to(device),

@@ -9,11 +9,12 @@ from typing import Any, cast
 import torch
 
 from genlatent.data.dataset import ImageDataset
-from genlatent.train.build import build_model, load_datasets
+from genlatent.train.build import build_model, load_training_sets
 from genlatent.train.config import TrainConfig
 from genlatent.train.fit import RunData, RunSummary, run_training
 from genlatent.train.resume import prepare_run
 from genlatent.train.rundir import RunDirectory
+from genlatent.train.streamed import StreamedData
 
 __all__ = ["train"]
 
@@ -59,9 +60,13 @@ def train(
         RunDirectory(run_dir), config, given, resume=resume, overwrite=overwrite, flag=flag,
         log=log,
     )  # fmt: skip
-    train_set, test_set = datasets if datasets is not None else load_datasets(config)
+    train_set, test_set = datasets if datasets is not None else load_training_sets(config)
     torch.manual_seed(config.seed)  # the weights are drawn from the run's seed
-    data = RunData(train_set.images, train_set.labels, test_set.images, test_set.labels)
+    data: RunData | StreamedData
+    if isinstance(train_set, ImageDataset):
+        data = RunData(train_set.images, train_set.labels, test_set.images, test_set.labels)
+    else:  # a folder of images: read as the steps need them
+        data = StreamedData.from_user(train_set, test_set)
     model = build_model(
         config, data.example_shape, data.num_classes,
         source_dir=RunDirectory(run_dir).source_dir, log=log,

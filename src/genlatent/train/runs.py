@@ -14,7 +14,7 @@ from torch import nn
 
 from genlatent._atomic import previous_path
 from genlatent._checkpoint import load_first_readable
-from genlatent._device import module_device
+from genlatent._device import module_device, seeded_generator
 from genlatent._sums import ExampleSums
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
@@ -202,7 +202,7 @@ def evaluate_run(
     loaded = load_run(run_dir, checkpoint=checkpoint, model=model, log=log)
     test = _test_set(loaded, data_dir, test_set)
     device = module_device(loaded.model)
-    generator = torch.Generator(device=device).manual_seed(loaded.config.seed)
+    generator = seeded_generator(device, loaded.config.seed)
     batches = TensorBatches(test, batch_size=500 if iwae_k == 0 else 100, device=device)
     values: dict[str, Any] = {"epoch": loaded.epoch}
     values |= evaluate_model(loaded.model, batches, generator=generator).as_dict()

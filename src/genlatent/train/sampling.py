@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genlatent._device import module_device
+from genlatent._device import module_device, seeded_generator
 from genlatent._validation import check_positive_int
 from genlatent.train.images import save_image_grid
 from genlatent.train.pictures import PER_CLASS, sample_images, takes_labels
@@ -65,7 +65,7 @@ def prior_samples(
     a VQ-VAE trained on the MSE can decode slightly outside it.
     """
     device = module_device(source.model)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    generator = seeded_generator(device, seed)  # drawn on the model's device
     classes = getattr(prior, "num_classes", None)
     if classes is None:
         labels = None
@@ -150,7 +150,7 @@ def _model_samples(
     with torch.no_grad():
         images = sample_images(
             loaded.model, count, example_shape=loaded.example_shape,
-            generator=torch.Generator(device=device).manual_seed(seed), labels=drawn,
+            generator=seeded_generator(device, seed), labels=drawn,
         )  # fmt: skip
     return images, drawn
 

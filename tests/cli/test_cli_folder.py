@@ -1,0 +1,92 @@
+"""``--dataset folder``: train on a folder of JPEGs, then eval, sample, plot and load_run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genlatent.cli import main
+from genlatent.data.folder import folder_splits
+from genlatent.train import TrainConfig
+from genlatent.train.runs import load_run
+
+QUIET = ["--no-progress", "--device", "cpu"]
+
+
+def _jpegs(root, classes: dict[str, int], seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for name, count in classes.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            pixels = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.jpg")
+
+
+def test_a_vqvae_trains_on_a_folder_of_jpegs_and_every_command_reads_the_run(tmp_path, capsys):
+    images = tmp_path / "images"
+    _jpegs(images, {"a": 13, "b": 12})
+    run = tmp_path / "run"
+    argv = [
+        "train", "vqvae", "--dataset", "folder", "--data-dir", str(images), "--image-size",
+        "16", "--test-fraction", "0.2", "--epochs", "2", "--batch-size", "8",
+        "--hidden-channels", "8", "--codebook-size", "8", "--embedding-dim", "4",
+        "--workers", "2", *QUIET, "--out", str(run),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["train_examples"] for line in lines] == [20, 20]  # 25 less 5 held out
+    config = json.loads((run / "config.json").read_text())["trainer"]
+    assert config["dataset"] == "folder"
+    assert config["data_dir"] == str(images.resolve())
+    assert (config["image_size"], config["test_fraction"]) == (16, 0.2)
+
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 5
+    assert main(["plot", str(run)]) == 0
+    assert capsys.readouterr().out.strip()
+    loaded = load_run(run)
+    assert loaded.example_shape == (3, 16, 16)
+    assert loaded.num_classes == 2
+
+
+def test_a_vae_on_train_and_test_folders_samples(tmp_path, capsys):
+    images = tmp_path / "images"
+    _jpegs(images / "train", {"x": 9})
+    _jpegs(images / "test", {"x": 3}, seed=1)
+    run = tmp_path / "run"
+    argv = [
+        "train", "vae", "--dataset", "folder", "--data-dir", str(images), "--image-size", "8",
+        "--epochs", "1", "--batch-size", "4", *QUIET, "--out", str(run),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    line = json.loads((run / "metrics.jsonl").read_text())
+    assert line["train_examples"] == 9
+    grid = tmp_path / "samples.png"
+    assert main(["sample", str(run), "-n", "4", "--out", str(grid)]) == 0
+    with Image.open(grid) as picture:
+        assert picture.width > 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 3
+
+
+def test_the_seeded_split_holds_out_the_permutation_head(tmp_path):
+    _jpegs(tmp_path, {"a": 7, "b": 3})
+    train, test = folder_splits(tmp_path, size=8, test_fraction=0.3, seed=4)
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(4))
+    assert test.indices == sorted(order[:3].tolist())
+    assert sorted(train.indices + test.indices) == list(range(10))
+
+
+def test_folder_options_are_checked():
+    with pytest.raises(ValueError, match="dataset='folder' needs image_size"):
+        TrainConfig(dataset="folder", data_dir="x")
+    with pytest.raises(ValueError, match="image_size applies only to dataset='folder'"):
+        TrainConfig(dataset="digits", image_size=8)
+    with pytest.raises(ValueError, match=r"test_fraction must lie in \(0, 1\)"):
+        TrainConfig(dataset="folder", data_dir="x", image_size=8, test_fraction=1.5)
