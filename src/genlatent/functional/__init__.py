@@ -8,6 +8,7 @@ from genlatent.functional.bernoulli import bernoulli_log_likelihood
 from genlatent.functional.continuous_bernoulli import (
     continuous_bernoulli_log_likelihood,
     continuous_bernoulli_log_norm,
+    continuous_bernoulli_logits,
     continuous_bernoulli_mean,
 )
 from genlatent.functional.gaussian import gaussian_kl, gaussian_log_likelihood, reparameterize
@@ -23,6 +24,7 @@ from genlatent.functional.likelihood import (
     fit_decoder_output,
     likelihood_mean,
     log_likelihood,
+    parameters_for_mean,
 )
 from genlatent.functional.logistic import (
     discretized_logistic_mixture_log_likelihood,
@@ -48,6 +50,7 @@ __all__ = [
     "code_counts",
     "continuous_bernoulli_log_likelihood",
     "continuous_bernoulli_log_norm",
+    "continuous_bernoulli_logits",
     "continuous_bernoulli_mean",
     "counts_perplexity",
     "decoder_channels",
@@ -64,6 +67,7 @@ __all__ = [
     "log_importance_weights",
     "log_likelihood",
     "nearest_code",
+    "parameters_for_mean",
     "reparameterize",
     "split_logistic_mixture",
     "standard_normal_draws",
