@@ -127,3 +127,11 @@ def test_iwae_quick(tmp_path: Path) -> None:
     for name in ("genlatent iwae_bound", "plain reimplementation", "decoder alone"):
         assert evaluation[name]["median_s"] > 0
     assert set(doc["training_step"]) >= {"k", "batch", "genlatent", "plain"}
+
+
+def test_iwae_eval_quick(tmp_path: Path) -> None:
+    _, doc = _run("iwae_eval", tmp_path)
+    assert doc["decoder_rows"] == doc["k"] * doc["images"]
+    for name in ("genlatent eval path (evaluate_run)", "decoder alone (the limit)"):
+        assert doc[name]["median_s"] > 0
+    assert doc["decoder alone (the limit)"]["time_over_decoder"] == 1.0

@@ -392,7 +392,7 @@ def _prior_of(args: argparse.Namespace, log: Callable[[str], None]) -> Any:
     return load_prior(folder, log=log).model
 
 
-_COUNTS = ("epoch", "samples", "num_examples")
+_COUNTS = ("epoch", "samples", "num_examples", "active_units")
 """Entries of ``genlatent eval``'s table that are counts, printed without decimals."""
 
 

@@ -15,13 +15,21 @@ from genlatent.metrics.frechet import (
     frechet_distance_from_statistics,
 )
 from genlatent.metrics.iwae import iwae_bound
-from genlatent.metrics.stats import bits_per_dim, code_usage, unigram_bits_per_code
+from genlatent.metrics.stats import (
+    ACTIVE_UNIT_THRESHOLD,
+    active_units,
+    bits_per_dim,
+    code_usage,
+    unigram_bits_per_code,
+)
 
 __all__ = [
+    "ACTIVE_UNIT_THRESHOLD",
     "Classifier",
     "Evaluation",
     "FeatureStatistics",
     "VAEEvaluation",
+    "active_units",
     "bits_per_dim",
     "class_consistency",
     "code_usage",
