@@ -1,16 +1,18 @@
-"""Print the MNIST likelihood table of docs/results.md from docs/data/literature/.
+"""Print the MNIST likelihood table of docs/results.md from docs/data/literature/cli/.
 
     python scripts/literature_table.py
 
-One row per run directory with a ``result.json`` (written by
-``scripts/results_literature.py`` after its IS-5000 evaluation), sorted by epochs then
-objective, beside the published numbers of ``docs/data/literature/published.json``.
+One row per run folder (written by ``scripts/results_literature.sh``: the run's
+``config.json`` and ``metrics.jsonl``, and ``eval.json``, the output of
+``genlatent eval RUN --iwae-k 5000 --json``), sorted by epochs then objective, beside the
+published numbers of ``docs/data/literature/published.json``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 DATA = Path("docs/data/literature")
 NAMES = {
@@ -27,10 +29,31 @@ SOURCES = (
 )
 
 
-def rows() -> list[dict[str, object]]:
-    found = [json.loads(path.read_text()) for path in sorted(DATA.glob("*/result.json"))]
+def objective(config: dict[str, Any]) -> str:
+    """The row's objective, read from what the run recorded (not from its folder's name)."""
+    samples = int(config["objective"].get("iwae_samples", 1))
+    if samples > 1:
+        return f"iwae{samples}"
+    return "vamp" if config["architecture"].get("vamp_components") else "vae"
+
+
+def rows() -> list[dict[str, Any]]:
+    found = []
+    for folder in sorted((DATA / "cli").glob("*/")):
+        if not (folder / "eval.json").is_file():
+            continue  # a row still running
+        config = json.loads((folder / "config.json").read_text())
+        metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        found.append(
+            {
+                "objective": objective(config),
+                "epochs": metrics[-1]["epoch"],
+                "train_seconds": metrics[-1]["wall_seconds"],
+                **json.loads((folder / "eval.json").read_text()),
+            }
+        )
     order = list(NAMES)
-    return sorted(found, key=lambda r: (int(r["epochs"]), order.index(str(r["objective"]))))
+    return sorted(found, key=lambda r: (r["epochs"], order.index(r["objective"])))
 
 
 def published(objective: str) -> str:
@@ -47,12 +70,11 @@ def main() -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows():
-        objective = str(row["objective"])
-        minutes = float(str(row["train_seconds"])) / 60
+        minutes = float(row["train_seconds"]) / 60
         print(
-            f"| {NAMES[objective]} | {row['epochs']} | {row['test_nll_is5000']:.2f} "
-            f"| {row['test_elbo_loss']:.2f} | {row['active_units']} | {minutes:.0f} min "
-            f"| {published(objective)} |"
+            f"| {NAMES[row['objective']]} | {row['epochs']} | {row['iwae_nll']:.2f} "
+            f"| {row['elbo_loss']:.2f} | {row['active_units']} | {minutes:.0f} min "
+            f"| {published(row['objective'])} |"
         )
 
 

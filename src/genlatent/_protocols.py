@@ -21,7 +21,10 @@ quantizer can do without importing any concrete class.
   ``genlatent eval`` print it beside each number (see `loss_unit`).
 - Optional capabilities, found by method, never by class: ``reconstruct(x)`` (data-space
   reconstructions shaped like ``x``), ``sample(num, *, generator=None)`` (with
-  ``labels=`` for a class-conditional model), ``encode(x)``. A Gaussian-latent model
+  ``labels=`` for a class-conditional model), ``encode(x)``, ``init_output_bias(mean)``
+  (called by `fit` once, before a new run's first step, with the training data's mean
+  example, shaped like one example, in data space: a model starts its output there, as
+  `VAE` does with ``output_bias_init="mean"``). A Gaussian-latent model
   (`GaussianLatentModel`: ``encode(x) -> (mean, log_var)``, ``decode(z)``,
   ``likelihood``) also gets the IWAE bound, the ELBO evaluation and interpolations.
 

@@ -143,3 +143,11 @@ def test_discriminator_share_quick(tmp_path: Path) -> None:
     assert doc["adversarial_generator_overhead"] == (
         generator / results["generator (pixel loss)"]["median_s"]
     )
+
+
+def test_iwae_eval_quick(tmp_path: Path) -> None:
+    _, doc = _run("iwae_eval", tmp_path)
+    assert doc["decoder_rows"] == doc["k"] * doc["images"]
+    for name in ("genlatent eval path (evaluate_run)", "decoder alone (the limit)"):
+        assert doc[name]["median_s"] > 0
+    assert doc["decoder alone (the limit)"]["time_over_decoder"] == 1.0

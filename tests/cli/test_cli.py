@@ -70,6 +70,21 @@ def test_bad_input_is_one_clear_line(cli_error, capsys, tmp_path):
     assert "invalid choice: 'imagenet'" in capsys.readouterr().err
 
 
+def _check_active_units(run, reported):
+    """Burda et al.'s count from the best checkpoint's posterior means, computed here."""
+    from genlatent import load_run
+    from genlatent.data import TensorBatches
+    from genlatent.train.build import load_test_set
+
+    loaded = load_run(run)
+    test = TensorBatches(load_test_set(loaded.config), batch_size=1000)
+    with torch.no_grad():
+        means = torch.cat([loaded.model.encode(batch.images)[0] for batch in test])
+    centred = means.double() - means.double().mean(dim=0)
+    variance = centred.square().sum(dim=0) / (means.shape[0] - 1)
+    assert reported == int((variance > 1e-2).sum())
+
+
 def test_train_eval_sample_plot_resume(cli_error, capsys, tmp_path):
     run = tmp_path / "run"
     assert main([*SMALL_VAE, *QUIET, "--out", str(run)]) == 0
@@ -85,6 +100,12 @@ def test_train_eval_sample_plot_resume(cli_error, capsys, tmp_path):
     # the VAE's loss is the negative ELBO; the IWAE bound is tighter
     assert results["loss"] == pytest.approx(results["reconstruction_loss"] + results["kl"])
     assert results["iwae_nll"] <= results["loss"] + 1e-6
+    _check_active_units(run, results["active_units"])
+    from genlatent.train import evaluate_run
+
+    again = evaluate_run(run, iwae_k=8, show_progress=True)
+    assert "IWAE bound, k = 8" in capsys.readouterr().err  # the bar, on stderr
+    assert again["iwae_nll"] == results["iwae_nll"]  # the same seeded noise: the same bound
     assert main(["eval", str(run), "--checkpoint", "last"]) == 0
     table = capsys.readouterr().out
     assert "reconstruction_loss" in table

@@ -665,3 +665,24 @@ def test_bits_per_dim():
         bits_per_dim("1", 3)
     with pytest.raises(TypeError, match=r"nats must have a floating-point dtype, got torch.int64"):
         bits_per_dim(torch.tensor([1]), 3)
+
+
+def test_active_units_counts_the_dimensions_whose_posterior_mean_varies():
+    from genlatent.metrics import active_units
+
+    generator = torch.Generator().manual_seed(0)
+    scales = torch.tensor([0.0, 0.05, 0.2, 1.0, 3.0])  # std: var 0, 0.0025, 0.04, 1, 9
+    means = torch.randn(2000, 5, generator=generator) * scales + 7.0
+    centred = means.double() - means.double().mean(dim=0)
+    variance = centred.square().sum(dim=0) / (means.shape[0] - 1)  # Cov_x, unbiased
+    assert active_units(means) == int((variance > 1e-2).sum()) == 3
+    assert active_units(means, threshold=2.0) == int((variance > 2.0).sum()) == 1
+
+
+def test_active_units_needs_a_matrix_of_two_examples_or_more():
+    from genlatent.metrics import active_units
+
+    with pytest.raises(ValueError, match=r"means must have shape \(N, D\) with N >= 2"):
+        active_units(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match=r"means must have shape \(N, D\)"):
+        active_units(torch.zeros(4))

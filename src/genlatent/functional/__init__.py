@@ -8,6 +8,7 @@ from genlatent.functional.bernoulli import bernoulli_log_likelihood
 from genlatent.functional.continuous_bernoulli import (
     continuous_bernoulli_log_likelihood,
     continuous_bernoulli_log_norm,
+    continuous_bernoulli_logits,
     continuous_bernoulli_mean,
 )
 from genlatent.functional.fsq import fsq_bound, fsq_codes, fsq_codes_from_indices
@@ -31,6 +32,7 @@ from genlatent.functional.likelihood import (
     fit_decoder_output,
     likelihood_mean,
     log_likelihood,
+    parameters_for_mean,
 )
 from genlatent.functional.logistic import (
     discretized_logistic_mixture_log_likelihood,
@@ -58,6 +60,7 @@ __all__ = [
     "code_counts",
     "continuous_bernoulli_log_likelihood",
     "continuous_bernoulli_log_norm",
+    "continuous_bernoulli_logits",
     "continuous_bernoulli_mean",
     "counts_perplexity",
     "decoder_channels",
@@ -81,6 +84,7 @@ __all__ = [
     "log_importance_weights",
     "log_likelihood",
     "nearest_code",
+    "parameters_for_mean",
     "reparameterize",
     "rotation_trick",
     "split_logistic_mixture",

@@ -19,6 +19,7 @@ __all__ = [
     "TAYLOR_BAND",
     "continuous_bernoulli_log_likelihood",
     "continuous_bernoulli_log_norm",
+    "continuous_bernoulli_logits",
     "continuous_bernoulli_mean",
 ]
 
@@ -147,6 +148,57 @@ def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
     small = torch.where(in_band, u, torch.zeros_like(u))
     series = _even_series(small * small, _LANGEVIN_SERIES, odd=True) * small
     return 0.5 * (1.0 + torch.where(in_band, series, closed))
+
+
+_BISECTION_STEPS = 64
+"""Halvings of `continuous_bernoulli_logits`' bracket: past the resolution of float64."""
+
+
+def continuous_bernoulli_logits(mean: torch.Tensor) -> torch.Tensor:
+    r"""The logits $\ell$ whose continuous Bernoulli has mean ``mean``: the inverse of
+    `continuous_bernoulli_mean`.
+
+    The mean $m(\ell) = \tfrac{1}{2}(1 + \coth(\ell/2) - 2/\ell)$ increases strictly from 0
+    to 1, so each $m \in (0, 1)$ has one $\ell$; it is not $\operatorname{logit}(m)$ (the
+    mean lies between $\sigma(\ell)$ and $1/2$). As $\ell \to -\infty$,
+    $m \approx -1/\ell$, so the root lies in $[-2/\min(m, 1 - m), 2/\min(m, 1 - m)]$;
+    it is found by bisection of that bracket in ``mean``'s dtype, which converges for
+    every $m$ where Newton's method, with $m'(\ell) \approx 1/\ell^2$ far out, would not.
+
+    The continuous Bernoulli is an exponential family with sufficient statistic $x$, so
+    these logits also maximise the likelihood of data whose mean is $m$: the logits of a
+    decoder's output bias that fits the data's mean pixel (see `VAE.init_output_bias`).
+
+    Args:
+        mean: $m$, any shape, floating point, strictly inside $(0, 1)$.
+
+    Returns:
+        $\ell$ with ``continuous_bernoulli_mean(ℓ) == mean`` up to rounding, shaped like
+        ``mean``.
+
+    Raises:
+        TypeError: if ``mean`` is not floating point.
+        ValueError: if a value of ``mean`` is not strictly between 0 and 1.
+
+    Example:
+        >>> logits = continuous_bernoulli_logits(torch.tensor([0.2, 0.7]))
+        >>> logits, continuous_bernoulli_mean(logits)
+        (tensor([-4.8010,  2.6721]), tensor([0.2000, 0.7000]))
+    """
+    check_floating("mean", mean)
+    if not bool(((mean > 0) & (mean < 1)).all()):
+        raise ValueError(
+            f"mean must lie strictly between 0 and 1, got values in "
+            f"[{float(mean.min())}, {float(mean.max())}]"
+        )
+    bound = 2.0 / torch.minimum(mean, 1.0 - mean)
+    low, high = -bound, bound.clone()
+    for _ in range(_BISECTION_STEPS):
+        middle = 0.5 * (low + high)
+        below = continuous_bernoulli_mean(middle) < mean
+        low = torch.where(below, middle, low)
+        high = torch.where(below, high, middle)
+    return 0.5 * (low + high)
 
 
 def continuous_bernoulli_log_likelihood(

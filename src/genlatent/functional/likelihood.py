@@ -15,6 +15,7 @@ from genlatent._validation import (
 from genlatent.functional.bernoulli import bernoulli_log_likelihood
 from genlatent.functional.continuous_bernoulli import (
     continuous_bernoulli_log_likelihood,
+    continuous_bernoulli_logits,
     continuous_bernoulli_mean,
 )
 from genlatent.functional.gaussian import gaussian_log_likelihood
@@ -25,12 +26,15 @@ from genlatent.functional.logistic import (
 
 __all__ = [
     "LIKELIHOODS",
+    "MEAN_CLAMP",
+    "MEAN_PARAMETERIZED",
     "check_decoder_output",
     "check_likelihood",
     "decoder_channels",
     "fit_decoder_output",
     "likelihood_mean",
     "log_likelihood",
+    "parameters_for_mean",
 ]
 
 LIKELIHOODS = (
@@ -43,6 +47,56 @@ LIKELIHOODS = (
 """The names a model or loss accepts as ``likelihood`` (the layouts are in `log_likelihood`)."""
 
 _NEEDS_MIXTURES = "discretized_logistic"
+
+MEAN_PARAMETERIZED = ("bernoulli", "continuous_bernoulli", "gaussian")
+"""The likelihoods whose one parameter per value `parameters_for_mean` can set from a mean."""
+
+MEAN_CLAMP = 1e-3
+r"""`parameters_for_mean` clamps a Bernoulli or continuous Bernoulli mean to
+$[10^{-3}, 1 - 10^{-3}]$: a pixel that is 0 in every image (MNIST's border) gets logits
+$-6.9$ (Bernoulli) or $-1000$ (continuous Bernoulli), not $-\infty$."""
+
+
+def parameters_for_mean(mean: torch.Tensor, likelihood: str) -> torch.Tensor:
+    r"""The decoder output whose likelihood has mean ``mean``, value by value.
+
+    ``"bernoulli"``: the logits $\operatorname{logit}(m)$; ``"continuous_bernoulli"``: the
+    logits whose continuous Bernoulli mean is $m$ (`continuous_bernoulli_logits`, not
+    $\operatorname{logit}(m)$); ``"gaussian"``: $m$ itself. The first two clamp $m$ to
+    $[$`MEAN_CLAMP`$, 1 - $`MEAN_CLAMP`$]$. Each of the three is an exponential family
+    whose sufficient statistic is $x$, so for a training set whose mean is $m$ these
+    parameters maximise its likelihood among constant decoders: the start Burda et al.
+    (2016) give their decoder's output bias.
+
+    Args:
+        mean: the data's mean, any shape (one example's), in $[0, 1]$ for the first two.
+        likelihood: one of `MEAN_PARAMETERIZED`.
+
+    Returns:
+        The parameters, shaped like ``mean``.
+
+    Raises:
+        TypeError: if ``mean`` is not floating point.
+        ValueError: on a likelihood not in `MEAN_PARAMETERIZED`, or (for the first two) a
+            mean outside $[0, 1]$.
+
+    Example:
+        >>> parameters_for_mean(torch.tensor([0.5, 0.25]), "bernoulli")
+        tensor([ 0.0000, -1.0986])
+    """
+    check_floating("mean", mean)
+    if likelihood not in MEAN_PARAMETERIZED:
+        raise ValueError(
+            f"likelihood must be one of {MEAN_PARAMETERIZED} to set its parameters from a "
+            f"mean, got {likelihood!r}"
+        )
+    if likelihood == "gaussian":
+        return mean
+    check_unit_interval("mean", mean, True)
+    mean = mean.clamp(MEAN_CLAMP, 1.0 - MEAN_CLAMP)
+    if likelihood == "bernoulli":
+        return torch.logit(mean)
+    return continuous_bernoulli_logits(mean)
 
 
 def check_likelihood(likelihood: object) -> str:

@@ -23,14 +23,22 @@ from genlatent.metrics.reconstruction import (
     reconstruction_frechet_distance,
     ssim,
 )
-from genlatent.metrics.stats import bits_per_dim, code_usage, unigram_bits_per_code
+from genlatent.metrics.stats import (
+    ACTIVE_UNIT_THRESHOLD,
+    active_units,
+    bits_per_dim,
+    code_usage,
+    unigram_bits_per_code,
+)
 
 __all__ = [
+    "ACTIVE_UNIT_THRESHOLD",
     "Classifier",
     "ClassifierFeatureMaps",
     "Evaluation",
     "FeatureStatistics",
     "VAEEvaluation",
+    "active_units",
     "bits_per_dim",
     "class_consistency",
     "classifier_features",

@@ -9,7 +9,13 @@ import torch
 from genlatent._validation import check_positive_int, check_tensor
 from genlatent.functional.quantize import counts_perplexity
 
-__all__ = ["bits_per_dim", "code_usage", "unigram_bits_per_code"]
+__all__ = [
+    "ACTIVE_UNIT_THRESHOLD",
+    "active_units",
+    "bits_per_dim",
+    "code_usage",
+    "unigram_bits_per_code",
+]
 
 _LN_2 = math.log(2.0)
 
@@ -92,6 +98,43 @@ def code_usage(counts: torch.Tensor) -> tuple[float, float]:
     used = float((rows > 0).double().mean())
     perplexity = sum(float(counts_perplexity(row)) for row in rows) / rows.shape[0]
     return used, perplexity
+
+
+ACTIVE_UNIT_THRESHOLD = 1e-2
+r"""Burda et al.'s (2016, section 5.2) threshold on $\operatorname{Cov}_x(\mathbb{E}_q[z_d])$."""
+
+
+def active_units(means: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
+    r"""How many latent dimensions are active: their posterior mean varies over the data.
+
+    Burda et al. (2016, section 5.2) call dimension $d$ active when
+    $A_d = \operatorname{Cov}_x\bigl(\mathbb{E}_{q(z \mid x)}[z_d]\bigr) > 10^{-2}$; an
+    inactive one carries no information about $x$ (its posterior is the same for every
+    example, the posterior collapse of unused dimensions). The covariance is the unbiased
+    sample variance over the $N$ examples, as `torch.var` computes it, in float64 on the CPU.
+
+    Args:
+        means: the posterior means $(N, D)$ of $N \ge 2$ examples.
+        threshold: the variance above which a dimension counts.
+
+    Returns:
+        The number of active dimensions, in $[0, D]$.
+
+    Raises:
+        ValueError: if ``means`` is not $(N, D)$ with $N \ge 2$.
+
+    Example:
+        >>> import torch
+        >>> means = torch.stack([torch.arange(4.0), torch.zeros(4)], dim=1)  # (4, 2)
+        >>> active_units(means)
+        1
+    """
+    check_tensor("means", means)
+    if means.ndim != 2 or means.shape[0] < 2:
+        raise ValueError(
+            f"means must have shape (N, D) with N >= 2 examples, got {tuple(means.shape)}"
+        )
+    return int((means.detach().cpu().double().var(dim=0) > threshold).sum())  # not on MPS
 
 
 def unigram_bits_per_code(

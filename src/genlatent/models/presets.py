@@ -36,6 +36,7 @@ def mnist_vae(
     *,
     latent_dim: int = 200,
     hidden_features: tuple[int, ...] = (400, 400),
+    output_bias_init: OutputBiasInit = "mean",
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> VAE:
@@ -43,7 +44,7 @@ def mnist_vae(
 
     LeakyReLU(0.2) activations and a Bernoulli decoder, as in the tutorial; 1,189,984
     parameters with the defaults: `vae_preset` on $(1, 28, 28)$. Trained with Adam
-    (lr 1e-3), batch 100, 30 epochs.
+    (lr 1e-3), batch 100, 30 epochs. ``output_bias_init`` as in `vae_preset`.
 
     Example:
         >>> model = mnist_vae()
@@ -51,7 +52,9 @@ def mnist_vae(
         1189984
     """
     widths = _widths(hidden_features, name="hidden_features", text=False)
-    model = vae_preset((1, 28, 28), latent_dim=latent_dim, hidden=widths)
+    model = vae_preset(
+        (1, 28, 28), latent_dim=latent_dim, hidden=widths, output_bias_init=output_bias_init
+    )
     return model.to(device=device, dtype=dtype)
 
 
@@ -217,6 +220,7 @@ def conv_vae(
 
 Activation = Literal["leaky_relu", "tanh", "relu"]
 Likelihood = Literal["bernoulli", "continuous_bernoulli", "gaussian"]
+OutputBiasInit = Literal["mean", "zero"]
 
 _ACTIVATIONS: tuple[str, ...] = typing.get_args(Activation)  # names: save_pretrained saves them
 
@@ -229,6 +233,7 @@ def vae_preset(
     activation: Activation = "leaky_relu",
     likelihood: Likelihood = "bernoulli",
     vamp_components: int | None = None,
+    output_bias_init: OutputBiasInit = "mean",
 ) -> VAE:
     """The reference MLP VAE sized for ``image_shape``: the ``vae`` of ``genlatent train``.
 
@@ -243,6 +248,9 @@ def vae_preset(
         activation: activation between layers, leaky_relu (0.2, the tutorial's), tanh or relu.
         likelihood: decoder likelihood, bernoulli, continuous_bernoulli or gaussian.
         vamp_components: a VampPrior with this many pseudo-inputs instead of N(0, I).
+        output_bias_init: the decoder's output bias at the start of training, mean (the
+            parameters of the training data's mean pixel, as Burda et al. start theirs) or
+            zero.
 
     Example:
         >>> vae_preset((1, 28, 28), hidden="200,200", latent_dim=50).latent_dim
@@ -260,6 +268,7 @@ def vae_preset(
         MLPDecoder(latent_dim, widths, features, out_shape=shape, activation=act),
         likelihood=likelihood,
         prior=prior,
+        output_bias_init=output_bias_init,
     )
 
 

@@ -14,10 +14,12 @@ from genlatent.functional._dtype import at_least_float32
 from genlatent.functional.gaussian import reparameterize
 from genlatent.functional.importance import standard_normal_draws
 from genlatent.functional.likelihood import (
+    MEAN_PARAMETERIZED,
     check_likelihood,
     decoder_channels,
     fit_decoder_output,
     likelihood_mean,
+    parameters_for_mean,
 )
 from genlatent.functional.mixture import gaussian_log_prob, gaussian_mixture_log_prob
 from genlatent.losses.elbo import VAELoss, vae_loss
@@ -162,11 +164,18 @@ class VAE(nn.Module, PretrainedMixin):
             module with ``log_prob(z, encode)`` and ``sample(num, encode, generator=)``):
             the KL is then the single-sample Monte Carlo estimate
             $\log q(z \mid x) - \log p(z)$, and IWAE and `sample` use the prior.
+        output_bias_init: what `init_output_bias` (called by `fit` before the first step
+            of a new run) does to the decoder's output bias: ``"mean"`` sets it to the
+            parameters of the training data's mean (`parameters_for_mean`), ``"zero"`` to
+            zero, ``None`` leaves the decoder's own initialisation. ``"mean"`` and
+            ``"zero"`` need a decoder with ``init_output_bias(bias)`` (`MLPDecoder` has
+            it) and a likelihood in `MEAN_PARAMETERIZED`.
 
     Raises:
         TypeError: if ``encoder`` or ``decoder`` is not an ``nn.Module``.
-        ValueError: on an unknown ``likelihood``, a ``latent_dim`` below 1 or missing, or
-            ``num_mixtures`` missing for ``"discretized_logistic"`` or given for another.
+        ValueError: on an unknown ``likelihood``, a ``latent_dim`` below 1 or missing,
+            ``num_mixtures`` missing for ``"discretized_logistic"`` or given for another, or
+            an ``output_bias_init`` that is unknown or that the decoder or likelihood cannot take.
 
     Example:
         >>> import torch
@@ -195,6 +204,7 @@ class VAE(nn.Module, PretrainedMixin):
         likelihood: str = "bernoulli",
         num_mixtures: int | None = None,
         prior: nn.Module | None = None,
+        output_bias_init: str | None = None,
     ) -> None:
         super().__init__()
         for name, module in (("encoder", encoder), ("decoder", decoder)):
@@ -213,6 +223,36 @@ class VAE(nn.Module, PretrainedMixin):
         decoder_channels(likelihood, 1, num_mixtures=num_mixtures)  # checks num_mixtures
         self.num_mixtures = num_mixtures
         self.prior = prior
+        self.output_bias_init = _check_output_bias_init(output_bias_init, decoder, likelihood)
+
+    @torch.no_grad()
+    def init_output_bias(self, mean: torch.Tensor) -> None:
+        r"""Start the decoder's output bias from the training data's mean, as chosen at
+        construction (``output_bias_init``); `fit` calls it before a new run's first step.
+
+        With ``"mean"`` the bias becomes `parameters_for_mean` of ``mean``: the logits of
+        the mean pixel for the Bernoulli, the logits whose continuous Bernoulli mean is the
+        mean pixel, the mean itself for the Gaussian. Burda et al. (2016) start their
+        decoders so; without it a tanh decoder spends its first epochs learning the mean
+        image while its posteriors collapse. ``"zero"`` zeroes the bias; ``None`` does
+        nothing.
+
+        Args:
+            mean: the training examples' mean, one example's shape $(*)$ (e.g.
+                $(1, 28, 28)$), data-space values (in $[0, 1]$ for the first two).
+
+        Raises:
+            ValueError: as `parameters_for_mean` and the decoder's ``init_output_bias`` raise.
+        """
+        if self.output_bias_init is None:
+            return
+        reference = next(self.decoder.parameters())
+        mean = mean.to(device=reference.device, dtype=reference.dtype)
+        if self.output_bias_init == "zero":
+            bias = torch.zeros_like(mean)
+        else:
+            bias = parameters_for_mean(mean, self.likelihood)
+        cast(Any, self.decoder).init_output_bias(bias)  # checked at construction
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the posterior's ``(mean, log_var)`` for ``x``, each $(B, D)$.
@@ -390,6 +430,32 @@ def negative_elbo(x: torch.Tensor, out: VAEOutput, likelihood: str, **options: A
         likelihood=likelihood,
         **options,
     )
+
+
+OUTPUT_BIAS_INITS = ("mean", "zero")
+"""The values of ``VAE(output_bias_init=...)`` besides ``None``."""
+
+
+def _check_output_bias_init(
+    output_bias_init: object, decoder: nn.Module, likelihood: str
+) -> str | None:
+    if output_bias_init is None:
+        return None
+    if output_bias_init not in OUTPUT_BIAS_INITS:
+        raise ValueError(
+            f"output_bias_init must be one of {OUTPUT_BIAS_INITS} or None, got {output_bias_init!r}"
+        )
+    if not callable(getattr(decoder, "init_output_bias", None)):
+        raise ValueError(
+            f"output_bias_init={output_bias_init!r} needs a decoder with an "
+            f"init_output_bias(bias) method, got {type(decoder).__name__} without one"
+        )
+    if likelihood not in MEAN_PARAMETERIZED:
+        raise ValueError(
+            f"output_bias_init={output_bias_init!r} needs a likelihood in "
+            f"{MEAN_PARAMETERIZED}, got {likelihood!r}"
+        )
+    return str(output_bias_init)
 
 
 def _check_posterior(

@@ -197,6 +197,23 @@ class MLPDecoder(nn.Module, PretrainedMixin):
             return logits
         return logits.reshape(*logits.shape[:-1], *self.out_shape)
 
+    @torch.no_grad()
+    def init_output_bias(self, bias: torch.Tensor) -> None:
+        """Set the output layer's bias to ``bias``, one value per output (in ``out_shape``).
+
+        With zero weights in front of it the decoder would output ``bias`` for every
+        latent: `VAE.init_output_bias` starts it at the data's mean this way.
+
+        Raises:
+            ValueError: if ``bias`` does not hold ``out_features`` values.
+        """
+        if bias.numel() != self.out_features:
+            raise ValueError(
+                f"bias must hold out_features={self.out_features} values, got shape "
+                f"{tuple(bias.shape)}"
+            )
+        self.out.bias.copy_(bias.reshape(-1))
+
     def extra_repr(self) -> str:
         return f"out_shape={self.out_shape}" if self.out_shape is not None else ""
 

@@ -34,6 +34,7 @@ from genlatent.train.loop import (
     evaluate_epoch,
     train_epoch,
 )
+from genlatent.train.outputbias import init_from_data
 from genlatent.train.pictures import write_pictures
 from genlatent.train.resume import prepare_run
 from genlatent.train.rundir import RunDirectory
@@ -140,6 +141,9 @@ def fit(
     ``best.pt`` when the test loss improves (the training loss without test data), and
     draws ``reconstructions.png`` and ``samples.png`` where the model can make them
     (``reconstruct``, ``sample``; one row per class when ``sample`` takes ``labels``).
+    Before a new run's first step, a model with ``init_output_bias(mean)`` receives the
+    training data's mean example (`init_from_data`; `VAE` starts its decoder's output bias
+    from it, see its ``output_bias_init``); a resumed run does not.
 
     ``resume=True`` continues the run in ``run_dir`` exactly: pass the same model
     constructor's fresh output and the same data; only ``epochs`` and ``device`` may
@@ -330,9 +334,11 @@ class _Run:
         self.steps: int | None = 0  # the global step; None: read from the batches on resume
         if not fresh:
             self._restore()
-        elif self.group.is_main:  # prepare_run allowed it: replace a failed start or overwrite
-            run.clear()
-            run.create(self.config, module_config(model))  # the model as constructed
+        else:  # a new run starts from its data where the model asks (same on every rank)
+            init_from_data(model, self.data.train_images)
+            if self.group.is_main:  # prepare_run allowed it: replace a failed start or overwrite
+                run.clear()
+                run.create(self.config, module_config(model))  # the model as constructed
 
     def _check_data(self, device: torch.device) -> None:
         """Once, before anything is written or trained: finite data the model can take."""

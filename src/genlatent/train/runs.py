@@ -15,12 +15,14 @@ from torch import nn
 from genlatent._atomic import previous_path
 from genlatent._checkpoint import load_first_readable
 from genlatent._device import module_device, seeded_generator
+from genlatent._protocols import declared_keywords
 from genlatent._sums import ExampleSums
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
 from genlatent.pretrained import module_from_config
 from genlatent.train.build import as_scored, build_model, load_test_set, resolve_device
 from genlatent.train.config import TrainConfig
+from genlatent.train.progress import progress
 from genlatent.train.rundir import RunDirectory, RunDirectoryError
 
 __all__ = ["LoadedRun", "evaluate_run", "load_run"]
@@ -182,18 +184,22 @@ def evaluate_run(
     test_set: ImageDataset | None = None,
     model: nn.Module | None = None,
     log: Callable[[str], None] | None = None,
+    show_progress: bool | None = None,
 ) -> dict[str, Any]:
     """Test-set metrics of a run, by capability (see `evaluate_model`).
 
     Every term ``model.loss`` logs, the reconstruction MSE, PSNR and SSIM (images of at
     least 11x11 pixels) where the model can reconstruct, code usage where it reports
-    codes; with ``iwae_k`` > 0 and a model with ``encode``, ``decode`` and ``likelihood``
-    (a Gaussian-latent VAE), also the importance-weighted bound with ``iwae_k`` samples
-    (`iwae_bound`). ``log`` hears of a checkpoint fallback (see `load_run`). The run of a
+    codes; for a Gaussian-latent model (``encode``, ``decode`` and ``likelihood``, a
+    `VAE`) also its ``active_units`` (`active_units` of the test set's posterior means)
+    and, with ``iwae_k`` > 0, the negative importance-weighted bound with ``iwae_k``
+    samples, ``iwae_nll`` (`iwae_bound`, in inference mode, 100 examples a batch, with a
+    progress bar on stderr when ``show_progress`` is true or, for ``None``, when stderr is
+    a terminal). ``log`` hears of a checkpoint fallback (see `load_run`). The run of a
     prior (`fit_prior`) is evaluated as one: its test bits per code beside the unigram
     baseline (`evaluate_prior`).
     """
-    from genlatent.metrics import evaluate_model, iwae_bound
+    from genlatent.metrics import evaluate_model
     from genlatent.train.prior import evaluate_prior, prior_source
 
     source = prior_source(run_dir)
@@ -206,12 +212,56 @@ def evaluate_run(
     batches = TensorBatches(test, batch_size=500 if iwae_k == 0 else 100, device=device)
     values: dict[str, Any] = {"epoch": loaded.epoch}
     values |= evaluate_model(loaded.model, batches, generator=generator).as_dict()
-    if iwae_k > 0:
-        sums = ExampleSums(device)
-        with torch.no_grad():
-            for batch in batches:
-                bound = iwae_bound(loaded.model, batch.images, num_samples=iwae_k,  # type: ignore[arg-type]
-                                   generator=generator, reduction="sum")  # fmt: skip
-                sums.add_sums({"iwae": bound}, batch.images.shape[0])
-        values["iwae_nll"] = -sums.means()["iwae"]
+    units = _active_units(loaded.model, batches) if _is_gaussian_latent(loaded.model) else None
+    if units is not None:
+        values["active_units"] = units
+    if iwae_k > 0:  # iwae_bound names what a model without the capability lacks
+        values["iwae_nll"] = _iwae_nll(loaded.model, batches, iwae_k, generator, show_progress)
     return values
+
+
+def _is_gaussian_latent(model: nn.Module) -> bool:
+    return all(callable(getattr(model, name, None)) for name in ("encode", "decode")) and (
+        hasattr(model, "likelihood")
+    )
+
+
+def _active_units(model: nn.Module, batches: TensorBatches) -> int | None:
+    """`active_units` of the posterior means over ``batches`` (labels passed where
+    ``encode`` declares them); ``None`` for fewer than two examples."""
+    from genlatent.metrics import active_units
+
+    encode = model.encode
+    labelled = "labels" in declared_keywords(encode, ("labels",))  # type: ignore[arg-type]
+    with torch.inference_mode():
+        means = [
+            encode(batch.images, labels=batch.labels) if labelled else encode(batch.images)  # type: ignore[operator]
+            for batch in batches
+        ]
+    stacked = torch.cat([mean for mean, _ in means])
+    return active_units(stacked) if stacked.shape[0] >= 2 else None
+
+
+def _iwae_nll(
+    model: nn.Module,
+    batches: TensorBatches,
+    num_samples: int,
+    generator: torch.Generator,
+    show_progress: bool | None,
+) -> float:
+    r"""$-\frac{1}{N}\sum_n \mathcal{L}_k(x_n)$ over ``batches``: `iwae_bound` batch by batch,
+    in inference mode (no autograd bookkeeping on the $k B$ decoder rows)."""
+    from genlatent.metrics import iwae_bound
+
+    sums = ExampleSums(module_device(model))
+    bar = progress(
+        batches, total=len(batches), description=f"IWAE bound, k = {num_samples}",
+        enabled=show_progress,
+    )  # fmt: skip
+    with torch.inference_mode():
+        for batch in bar:
+            bound = iwae_bound(model, batch.images, num_samples=num_samples,  # type: ignore[arg-type]
+                               generator=generator, reduction="sum")  # fmt: skip
+            sums.add_sums({"iwae": bound}, batch.images.shape[0])
+    bar.close()
+    return -sums.means()["iwae"]

@@ -7,6 +7,7 @@ __all__ = ["COUNTS", "METRIC_UNITS", "unit_of"]
 METRIC_UNITS: dict[str, str] = {
     "mse": "per pixel",
     "psnr": "dB",
+    "ssim": "",
     "fraction_used": "of the codes",
     "codes_used": "of the codes",
     "perplexity": "codes",
@@ -17,12 +18,13 @@ METRIC_UNITS: dict[str, str] = {
     "iwae_nll": "nats/image",
     "frechet_distance": "classifier features",
     "frechet_distance_floor": "classifier features",
+    "reconstruction_frechet_distance": "classifier features",
     "images_per_second": "img/s",
     "epoch_seconds": "s",
 }
 """Units of the metrics whose unit does not depend on the model."""
 
-COUNTS = ("epoch", "samples", "num_examples")
+COUNTS = ("epoch", "samples", "num_examples", "active_units")
 """Entries that are counts: printed without decimals and without a unit."""
 
 
