@@ -161,9 +161,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "resume-rng-restore",
-        "src/genlatent/train/fit.py",
-        'torch.set_rng_state(state["torch_rng"].cpu())',
-        'state["torch_rng"].cpu()',
+        "src/genlatent/_rng.py",
+        'torch.set_rng_state(states["cpu"].cpu())',
+        'states["cpu"].cpu()',
         ("tests/train/test_runner.py::test_resume_equals_uninterrupted",),
         "resume does not restore the global torch RNG (dead-code restarts draw from it)",
     ),
@@ -252,8 +252,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "lfq-global-entropy",
         "src/genlatent/nn/lfq.py",
-        "reduce=_global_sum if self.training and replicated() else None,",
-        "reduce=None,",
+        "reduce = _global_sum if self.training and replicated() else None",
+        "reduce = None",
         ("tests/nn/test_scalar_quantizers_distributed.py",),
         "LFQ under DDP: each replica's batch entropy over its own shard only",
     ),

@@ -36,6 +36,7 @@ VALUES: dict[str, object] = {
     "activation": "tanh",
     "likelihood": "gaussian",
     "vamp_components": 3,
+    "output_bias_init": "zero",
     "hidden_channels": 8,
     "embedding_dim": 4,
     "codebook_size": 16,

@@ -250,7 +250,8 @@ def test_objectives_keep_kl_and_quantizer_terms_in_float32(precision):
 
 @pytest.mark.parametrize(
     ("config", "precision"),
-    [(TINY_VAE.replace(epochs=2), "fp16"), (TINY_VQ, "bf16")],
+    # the output bias from zero: a start at the data mean leaves 4 steps too little to learn
+    [(TINY_VAE.replace(epochs=2, output_bias_init="zero"), "fp16"), (TINY_VQ, "bf16")],
     ids=["vae-fp16", "vqvae-ema-bf16"],
 )
 def test_mixed_precision_runs_train_on_cpu(tmp_path, config, precision):
