@@ -269,6 +269,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the training objective's options (beta, ...) also change what evaluation scores",
     ),
     Mutation(
+        "guidance-ignored",
+        "src/genlatent/priors/_base.py",
+        "logits = unconditional + scale * (conditional - unconditional)",
+        "logits = conditional",
+        ("tests/priors/test_guidance.py::test_greedy_guided_samples_follow_the_guided_logits",),
+        "classifier-free guidance draws from the conditional logits whatever the scale",
+    ),
+    Mutation(
+        "mnist-variant-unchecked",
+        "src/genlatent/data/idx.py",
+        "if other != variant and other_split == split and found == signature:",
+        "if False:",
+        ("tests/data/test_data_idx.py::test_fashion_mnist_files_are_not_read_as_mnist",),
+        "Fashion-MNIST's files load as MNIST without a word",
+    ),
+    Mutation(
         "binarize-test-once",
         "src/genlatent/train/fit.py",
         "            self.data = data.binarized()",

@@ -122,7 +122,7 @@ def test_sample_takes_a_number_classes_temperature_top_k_and_writes_a_folder(
     cli_error(["sample", str(vq_run), "--label", "10", "--out", str(tmp_path / "x.png")],
               "labels must be classes in [0, 9], got [10]")  # fmt: skip
     cli_error(["sample", str(vq_run), "--no-prior", "--temperature", "0.5", "--out",
-               str(tmp_path / "x.png")], "temperature, top_k and top_p shape a prior")  # fmt: skip
+               str(tmp_path / "x.png")], "guidance_scale shape a prior")  # fmt: skip
     cli_error(["sample", str(vq_run), "--no-prior", "--label", "1", "--out",
                str(tmp_path / "x.png")], "labels apply to a class-conditional")  # fmt: skip
 
@@ -151,3 +151,22 @@ def test_a_failed_start_leaves_nothing_that_blocks_sample_or_eval(vq_run, tmp_pa
     assert main(["sample", str(vq_run), "-n", "2", "--out", str(tmp_path / "s.png"),
                  "--prior-dir", str(out)]) == 2  # fmt: skip
     assert "holds no prior" in capsys.readouterr().err
+
+
+def test_guided_sampling_from_the_command_line(vq_run, tmp_path, capsys, cli_error):
+    out = tmp_path / "guided-prior"
+    argv = ["train", "prior", str(vq_run), "--conditional", "--label-dropout", "0.2",
+            "--out", str(out), *PRIOR]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((out / "prior.json").read_text())["options"] == {"label_dropout": 0.2}
+    assert load_prior(out).model.null_class == 10
+    grid = tmp_path / "guided"
+    sample = ["sample", str(vq_run), "--prior-dir", str(out), "-n", "6", "--label", "3"]
+    assert main([*sample, "--guidance-scale", "3", "--out", str(grid)]) == 0
+    assert sorted(p.name for p in grid.iterdir()) == [f"000{i}-class3.png" for i in range(6)]
+    # guidance without a prior, and a flag for another command, are one line each
+    unguided = ["sample", str(vq_run), "--no-prior", "--out", str(tmp_path / "x.png")]
+    cli_error([*unguided, "--guidance-scale", "2"], "guidance_scale shape a prior's draws")
+    cli_error(["train", "prior", str(vq_run), "--label-dropout", "0.2", *PRIOR],
+              "--label-dropout applies to train prior --conditional only")  # fmt: skip
+    cli_error(["train", "vae", "--label-dropout", "0.2"], "--label-dropout apply to train prior")

@@ -110,6 +110,11 @@ def _add_train(commands: Any) -> None:
         "--conditional", action="store_true", help="with 'prior': condition on the class labels"
     )
     train.add_argument(
+        "--label-dropout", type=float, default=None, metavar="P",
+        help="with 'prior --conditional': replace each training label by a null class with "
+        "probability P, so that sample --guidance-scale can steer it (default 0: no null class)",
+    )  # fmt: skip
+    train.add_argument(
         "--model",
         metavar="SPEC",
         help="train the model built by your function: path/to/file.py:build or "
@@ -192,6 +197,11 @@ def _add_inspection(commands: Any) -> None:
     sample.add_argument(
         "--top-p", type=float, default=None,
         help="draw each code from the prior's smallest set of probability >= P (nucleus)",
+    )  # fmt: skip
+    sample.add_argument(
+        "--guidance-scale", type=float, default=1.0, metavar="S",
+        help="classifier-free guidance of a conditional prior trained with --label-dropout: "
+        "0 unconditional, 1 the conditional model (default), above 1 more class-like",
     )  # fmt: skip
     sample.add_argument("--checkpoint", default="best", choices=["best", "last"])
     _add_prior_choice(sample)
@@ -335,9 +345,12 @@ def _train_prior(args: argparse.Namespace) -> int:
     resume = args.resume is not None
     out = args.resume or args.out
     args.run_dir_in_use = out
+    if args.label_dropout is not None and not args.conditional:
+        raise ValueError("--label-dropout applies to train prior --conditional only")
+    options = {} if args.label_dropout is None else {"label_dropout": args.label_dropout}
     summary = fit_prior(
         args.source, prior=args.prior or "transformer", conditional=args.conditional, out=out,
-        resume=resume,
+        options=options, resume=resume,
         overwrite=args.overwrite, show_progress=False if args.no_progress else None,
         **{"epochs": 20, "batch_size": 128, "lr": 1e-3, **given},
     )  # fmt: skip
@@ -355,8 +368,12 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"unexpected argument {args.source!r}: only train prior takes RUN_DIR")
     prior_only = [
         flag
-        for flag, value in (("--prior", args.prior), ("--conditional", args.conditional))
-        if value
+        for flag, value in (
+            ("--prior", args.prior),
+            ("--conditional", args.conditional),
+            ("--label-dropout", args.label_dropout),
+        )
+        if value is not None and value is not False
     ]
     if prior_only:
         raise ValueError(f"{' and '.join(prior_only)} apply to train prior RUN_DIR only")
@@ -469,7 +486,7 @@ def _sample(args: argparse.Namespace) -> int:
     path = sample_run(
         args.run_dir, args.num, Path(args.out), seed=args.seed, checkpoint=args.checkpoint,
         prior=_prior_of(args, log), labels=args.label, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, log=log,
+        top_k=args.top_k, top_p=args.top_p, guidance_scale=args.guidance_scale, log=log,
     )  # fmt: skip
     print(f"wrote {path}")
     return 0

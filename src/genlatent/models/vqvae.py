@@ -162,6 +162,7 @@ class VQVAE(nn.Module, PretrainedMixin):
         top_k: int | None = None,
         top_p: float | None = None,
         generator: torch.Generator | None = None,
+        guidance_scale: float = 1.0,
     ) -> torch.Tensor:
         """Draw code grids from ``prior`` and decode them: the VQ-VAE's samples, $(N, *)$.
 
@@ -174,6 +175,8 @@ class VQVAE(nn.Module, PretrainedMixin):
             top_k: passed to ``prior.sample``.
             top_p: passed to ``prior.sample``.
             generator: the source of the prior's draws.
+            guidance_scale: passed to ``prior.sample`` when not 1 (classifier-free
+                guidance; a prior without the option is called as before).
 
         Example:
             >>> import torch
@@ -185,9 +188,10 @@ class VQVAE(nn.Module, PretrainedMixin):
             torch.Size([3, 1, 8, 8])
         """
         check_positive_int("num_samples", num_samples)
+        guidance = {} if guidance_scale == 1.0 else {"guidance_scale": guidance_scale}
         indices = prior.sample(  # type: ignore[operator]
             num_samples, labels=labels, temperature=temperature, top_k=top_k, top_p=top_p,
-            generator=generator,
+            generator=generator, **guidance,
         )  # fmt: skip
         device = module_device(self)
         return self.decode(indices.to(device))

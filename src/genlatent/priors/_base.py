@@ -10,7 +10,16 @@ the group indices of a grouped one, at each position) is modelled jointly in the
 order with the stage fastest: the $s$ codes of a position, in turn, after every code of
 the positions before it ($T = hws$), as one plane of $h$ rows and $ws$ columns.
 
-with an optional class label $y$. A subclass computes the logits of every conditional in
+with an optional class label $y$. A class-conditional prior trained with
+``label_dropout`` $> 0$ replaces each training label by a null class $\varnothing$ (index
+``num_classes``) with that probability, so the one network also models
+$p(x \mid \varnothing)$, the unconditional distribution; sampling with classifier-free
+guidance (Ho and Salimans 2022) then draws each code from the logits
+
+$$\ell^{(s)}_t = \ell_t(\varnothing) + s\,\big(\ell_t(y) - \ell_t(\varnothing)\big),$$
+
+which are the conditional ones at $s = 1$ and the unconditional ones at $s = 0$. A
+subclass computes the logits of every conditional in
 one pass (`_forward_logits`) and, for sampling, the logits of position $t$ given the
 codes already drawn (`_sequential_logits`); this base turns them into `loss`,
 `log_prob` and `sample`.
@@ -71,7 +80,11 @@ class _GridPrior(nn.Module):
     """What the loss terms are measured in: nats per code."""
 
     def __init__(
-        self, codebook_size: int, grid_shape: Sequence[int], num_classes: int | None
+        self,
+        codebook_size: int,
+        grid_shape: Sequence[int],
+        num_classes: int | None,
+        label_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.codebook_size = check_positive_int("codebook_size", codebook_size)
@@ -82,6 +95,20 @@ class _GridPrior(nn.Module):
         if num_classes is not None:
             check_positive_int("num_classes", num_classes)
         self.num_classes = num_classes
+        self.label_dropout = _check_label_dropout(label_dropout, num_classes)
+
+    @property
+    def null_class(self) -> int | None:
+        """The index of the null class $\varnothing$ (``num_classes``) when the prior was
+        built with ``label_dropout > 0``, else ``None``: labels equal to it give the
+        unconditional model."""
+        return self.num_classes if self.label_dropout > 0 else None
+
+    @property
+    def _embedded_classes(self) -> int:
+        """Rows of a class embedding: the classes, and the null class if there is one."""
+        assert self.num_classes is not None
+        return self.num_classes + (1 if self.label_dropout > 0 else 0)
 
     @property
     def num_positions(self) -> int:
@@ -137,7 +164,7 @@ class _GridPrior(nn.Module):
             raise TypeError(f"labels must have an integer dtype (int64), got {labels.dtype}")
         if tuple(labels.shape) != (batch,):
             raise ValueError(f"labels must have shape (B,) = ({batch},), got {tuple(labels.shape)}")
-        _check_range("labels", labels, self.num_classes)
+        _check_range("labels", labels, self._embedded_classes)
         return labels.long()
 
     # ------------------------------------------------------------------ the protocol
@@ -203,6 +230,7 @@ class _GridPrior(nn.Module):
         labels: torch.Tensor | None = None,
         *,
         reduction: str = "mean",
+        generator: torch.Generator | None = None,
     ) -> PriorLoss:
         r"""Negative log-likelihood per code: the quantity a prior is trained on.
 
@@ -219,6 +247,11 @@ class _GridPrior(nn.Module):
                 dataset's labels to every ``loss`` that declares them can train it
                 (`logits`, `log_prob` and `sample` still refuse them).
             reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+            generator: draws the label dropout in training mode (on the labels' device).
+
+        In training mode with ``label_dropout`` $p > 0$, each label is replaced by the
+        null class with probability $p$ before the likelihood is computed; in eval mode
+        the loss is the exact conditional likelihood of the labels given.
 
         Raises:
             ValueError: on an unknown ``reduction``; otherwise as `logits`.
@@ -226,6 +259,11 @@ class _GridPrior(nn.Module):
         reduction = check_reduction(reduction)
         if self.num_classes is None:
             labels = None
+        elif self.training and self.label_dropout > 0 and labels is not None:
+            labels = self._check_labels(labels, check_tensor("indices", indices).shape[0])
+            assert labels is not None
+            drop = torch.rand(labels.shape, generator=generator, device=labels.device)
+            labels = torch.where(drop < self.label_dropout, self._embedded_classes - 1, labels)
         per_grid = -self.log_prob(indices, labels) / self.num_positions
         if reduction == "mean":
             per_grid = per_grid.mean()
@@ -243,25 +281,63 @@ class _GridPrior(nn.Module):
         generator: torch.Generator | None,
         *,
         use_cache: bool,
+        guidance_scale: float = 1.0,
     ) -> torch.Tensor:
         check_positive_int("num", num)
         labels = self._check_labels(labels, num)
         temperature, top_k, top_p = check_sampling_args(temperature, top_k, top_p)
+        scale = self._check_guidance(guidance_scale)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         device = module_device(self)
-        codes = torch.zeros(num, self.num_positions, dtype=torch.long, device=device)
+        guided = scale != 1.0 and labels is not None
+        if labels is not None and guided:  # one batch: the labels' rows, then the null class's
+            labels = torch.cat([labels, torch.full_like(labels, self._embedded_classes - 1)])
+        rows = 2 * num if guided else num
+        codes = torch.zeros(rows, self.num_positions, dtype=torch.long, device=device)
         with torch.no_grad():
             steps = self._sequential_logits(codes, labels, use_cache=use_cache)
             for t, logits in enumerate(steps):
-                codes[:, t] = draw(
+                if guided:
+                    conditional, unconditional = logits.float().chunk(2)
+                    logits = unconditional + scale * (conditional - unconditional)
+                drawn = draw(
                     logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
                 )
-        return codes.reshape(num, *self.grid_shape)
+                codes[:, t] = drawn.repeat(2) if guided else drawn
+        return codes[:num].reshape(num, *self.grid_shape)
+
+    def _check_guidance(self, guidance_scale: object) -> float:
+        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)):
+            raise TypeError(f"guidance_scale must be a float, got {type(guidance_scale).__name__}")
+        if not (guidance_scale >= 0 and math.isfinite(guidance_scale)):
+            raise ValueError(f"guidance_scale must be >= 0 and finite, got {guidance_scale}")
+        if guidance_scale != 1.0 and self.null_class is None:
+            raise ValueError(
+                f"guidance_scale={guidance_scale} needs a class-conditional prior trained with "
+                "label_dropout > 0 (the null class is its unconditional model); this prior has "
+                f"num_classes={self.num_classes}, label_dropout={self.label_dropout}"
+            )
+        return float(guidance_scale)
 
     def extra_repr(self) -> str:
         conditional = f", num_classes={self.num_classes}" if self.num_classes is not None else ""
+        if self.label_dropout:
+            conditional += f", label_dropout={self.label_dropout}"
         return f"codebook_size={self.codebook_size}, grid_shape={self.grid_shape}{conditional}"
+
+
+def _check_label_dropout(label_dropout: object, num_classes: int | None) -> float:
+    if isinstance(label_dropout, bool) or not isinstance(label_dropout, (int, float)):
+        raise TypeError(f"label_dropout must be a float, got {type(label_dropout).__name__}")
+    if not 0.0 <= label_dropout < 1.0:
+        raise ValueError(f"label_dropout must be in [0, 1), got {label_dropout}")
+    if label_dropout > 0 and num_classes is None:
+        raise ValueError(
+            f"label_dropout={label_dropout} needs num_classes: it drops class labels, and an "
+            "unconditional prior has none"
+        )
+    return float(label_dropout)
 
 
 def _check_range(name: str, values: torch.Tensor, size: int) -> None:

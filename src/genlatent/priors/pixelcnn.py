@@ -109,6 +109,10 @@ class PixelCNNPrior(_GridPrior, PretrainedMixin):
         kernel_size: odd $n$; each layer widens the view by $n // 2$ rows and columns.
         num_classes: number of classes for a class-conditional prior; ``None`` for an
             unconditional one.
+        label_dropout: the probability that a training label is replaced by the null
+            class (index ``num_classes``, an extra embedding row), which makes the prior
+            also model the unconditional distribution, for classifier-free guidance
+            (``sample(..., guidance_scale=)``); 0 (the default) adds no null class.
         device: where to create the parameters.
         dtype: their dtype.
 
@@ -142,10 +146,11 @@ class PixelCNNPrior(_GridPrior, PretrainedMixin):
         layers: int = 8,
         kernel_size: int = 3,
         num_classes: int | None = None,
+        label_dropout: float = 0.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(codebook_size, grid_shape, num_classes)
+        super().__init__(codebook_size, grid_shape, num_classes, label_dropout)
         self.channels = check_positive_int("channels", channels)
         self.layers = check_positive_int("layers", layers)
         self.kernel_size = check_positive_int("kernel_size", kernel_size)
@@ -158,7 +163,7 @@ class PixelCNNPrior(_GridPrior, PretrainedMixin):
                 channels,
                 kernel_size,
                 first=index == 0,
-                num_classes=num_classes,
+                num_classes=None if num_classes is None else self._embedded_classes,
                 device=device,
                 dtype=dtype,
             )
@@ -196,6 +201,7 @@ class PixelCNNPrior(_GridPrior, PretrainedMixin):
         top_k: int | None = None,
         top_p: float | None = None,
         generator: torch.Generator | None = None,
+        guidance_scale: float = 1.0,
     ) -> torch.Tensor:
         r"""Draw ``num`` grids of codes, one position at a time in raster order.
 
@@ -212,6 +218,11 @@ class PixelCNNPrior(_GridPrior, PretrainedMixin):
             top_k: draw among the ``top_k`` most likely codes only.
             top_p: draw among the smallest set of codes holding mass ``top_p`` only.
             generator: the source of randomness, on the parameters' device.
+            guidance_scale: classifier-free guidance $s \ge 0$: each code is drawn from
+                $\ell(\varnothing) + s(\ell(y) - \ell(\varnothing))$, the labels' logits
+                and the null class's (see the module); 1 draws from the conditional
+                model exactly as without guidance, 0 from the unconditional one. Needs
+                a prior built with ``label_dropout > 0``.
 
         Returns:
             The codes, int64 $(N, h, w)$.
@@ -221,7 +232,10 @@ class PixelCNNPrior(_GridPrior, PretrainedMixin):
             ValueError: if ``num < 1``, ``temperature <= 0``, ``top_k < 1``, ``top_p``
                 outside $(0, 1]$, or on bad ``labels`` (see `logits`).
         """
-        return self._sample(num, labels, temperature, top_k, top_p, generator, use_cache=False)
+        return self._sample(
+            num, labels, temperature, top_k, top_p, generator, use_cache=False,
+            guidance_scale=guidance_scale,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return (

@@ -129,6 +129,10 @@ class TransformerPrior(_GridPrior, PretrainedMixin):
         dropout: dropout on attention weights and residual branches while training.
         num_classes: number of classes for a class-conditional prior; ``None`` for an
             unconditional one.
+        label_dropout: the probability that a training label is replaced by the null
+            class (index ``num_classes``, an extra embedding row), which makes the prior
+            also model the unconditional distribution, for classifier-free guidance
+            (``sample(..., guidance_scale=)``); 0 (the default) adds no null class.
         device: where to create the parameters.
         dtype: their dtype.
 
@@ -165,10 +169,11 @@ class TransformerPrior(_GridPrior, PretrainedMixin):
         dim: int = 128,
         dropout: float = 0.0,
         num_classes: int | None = None,
+        label_dropout: float = 0.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(codebook_size, grid_shape, num_classes)
+        super().__init__(codebook_size, grid_shape, num_classes, label_dropout)
         self.layers = check_positive_int("layers", layers)
         self.heads = check_positive_int("heads", heads)
         self.dim = check_positive_int("dim", dim)
@@ -187,7 +192,7 @@ class TransformerPrior(_GridPrior, PretrainedMixin):
         if num_classes is None:
             self.start = nn.Parameter(torch.empty(dim, **factory))
         else:
-            self.class_embedding = nn.Embedding(num_classes, dim, **factory)
+            self.class_embedding = nn.Embedding(self._embedded_classes, dim, **factory)
         self.embedding_dropout = nn.Dropout(self.dropout)
         self.blocks = nn.ModuleList(
             _Block(dim, heads, self.dropout, device, dtype) for _ in range(layers)
@@ -267,6 +272,7 @@ class TransformerPrior(_GridPrior, PretrainedMixin):
         top_p: float | None = None,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        guidance_scale: float = 1.0,
     ) -> torch.Tensor:
         r"""Draw ``num`` grids of codes, one position at a time in raster order.
 
@@ -283,6 +289,11 @@ class TransformerPrior(_GridPrior, PretrainedMixin):
             top_k: draw among the ``top_k`` most likely codes only.
             top_p: draw among the smallest set of codes holding mass ``top_p`` only.
             generator: the source of randomness, on the parameters' device.
+            guidance_scale: classifier-free guidance $s \ge 0$: each code is drawn from
+                $\ell(\varnothing) + s(\ell(y) - \ell(\varnothing))$, the labels' logits
+                and the null class's (see the module); 1 draws from the conditional
+                model exactly as without guidance, 0 from the unconditional one. Needs
+                a prior built with ``label_dropout > 0``.
             use_cache: keep keys and values between steps (one new position per step);
                 ``False`` recomputes the whole prefix at each step, the slow reference.
 
@@ -295,8 +306,9 @@ class TransformerPrior(_GridPrior, PretrainedMixin):
                 outside $(0, 1]$, or on bad ``labels`` (see `logits`).
         """
         return self._sample(
-            num, labels, temperature, top_k, top_p, generator, use_cache=bool(use_cache)
-        )
+            num, labels, temperature, top_k, top_p, generator, use_cache=bool(use_cache),
+            guidance_scale=guidance_scale,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return (
