@@ -164,6 +164,15 @@ def test_guided_sampling_from_the_command_line(vq_run, tmp_path, capsys, cli_err
     sample = ["sample", str(vq_run), "--prior-dir", str(out), "-n", "6", "--label", "3"]
     assert main([*sample, "--guidance-scale", "3", "--out", str(grid)]) == 0
     assert sorted(p.name for p in grid.iterdir()) == [f"000{i}-class3.png" for i in range(6)]
+    scores = {}
+    capsys.readouterr()
+    for scale in ("1", "3"):
+        assert main(["eval", str(vq_run), "--prior-dir", str(out), "--samples", "20",
+                     "--guidance-scale", scale, "--json"]) == 0  # fmt: skip
+        scores[scale] = json.loads(capsys.readouterr().out)
+    assert scores["1"]["class_consistency"] != scores["3"]["class_consistency"] or (
+        scores["1"]["frechet_distance"] != scores["3"]["frechet_distance"]
+    )  # the scale reaches the samples eval scores
     # guidance without a prior, and a flag for another command, are one line each
     unguided = ["sample", str(vq_run), "--no-prior", "--out", str(tmp_path / "x.png")]
     cli_error([*unguided, "--guidance-scale", "2"], "guidance_scale shape a prior's draws")

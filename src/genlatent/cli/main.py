@@ -166,6 +166,11 @@ def _add_inspection(commands: Any) -> None:
         "reconstructions of N test images, measured with a classifier trained on the dataset "
         "(not Inception: not comparable with FID or rFID)",
     )
+    evaluate.add_argument(
+        "--guidance-scale", type=float, default=1.0, metavar="S",
+        help="with --samples: draw the prior's samples with this classifier-free guidance "
+        "(a conditional prior trained with --label-dropout; default 1, no guidance)",
+    )  # fmt: skip
     _add_prior_choice(evaluate)
 
     sample = commands.add_parser(
@@ -446,8 +451,9 @@ def _eval(args: argparse.Namespace) -> int:
         from genlatent.train.quality import sample_quality
 
         results |= sample_quality(
-            args.run_dir, args.samples, prior=prior, data_dir=args.data_dir, log=log
-        )
+            args.run_dir, args.samples, prior=prior, data_dir=args.data_dir,
+            guidance_scale=args.guidance_scale, log=log,
+        )  # fmt: skip
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     else:

@@ -58,6 +58,7 @@ def sample_quality(
     seed: int = 0,
     data_dir: str | None = None,
     classifier_epochs: int = 2,
+    guidance_scale: float = 1.0,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Fréchet distances (and class consistency) of ``num`` samples and reconstructions of a run.
@@ -72,7 +73,8 @@ def sample_quality(
     test images (`frechet_distance`); ``frechet_distance_floor`` is the same distance for
     ``num`` real training images, the value of a perfect model at this sample size.
     ``class_consistency`` is the fraction of class-conditional samples that the
-    classifier assigns to the class asked for.
+    classifier assigns to the class asked for. ``guidance_scale`` is passed to the
+    prior's draws (classifier-free guidance, see `TransformerPrior.sample`).
 
     Raises:
         TypeError: if the run's model can neither sample, take a prior, nor reconstruct.
@@ -111,7 +113,9 @@ def sample_quality(
     classes = getattr(prior, "num_classes", None) if prior is not None else loaded.num_classes
     labels = None if classes is None else torch.arange(num) % classes
     if prior is not None:
-        images = prior_samples(loaded, prior, num, labels=labels, seed=seed)
+        images = prior_samples(
+            loaded, prior, num, labels=labels, seed=seed, guidance_scale=guidance_scale
+        )
     else:
         sample = getattr(loaded.model, "sample", None)
         if not callable(sample) or "labels" not in declared_keywords(sample):
