@@ -11,8 +11,15 @@ from genlatent._validation import (
     check_optional_positive_int,
     check_positive_int,
 )
+from genlatent.functional.quantize import nearest_code
 from genlatent.functional.simvq import simvq_codebook
-from genlatent.nn._layout import check_indices, output_from_rows, rows_of, to_layout
+from genlatent.nn._layout import (
+    check_indices,
+    indices_from_rows,
+    output_from_rows,
+    rows_of,
+    to_layout,
+)
 from genlatent.nn.quantize import _quantize_rows
 from genlatent.nn.quantizer import QuantizerOutput
 from genlatent.pretrained import PretrainedMixin
@@ -164,8 +171,10 @@ class SimVQ(nn.Module, PretrainedMixin):
             TypeError: if ``inputs`` is not a floating-point tensor.
             ValueError: if ``inputs`` has the wrong rank or channel count.
         """
-        with torch.no_grad():
-            return self(inputs).indices
+        rows, packed_shapes = rows_of(inputs, self.dim, channel_last=self.channel_last)
+        with torch.no_grad():  # the forward's nearest-code search, without its losses
+            indices = nearest_code(rows, self.codebook, chunk_size=self.chunk_size)
+        return indices_from_rows(indices, packed_shapes)
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """Map indices to their codes $E_k = W c_k$ (the inverse of `encode`).
