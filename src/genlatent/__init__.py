@@ -16,7 +16,7 @@ Every module saves as portable weights (``config.json`` + ``model.safetensors``)
 Every error of genlatent's own derives from `GenlatentError` (see `genlatent.errors`).
 """
 
-from genlatent._protocols import Model
+from genlatent._protocols import Model, MultiOptimizerModel, OptimizerGroup
 from genlatent._validation import get_validate_args, set_validate_args
 from genlatent._version import __version__
 from genlatent.errors import GenlatentError
@@ -73,6 +73,8 @@ __all__ = [
     "MLPDecoder",
     "MLPEncoder",
     "Model",
+    "MultiOptimizerModel",
+    "OptimizerGroup",
     "PatchDiscriminator",
     "PerceptualLoss",
     "PixelCNNPrior",

@@ -28,6 +28,11 @@ quantizer can do without importing any concrete class.
   (`GaussianLatentModel`: ``encode(x) -> (mean, log_var)``, ``decode(z)``,
   ``likelihood``) also gets the IWAE bound, the ELBO evaluation and interpolations.
 
+**Models with several optimizers** (`MultiOptimizerModel`): a model that trains more
+than one set of parameters (a generator and a discriminator) declares them with
+``optimizer_groups()``, each an `OptimizerGroup` with its own optimiser settings, and
+takes ``group=`` in ``loss``; the trainer steps each group in turn on every batch.
+
 **The quantizer protocol** (`Quantizer`, `QuantizerOutput`): see `genlatent.nn.Quantizer`.
 
 `VAE` and `VQVAE` follow them like any user model would; see ``docs/extending.md``.
@@ -37,7 +42,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
@@ -46,11 +52,14 @@ __all__ = [
     "GaussianLatentModel",
     "LossParts",
     "Model",
+    "MultiOptimizerModel",
+    "OptimizerGroup",
     "Quantizer",
     "QuantizerOutput",
     "declared_keywords",
     "loss_parts",
     "loss_unit",
+    "optimizer_groups",
 ]
 
 _OPTIONAL_KEYWORDS = ("labels", "step", "generator")
@@ -99,6 +108,157 @@ class GaussianLatentModel(Protocol):
     def decode(self, z: torch.Tensor) -> torch.Tensor: ...
 
     def __call__(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> Any: ...
+
+
+@dataclass(frozen=True, init=False)
+class OptimizerGroup:
+    r"""One set of parameters that a model trains with an optimiser of its own.
+
+    Each group gets its own Adam (with its own state, and its own gradient scaler under
+    fp16), stepped on the loss that ``model.loss(x, group=name)`` returns. The run's
+    learning rate, and any schedule of it, is scaled by ``lr_factor`` for this group.
+
+    Attributes:
+        parameters: the parameters this group's optimiser steps (each in one group only).
+        lr_factor: this group's learning rate as a multiple of the run's ``lr``.
+        betas: Adam's $(\beta_1, \beta_2)$ (GANs often use ``(0.5, 0.9)``, as VQGAN).
+        start_step: the first global step (1 is the run's first) at which this group
+            trains; before it, its loss is not computed and its optimiser does not step,
+            so its parameters and optimiser state are untouched (VQGAN's ``disc_start``).
+
+    Example:
+        >>> import torch
+        >>> group = OptimizerGroup(torch.nn.Linear(2, 1).parameters(), betas=(0.5, 0.9))
+        >>> len(group.parameters), group.lr_factor
+        (2, 1.0)
+    """
+
+    parameters: tuple[torch.nn.Parameter, ...]
+    lr_factor: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    start_step: int = 0
+
+    def __init__(
+        self,
+        parameters: Iterable[torch.nn.Parameter],
+        *,
+        lr_factor: float = 1.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        start_step: int = 0,
+    ) -> None:
+        params = tuple(parameters)
+        if not params or not all(isinstance(p, torch.nn.Parameter) for p in params):
+            raise ValueError(
+                "OptimizerGroup parameters must be a non-empty iterable of nn.Parameter, got "
+                f"{len(params)} item(s) of type(s) {sorted({type(p).__name__ for p in params})}"
+            )
+        if not (isinstance(lr_factor, (int, float)) and lr_factor > 0):
+            raise ValueError(f"OptimizerGroup lr_factor must be a float > 0, got {lr_factor!r}")
+        if len(betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in betas):
+            raise ValueError(f"OptimizerGroup betas must be two floats in [0, 1), got {betas!r}")
+        if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
+            raise ValueError(f"OptimizerGroup start_step must be an int >= 0, got {start_step!r}")
+        object.__setattr__(self, "parameters", params)
+        object.__setattr__(self, "lr_factor", float(lr_factor))
+        object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
+        object.__setattr__(self, "start_step", start_step)
+
+
+@runtime_checkable
+class MultiOptimizerModel(Protocol):
+    """A model that trains several parameter groups, each with its own optimiser.
+
+    ``optimizer_groups()`` returns the groups by name, in the order the trainer steps them
+    on every batch; ``loss(x, *, group, ...)`` returns that group's loss result (a ``loss``
+    field and named terms, as for `Model`), and may declare ``labels``, ``step`` and
+    ``generator`` as `Model`'s ``loss`` does.
+
+    The choice, as taming-transformers and Lightning's manual optimisation make it: **one
+    forward per group**. For each batch and each group in order, the trainer calls
+    ``loss(x, group=name)``, back-propagates into that group's parameters only (the others
+    have ``requires_grad`` switched off meanwhile, Lightning's ``toggle_optimizer``), and
+    steps that group's optimiser; the next group's loss is computed after that step (the
+    discriminator sees the generator as just updated). Each group's loss builds the graph
+    it needs, no more: a discriminator's loss detaches the generated images. Under
+    DistributedDataParallel a step leaves the other groups' parameters without gradients,
+    so the trainer wraps such a model with ``find_unused_parameters=True``.
+
+    Evaluation calls the first group's loss with ``step=None``, in eval mode and without
+    gradients: that loss must then be computable without a graph (an adaptive weight that
+    needs gradients is left out of it).
+
+    Example:
+        >>> import torch
+        >>> from typing import NamedTuple
+        >>> class Out(NamedTuple):
+        ...     loss: torch.Tensor
+        >>> class TwoParts(torch.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.first, self.second = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+        ...     def optimizer_groups(self):
+        ...         return {
+        ...             "first": OptimizerGroup(self.first.parameters()),
+        ...             "second": OptimizerGroup(self.second.parameters(), lr_factor=0.5),
+        ...         }
+        ...     def loss(self, x, *, group="first"):
+        ...         layer = self.first if group == "first" else self.second
+        ...         return Out(layer(x).square().mean())
+        >>> isinstance(TwoParts(), MultiOptimizerModel)
+        True
+        >>> list(optimizer_groups(TwoParts()))
+        ['first', 'second']
+    """
+
+    def optimizer_groups(self) -> Mapping[str, OptimizerGroup]: ...
+
+    def loss(self, x: torch.Tensor, *, group: str) -> Any: ...
+
+
+def optimizer_groups(model: object) -> dict[str, OptimizerGroup] | None:
+    """The checked parameter groups of ``model``, in its order; ``None`` for a one-optimiser model.
+
+    Raises:
+        TypeError: if ``optimizer_groups()`` returns no mapping of names to
+            `OptimizerGroup`, or ``model.loss`` does not take ``group=``.
+        ValueError: if it returns no group, or a parameter is in two groups.
+
+    Example:
+        >>> import torch
+        >>> optimizer_groups(torch.nn.Linear(2, 2)) is None
+        True
+    """
+    method = getattr(model, "optimizer_groups", None)
+    if not callable(method):
+        return None
+    groups = method()
+    name = type(model).__name__
+    if not isinstance(groups, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, OptimizerGroup) for k, v in groups.items()
+    ):
+        raise TypeError(
+            f"{name}.optimizer_groups() must return a mapping of names to OptimizerGroup, "
+            f"got {type(groups).__name__}"
+        )
+    if not groups:
+        raise ValueError(f"{name}.optimizer_groups() must return at least one group, got none")
+    owner: dict[int, str] = {}
+    for group, settings in groups.items():
+        for parameter in settings.parameters:
+            if id(parameter) in owner:
+                raise ValueError(
+                    f"{name}.optimizer_groups(): a parameter of shape {tuple(parameter.shape)} "
+                    f"is in both {owner[id(parameter)]!r} and {group!r}; each parameter "
+                    "belongs to one group"
+                )
+            owner[id(parameter)] = group
+    loss = getattr(model, "loss", None)
+    if not callable(loss) or "group" not in declared_keywords(loss, ("group",)):
+        raise TypeError(
+            f"{name} declares optimizer_groups() but its loss does not take group=: "
+            "the trainer calls loss(x, group=name) for each group"
+        )
+    return dict(groups)
 
 
 class LossParts(NamedTuple):

@@ -199,18 +199,21 @@ def test_each_quantizer_trains_evaluates_and_plots_from_the_cli(options, codes, 
 def test_bad_quantizer_options_are_one_line(cli_error, tmp_path):
     out = ["--out", str(tmp_path / "q")]
     cli_error(["train", "vqvae", "--quantizer", "fsq", "--levels", "8,1", *out], "levels", "8, 1")
-    cli_error(["train", "vae", "--quantizer", "fsq", *out], "--quantizer (vqvae only)")
+    cli_error(["train", "vae", "--quantizer", "fsq", *out], "--quantizer (vqvae, tokenizer only)")
     # each option the chosen quantizer does not take is refused, naming what takes it
     cli_error(
         ["train", "vqvae", "--quantizer", "fsq", "--codebook-size", "64", *out],
-        "--codebook-size (vqvae with --quantizer vq, lfq, rvq, simvq, bsq only)",
+        "--codebook-size (vqvae, tokenizer with --quantizer vq, lfq, rvq, simvq, bsq only)",
     )
-    cli_error(["train", "vqvae", "--quantizer", "fsq", "--ema", *out], "--ema (vqvae with")
-    cli_error(["train", "vqvae", "--levels", "8,5,5", *out], "--levels (vqvae with --quantizer fsq")
-    cli_error(["train", "vqvae", "--num-quantizers", "3", *out], "--num-quantizers (vqvae with")
+    cli_error(["train", "vqvae", "--quantizer", "fsq", "--ema", *out], "--ema (vqvae, tokenizer with")
+    cli_error(
+        ["train", "vqvae", "--levels", "8,5,5", *out],
+        "--levels (vqvae, tokenizer with --quantizer fsq",
+    )
+    cli_error(["train", "vqvae", "--num-quantizers", "3", *out], "--num-quantizers (vqvae, tokenizer with")
     cli_error(
         ["train", "vqvae", "--quantizer", "lfq", "--restart-dead-codes", "5", *out],
-        "--restart-dead-codes (vqvae with --quantizer vq, rvq only)",
+        "--restart-dead-codes (vqvae, tokenizer with --quantizer vq, rvq only)",
     )
     cli_error(["train", "vae", "--conditional", *out], "--conditional apply to train prior")
     cli_error(["train", "vqvae", "--prior", "pixelcnn", *out], "--prior apply to train prior")
@@ -259,7 +262,7 @@ def test_a_registered_quantizer_is_one_registration_away_from_the_command_line(c
         }  # fmt: skip
         assert recorded["built"]["arguments"]["quantizer"]["arguments"]["codebook_size"] == 12
         assert main([*argv[:-2], "--ema", "--out", str(tmp_path / "x")]) == 2
-        assert "--ema (vqvae with --quantizer vq, rvq only)" in capsys.readouterr().err
+        assert "--ema (vqvae, tokenizer with --quantizer vq, rvq only)" in capsys.readouterr().err
     finally:
         del QUANTIZERS["halved"]
 

@@ -185,7 +185,7 @@ def test_a_quantizer_from_the_users_file_trains_in_the_vqvae_preset(capsys, tmp_
     assert 0 < json.loads(capsys.readouterr().out)["fraction_used"] <= 1
     # an option the chosen builder does not declare is refused, not dropped
     assert main([*argv[:6], "--ema", *argv[6:-1], str(tmp_path / "other")]) == 2
-    assert "--ema (vqvae with --quantizer vq, rvq only)" in capsys.readouterr().err
+    assert "--ema (vqvae, tokenizer with --quantizer vq, rvq only)" in capsys.readouterr().err
 
 
 def test_a_library_preset_by_spec_takes_its_arguments_and_records_them(tmp_path):

@@ -116,8 +116,8 @@ def test_train_nan_divergence_then_retry_without_deleting_anything(fail, tmp_pat
 def test_train_conflicting_flags(fail, tmp_path):
     out = tmp_path / "out"
     fail(["train", "vae", "--ema", "--codebook-size", "16", "--out", str(out)], 2,
-         "--ema (vqvae with --quantizer vq, rvq only)",
-         "--codebook-size (vqvae with --quantizer vq, lfq, rvq, simvq, bsq only)")  # fmt: skip
+         "--ema (vqvae, tokenizer with --quantizer vq, rvq only)",
+         "--codebook-size (vqvae, tokenizer with --quantizer vq, lfq, rvq, simvq, bsq")  # fmt: skip
     fail(["train", "vqvae", "--latent-dim", "7", "--out", str(out)], 2, "--latent-dim (vae only)")
     fail(["train", "vae", "--model", "x.py:build", "--out", str(out)], 2, "not both")
     assert not out.exists()

@@ -48,8 +48,17 @@ VALUES: dict[str, object] = {
     "init": "kmeans",
     "levels": (5, 3, 3),
     "num_quantizers": 2,
+    "disc_start": 2,
+    "disc_weight": 0.5,
+    "disc_channels": 8,
+    "disc_layers": 1,
 }
-PRESET_RUNS = [("vae", None), *(("vqvae", name) for name in QUANTIZERS)]
+PRESET_RUNS = [
+    ("vae", None),
+    *(("vqvae", name) for name in QUANTIZERS),
+    ("tokenizer", "fsq"),
+    ("tokenizer", "vq"),
+]
 
 
 def _flag_value(value: object) -> list[str]:
@@ -149,7 +158,7 @@ def test_every_preset_run_samples_evaluates_plots_and_takes_a_prior(
     preset_runs, model, quantizer, tmp_path, capsys
 ):
     run, _ = preset_runs[(model, quantizer)]
-    _check_finishes(run, tmp_path, capsys, quantized=model == "vqvae")
+    _check_finishes(run, tmp_path, capsys, quantized=model in ("vqvae", "tokenizer"))
 
 
 @pytest.mark.parametrize("quantizer", list(QUANTIZERS))

@@ -111,12 +111,12 @@ def test_defaults_and_applies_to_have_their_own_columns(page: str) -> None:
     ]
     assert _row(train, "--codebook-size")[2:4] == [
         "`512`",
-        "vqvae with --quantizer vq, lfq, rvq, simvq, bsq",
+        "vqvae, tokenizer with --quantizer vq, lfq, rvq, simvq, bsq",
     ]
     assert _row(train, "--levels")[1:4] == [
         "`N,N,...` (tuple)",
         "`8,5,5,5`",
-        "vqvae with --quantizer fsq",
+        "vqvae, tokenizer with --quantizer fsq",
     ]
     assert _row(train, "--latent-dim")[3] == "vae"
     # the bracket of every option's help became its Applies-to cell, and left the help

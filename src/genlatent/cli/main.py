@@ -319,7 +319,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     model = args.preset or args.model
     if model is None:
         raise ValueError(
-            "train needs a model: vae, vqvae or --model FILE.py:FUNCTION (or --resume RUN_DIR)"
+            "train needs a model: vae, vqvae, tokenizer or --model FILE.py:FUNCTION "
+            "(or --resume RUN_DIR)"
         )
     given = _given(args)
     wrong = inapplicable_options(model, given, given.get("quantizer"))

@@ -1,4 +1,4 @@
-"""VAE and VQ-VAE compositions and the presets of the reference experiments."""
+"""VAE, VQ-VAE and tokenizer compositions and the presets of the reference experiments."""
 
 from genlatent.models.cvae import ConditionalVAE
 from genlatent.models.presets import (
@@ -8,10 +8,12 @@ from genlatent.models.presets import (
     mnist_vae,
     mnist_vqvae,
     preset,
+    tokenizer_preset,
     vae_preset,
     vqvae_preset,
 )
 from genlatent.models.quantizers import QUANTIZERS, build_quantizer, register_quantizer
+from genlatent.models.tokenizer import DiscriminatorLoss, Tokenizer, TokenizerLoss
 from genlatent.models.vae import VAE, VAEOutput, VampPrior
 from genlatent.models.vqvae import VQVAE, VQVAEOutput
 
@@ -20,6 +22,9 @@ __all__ = [
     "VAE",
     "VQVAE",
     "ConditionalVAE",
+    "DiscriminatorLoss",
+    "Tokenizer",
+    "TokenizerLoss",
     "VAEOutput",
     "VQVAEOutput",
     "VampPrior",
@@ -31,6 +36,7 @@ __all__ = [
     "mnist_vqvae",
     "preset",
     "register_quantizer",
+    "tokenizer_preset",
     "vae_preset",
     "vqvae_preset",
 ]

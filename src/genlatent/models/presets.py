@@ -14,9 +14,11 @@ from genlatent._options import parameter_options
 from genlatent.functional.likelihood import decoder_channels
 from genlatent.models.cvae import ConditionalVAE
 from genlatent.models.quantizers import build_quantizer, quantizer_stages
+from genlatent.models.tokenizer import Tokenizer
 from genlatent.models.vae import VAE, VampPrior
 from genlatent.models.vqvae import VQVAE
 from genlatent.nn.conv import ConvDecoder, ConvEncoder
+from genlatent.nn.discriminator import PatchDiscriminator
 from genlatent.nn.mlp import MLPDecoder, MLPEncoder
 from genlatent.pretrained import PretrainedMixin
 
@@ -27,6 +29,7 @@ __all__ = [
     "mnist_vae",
     "mnist_vqvae",
     "preset",
+    "tokenizer_preset",
     "vae_preset",
     "vqvae_preset",
 ]
@@ -341,15 +344,76 @@ def vqvae_preset(
     )
 
 
-PRESETS: dict[str, Callable[..., nn.Module]] = {"vae": vae_preset, "vqvae": vqvae_preset}
+def tokenizer_preset(
+    image_shape: tuple[int, ...] = (3, 32, 32),
+    *,
+    hidden_channels: int | None = None,
+    embedding_dim: int = 16,
+    quantizer: str | Callable[..., nn.Module] = "vq",
+    disc_start: int = 0,
+    disc_weight: float = 0.8,
+    disc_channels: int = 64,
+    disc_layers: int = 2,
+    **quantizer_options: Any,
+) -> Tokenizer:
+    """An image tokenizer sized for ``image_shape``: the ``tokenizer`` of ``genlatent train``.
+
+    The autoencoder of `vqvae_preset` (same options, same quantizers) trained against a
+    `PatchDiscriminator` with GroupNorm (no statistics shared across a batch, so a batch
+    split over processes trains as a whole one) and hinge losses, as a `Tokenizer`. It
+    has no perceptual loss: build a `Tokenizer` with ``perceptual=PerceptualLoss(...)``
+    and pass it to `fit` for one.
+
+    Args:
+        image_shape: one example's shape $(C, H, W)$, $H$ and $W$ multiples of 4.
+        hidden_channels: conv width (default 512 for colour images, 64 for greyscale).
+        embedding_dim: code dimension D (the encoder's output channels).
+        quantizer: the quantizer, vq, fsq, lfq, rvq (residual), simvq, bsq or FILE.py:FUNCTION.
+        disc_start: the global step from which the discriminator trains and the
+            generator's adversarial term is on.
+        disc_weight: the adversarial term's weight, times the adaptive weight.
+        disc_channels: the discriminator's first width.
+        disc_layers: the discriminator's stride-2 convolutions (its side shrinks by
+            2^layers: 2 for 28x28 or 32x32 images).
+        quantizer_options: options of that quantizer; one it does not take is refused.
+
+    Raises:
+        ValueError: as `vqvae_preset`; images too small for ``disc_layers``.
+
+    Example:
+        >>> model = tokenizer_preset((1, 28, 28), quantizer="fsq", levels=(8, 5, 5))
+        >>> model.grid_shape, list(model.optimizer_groups())
+        ((7, 7), ['generator', 'discriminator'])
+    """
+    autoencoder = vqvae_preset(
+        image_shape, hidden_channels=hidden_channels, embedding_dim=embedding_dim,
+        quantizer=quantizer, **quantizer_options,
+    )  # fmt: skip
+    channels, height, width = _image_shape(image_shape)
+    discriminator = PatchDiscriminator(channels, channels=disc_channels, layers=disc_layers,
+                                       norm="group")  # fmt: skip
+    if min(discriminator.output_size(height), discriminator.output_size(width)) < 1:
+        raise ValueError(
+            f"disc_layers={disc_layers} needs images of side >= {3 * 2**disc_layers}, got "
+            f"image_shape {tuple(image_shape)}"
+        )
+    return Tokenizer(autoencoder, discriminator, disc_start=disc_start, disc_weight=disc_weight)
+
+
+PRESETS: dict[str, Callable[..., nn.Module]] = {
+    "vae": vae_preset,
+    "vqvae": vqvae_preset,
+    "tokenizer": tokenizer_preset,
+}
 """The presets ``genlatent train`` names, by name: each builder's keyword parameters are
 its options (flags, help and checks are read from them)."""
 
 
 def preset(name: str, image_shape: tuple[int, ...], **options: Any) -> nn.Module:
-    """The reference model ``name`` (``"vae"`` or ``"vqvae"``) sized for ``image_shape``.
+    """The reference model ``name`` (``"vae"``, ``"vqvae"``, ``"tokenizer"``) for ``image_shape``.
 
-    ``options`` are the keyword arguments of `vae_preset` or `vqvae_preset`; one that does
+    ``options`` are the keyword arguments of `vae_preset`, `vqvae_preset` or
+    `tokenizer_preset`; one that does
     not apply is refused, never ignored.
 
     Raises:

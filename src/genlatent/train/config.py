@@ -38,6 +38,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "vae": {"lr": 1e-3, "batch_size": 100, "epochs": 30},
     # The tutorial's CIFAR-10 VQ-VAE: Adam 2e-4, batch 128, 50 epochs.
     "vqvae": {"lr": 2e-4, "batch_size": 128, "epochs": 50},
+    # An image tokenizer: VQGAN's Adam 4.5e-6 per image of a batch of 12 is about 5e-5;
+    # the VQ-VAE's 2e-4 suits the small presets.
+    "tokenizer": {"lr": 2e-4, "batch_size": 128, "epochs": 20},
     # A model from user code (a spec or fit()): Adam 1e-3, batch 128, 10 epochs.
     "custom": {"lr": 1e-3, "batch_size": 128, "epochs": 10},
 }
@@ -231,7 +234,7 @@ def architecture_options(model: str, quantizer: object = None) -> dict[str, Opti
     if model not in PRESET_BUILDERS:
         return {}
     options = parameter_options(PRESET_BUILDERS[model], skip=("image_shape",))
-    if model == "vqvae":
+    if takes_quantizer(model):
         chosen = "vq" if quantizer is None else quantizer
         if isinstance(chosen, str) and chosen in QUANTIZERS:
             options |= quantizer_options(chosen)
@@ -248,6 +251,17 @@ def architecture_options(model: str, quantizer: object = None) -> dict[str, Opti
     return options
 
 
+def takes_quantizer(model: object) -> bool:
+    """Whether the preset ``model`` is built around a quantizer (its builder takes one).
+
+    Example:
+        >>> takes_quantizer("vqvae"), takes_quantizer("vae")
+        (True, False)
+    """
+    builder = PRESET_BUILDERS.get(model) if isinstance(model, str) else None
+    return builder is not None and "quantizer" in parameter_options(builder)
+
+
 def option_owners() -> dict[str, str]:
     """What takes each architecture option, e.g. ``{"levels": "vqvae with --quantizer fsq"}``.
 
@@ -255,7 +269,7 @@ def option_owners() -> dict[str, str]:
 
     Example:
         >>> option_owners()["latent_dim"], option_owners()["ema"]
-        ('vae', 'vqvae with --quantizer vq, rvq')
+        ('vae', 'vqvae, tokenizer with --quantizer vq, rvq')
     """
     models: dict[str, list[str]] = {}
     quantizers: dict[str, list[str]] = {}
@@ -266,9 +280,10 @@ def option_owners() -> dict[str, str]:
         for name in quantizer_options(quantizer):
             quantizers.setdefault(name, []).append(quantizer)
     owners = {name: ", ".join(found) for name, found in models.items()}
+    quantized = ", ".join(m for m in PRESET_BUILDERS if takes_quantizer(m))
     for name, found in quantizers.items():
         if name not in owners:
-            owners[name] = f"vqvae with --quantizer {', '.join(found)}"
+            owners[name] = f"{quantized} with --quantizer {', '.join(found)}"
     return owners
 
 
@@ -301,7 +316,7 @@ def describe_inapplicable(
     owners = option_owners()
     parts = [f"{flag(name)} ({owners.get(name, 'no model')} only)" for name in names]
     target = f"model {model!r}" + (
-        f" with quantizer {quantizer!r}" if model == "vqvae" and quantizer is not None else ""
+        f" with quantizer {quantizer!r}" if takes_quantizer(model) and quantizer is not None else ""
     )
     return f"options that do not apply to {target}: {', '.join(parts)}"
 
@@ -319,7 +334,7 @@ def train_options() -> dict[str, tuple[Option, str | None]]:
     Example:
         >>> options = train_options()
         >>> options["epochs"][1], options["levels"][1]
-        (None, 'vqvae with --quantizer fsq')
+        (None, 'vqvae, tokenizer with --quantizer fsq')
     """
     options: dict[str, tuple[Option, str | None]] = {}
     for name, option in dataclass_options(TrainerSettings).items():
@@ -598,7 +613,7 @@ def _from_flat_record(values: Mapping[str, Any]) -> dict[str, Any]:
     for name in _LEGACY_COMMA:
         if isinstance(arch.get(name), str):
             arch[name] = tuple(int(part) for part in arch[name].split(","))
-    if model == "vqvae" and is_model_spec(arch.get("quantizer")):
+    if takes_quantizer(model) and is_model_spec(arch.get("quantizer")):
         arch.pop("codebook_size", None)
     applicable = architecture_options(model, arch.get("quantizer"))
     return flat | {k: v for k, v in arch.items() if k in applicable}
