@@ -41,15 +41,15 @@ class Autoencoder(nn.Module):
         return Out(((self.decoder(self.encoder(flat)) - flat) ** 2).sum(1).mean())
 
 
-def _images() -> torch.Tensor:
+def images() -> torch.Tensor:
     return torch.rand(64, 1, 4, 4, generator=torch.Generator().manual_seed(1))
 
 
 def test_four_batches_of_eight_step_as_one_batch_of_thirty_two(tmp_path):
     small, large = Autoencoder(), Autoencoder()
-    fit(small, _images(), run_dir=tmp_path / "small", batch_size=8, grad_accumulation=4,
+    fit(small, images(), run_dir=tmp_path / "small", batch_size=8, grad_accumulation=4,
         lr=1e-2, max_steps=6, log_every=1, **QUIET)  # fmt: skip
-    fit(large, _images(), run_dir=tmp_path / "large", batch_size=32, lr=1e-2, max_steps=6,
+    fit(large, images(), run_dir=tmp_path / "large", batch_size=32, lr=1e-2, max_steps=6,
         log_every=1, **QUIET)  # fmt: skip
     # the same examples in the same order: 4 micro-batches are one large batch, cut in 4
     assert len(small.seen) == 4 * len(large.seen) == 4 * 6
@@ -71,14 +71,14 @@ def test_four_batches_of_eight_step_as_one_batch_of_thirty_two(tmp_path):
 def test_the_last_step_of_an_epoch_takes_the_batches_left(tmp_path):
     # 64 examples in batches of 8 make 8 batches: steps of 3, 3 and 2 batches an epoch
     model = Autoencoder()
-    summary = fit(model, _images(), run_dir=tmp_path, batch_size=8, grad_accumulation=3,
+    summary = fit(model, images(), run_dir=tmp_path, batch_size=8, grad_accumulation=3,
                   lr=1e-2, epochs=2, **QUIET)  # fmt: skip
     assert (summary.steps, len(model.seen)) == (6, 16)
 
 
 def test_best_pt_holds_the_average_of_the_trained_weights_of_every_step(tmp_path):
     model, decay, steps = Autoencoder(), 0.7, 5  # 5 steps of the 8 an epoch has
-    fit(model, _images(), run_dir=tmp_path, batch_size=8, lr=1e-2, max_steps=steps,
+    fit(model, images(), run_dir=tmp_path, batch_size=8, lr=1e-2, max_steps=steps,
         ema_decay=decay, **QUIET)  # fmt: skip
     last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     trained = [*model.weights[1:], last["trained_model"]]  # after steps 1..5
@@ -101,9 +101,9 @@ def test_best_pt_holds_the_average_of_the_trained_weights_of_every_step(tmp_path
 
 def test_a_resumed_run_with_an_average_equals_the_uninterrupted_one(tmp_path):
     common = {"batch_size": 8, "lr": 1e-2, "ema_decay": 0.9, "save_every": 1, **QUIET}
-    fit(Autoencoder(), _images(), run_dir=tmp_path / "whole", max_steps=12, **common)
-    fit(Autoencoder(), _images(), run_dir=tmp_path / "parts", max_steps=5, **common)
-    fit(Autoencoder(), _images(), run_dir=tmp_path / "parts", max_steps=12, resume=True,
+    fit(Autoencoder(), images(), run_dir=tmp_path / "whole", max_steps=12, **common)
+    fit(Autoencoder(), images(), run_dir=tmp_path / "parts", max_steps=5, **common)
+    fit(Autoencoder(), images(), run_dir=tmp_path / "parts", max_steps=12, resume=True,
         **common)  # fmt: skip
     got, want = (load_checkpoint(tmp_path / run / "checkpoints" / "last.pt")
                  for run in ("parts", "whole"))  # fmt: skip
