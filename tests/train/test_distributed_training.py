@@ -17,6 +17,7 @@ from genlatent.train import train
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
 NONFINITE_WORKER = Path(__file__).with_name("_ddp_nonfinite_worker.py")
+ACCUMULATION_WORKER = Path(__file__).with_name("_ddp_accumulation_worker.py")
 
 
 def _free_port() -> int:
@@ -179,3 +180,24 @@ def test_two_processes_train_as_one_on_the_whole_batches(tmp_path):
     for run, examples in [("vae", 1000), ("vqvae", 320)]:
         lines = (tmp_path / "ddp" / run / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["train_examples"] for line in lines] == [examples] * 2
+
+
+def test_gradient_accumulation_under_two_processes_trains_as_one(tmp_path):
+    # each rank holds half of every batch of 16, and two batches make a step: the
+    # all-reduced mean gradient is one process's gradient of the same 32 examples
+    sys.path.insert(0, str(ACCUMULATION_WORKER.parent))
+    try:
+        worker = importlib.import_module("_ddp_accumulation_worker")
+    finally:
+        sys.path.remove(str(ACCUMULATION_WORKER.parent))
+    run_dir, out_dir = tmp_path / "run", tmp_path / "weights"
+    out_dir.mkdir()
+    _torchrun(ACCUMULATION_WORKER, run_dir, out_dir)
+    first, second = (torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    model = worker.Autoencoder()
+    fit(model, worker.images(), run_dir=tmp_path / "one", show_progress=False,
+        log=lambda line: None, **worker.RUN)  # fmt: skip
+    for name, value in model.state_dict().items():
+        assert torch.equal(first[name], second[name]), name
+        if value.is_floating_point():  # sums of halves in another order: float32 tolerance
+            torch.testing.assert_close(first[name], value, rtol=1e-5, atol=1e-6)

@@ -99,6 +99,12 @@ class TrainerSettings:
     the run's last step)."""
     lr_warmup_steps: int = 0
     """Steps of linear learning-rate warm-up from 0 (not the KL warm-up, --warmup-steps)."""
+    grad_accumulation: int = 1
+    """Batches whose gradients make one optimizer step (each weighted by its share of the
+    examples: k batches of --batch-size train as one batch k times as large)."""
+    ema_decay: float | None = None
+    """Keep an exponential moving average of the weights with this decay (e.g. 0.999):
+    evaluation, pictures, best.pt and the loaded run use it."""
     batch_size: int | None = None
     """Examples per optimizer step."""
     lr: float | None = None
@@ -133,6 +139,12 @@ class TrainerSettings:
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         check_positive_int("log_every", self.log_every)
+        check_positive_int("grad_accumulation", self.grad_accumulation)
+        if self.ema_decay is not None and (
+            isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float))
+            or not 0 < self.ema_decay < 1
+        ):  # fmt: skip
+            raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay!r}")
         check_choice("lr_schedule", self.lr_schedule, typing.get_args(LRScheduleKind))
         if (
             isinstance(self.lr_warmup_steps, bool) or not isinstance(self.lr_warmup_steps, int)

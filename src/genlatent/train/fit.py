@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -27,6 +29,7 @@ from genlatent.train.build import resolve_device
 from genlatent.train.config import OBJECTIVE_OPTIONS, TrainConfig
 from genlatent.train.datacheck import check_examples_finite, check_model_takes
 from genlatent.train.distributed import ProcessGroup, setup_distributed
+from genlatent.train.ema import WeightEMA
 from genlatent.train.loop import (
     EpochResult,
     LossModule,
@@ -129,6 +132,8 @@ def fit(
     log_every: int = 50,
     lr_schedule: str = "constant",
     lr_warmup_steps: int = 0,
+    grad_accumulation: int = 1,
+    ema_decay: float | None = None,
     seed: int = 0,
     device: str = "auto",
     precision: str = "fp32",
@@ -197,6 +202,13 @@ def fit(
             of ``lr_warmup_steps`` (see `LRSchedule`).
         lr_warmup_steps: steps of linear learning-rate warm-up from 0 (the KL warm-up is
             ``loss_options={"warmup_steps": ...}``).
+        grad_accumulation: batches of ``batch_size`` per optimizer step, each loss
+            weighted by its share of the step's examples (the last step of an epoch may
+            take fewer); a step is ``grad_accumulation`` times ``batch_size`` examples.
+        ema_decay: keep an exponential moving average of the weights with this decay,
+            updated after each step (`WeightEMA`); evaluation, pictures, ``best.pt``,
+            ``last.pt``'s ``model`` (what `load_run` loads) and the returned model hold
+            it; ``last.pt`` keeps the trained weights too, for resume.
         seed: seeds the batch order, the trainer's noise and the global RNG.
         device: ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
         precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast, scaler).
@@ -249,7 +261,8 @@ def fit(
         model="custom", dataset="custom", epochs=epochs, batch_size=batch_size, lr=lr,
         max_steps=max_steps, eval_every=eval_every, save_every=save_every,
         log_every=log_every, lr_schedule=lr_schedule, lr_warmup_steps=lr_warmup_steps,
-        seed=seed, device=device, precision=precision, grad_clip=grad_clip,
+        grad_accumulation=grad_accumulation, ema_decay=ema_decay, seed=seed, device=device,
+        precision=precision, grad_clip=grad_clip,
         skip_nonfinite=skip_nonfinite, compile=compile, binarize=binarize,
         workers=num_workers, **_objective_fields(loss_options),
     )  # fmt: skip
@@ -370,6 +383,10 @@ class _Run:
         )
         self.train_batches, self.test_batches = self._batches()
         self.per_epoch = _length(self.train_batches)  # None: an iterable without a length
+        accumulation = self.config.grad_accumulation
+        self.steps_per_epoch = (
+            None if self.per_epoch is None else -(-self.per_epoch // accumulation)
+        )
         self.schedule = self._schedule()  # a bad schedule is refused before anything is written
         self.epoch, self.best = 0, float("inf")  # epochs completed, the best evaluated loss
         self.position = 0  # batches of the epoch in progress already trained
@@ -377,13 +394,17 @@ class _Run:
         self.steps = 0  # the global step: optimizer steps taken (skipped ones included)
         self.evaluated_step: int | None = 0  # the step of the last evaluation
         self.interval: dict[str, Any] | None = None  # the sums since it, from a checkpoint
+        averaged = None  # the weight average a checkpoint holds
         if not fresh:
-            self._restore()
+            averaged = self._restore()
         else:  # a new run starts from its data where the model asks (same on every rank)
             init_from_data(model, self.data.train_images)
             if self.group.is_main:  # prepare_run allowed it: replace a failed start or overwrite
                 run.clear()
                 run.create(self.config, module_config(model))  # the model as constructed
+        self.ema = None if config.ema_decay is None else WeightEMA(model, config.ema_decay)
+        if self.ema is not None and averaged is not None:
+            self.ema.load_state_dict(averaged)
 
     def _check_data(self, device: torch.device) -> None:
         """Once, before anything is written or trained: finite data the model can take."""
@@ -420,17 +441,19 @@ class _Run:
         """The learning rate of each step; a cosine ends at the run's last step: ``max_steps``
         or ``epochs`` times the steps per epoch, whichever comes first."""
         bounds = [] if self.config.max_steps is None else [self.config.max_steps]
-        if self.config.epochs is not None and self.per_epoch is not None:
-            bounds.append(self.config.epochs * self.per_epoch)
+        if self.config.epochs is not None and self.steps_per_epoch is not None:
+            bounds.append(self.config.epochs * self.steps_per_epoch)
         return LRSchedule(
             cast(float, self.config.lr), self.config.lr_schedule,
             warmup_steps=self.config.lr_warmup_steps, total_steps=min(bounds, default=None),
         )  # fmt: skip
 
-    def _restore(self) -> None:
+    def _restore(self) -> dict[str, Any] | None:
+        """Take up the last good checkpoint; the weight average it holds, if any."""
         device = self.settings.device
         state, source = load_latest_checkpoint(self.run.last_checkpoint, map_location=device)
-        self.model.load_state_dict(state["model"])
+        # with a weight average, "model" is the average and "trained_model" the weights
+        self.model.load_state_dict(state.get("trained_model", state["model"]))
         self.optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
@@ -444,7 +467,7 @@ class _Run:
         if self.position:
             self.order.set_state(state["epoch_order_rng"])
         # a checkpoint of an older version holds whole epochs of in-memory data
-        self.steps = int(state.get("steps", self.epoch * cast(int, self.per_epoch)))
+        self.steps = int(state.get("steps", self.epoch * cast(int, self.steps_per_epoch)))
         self.evaluated_step = state.get("evaluated_step")  # None: at an evaluation, as before
         self.interval = state.get("interval")
         self._check_bounds()
@@ -456,6 +479,7 @@ class _Run:
             kept = last.with_name(last.name + ".corrupt")
             os.replace(last, kept)
             self.log(f"{last} could not be read; kept as {kept.name}")
+        return cast(dict[str, Any], state["model"]) if "trained_model" in state else None
 
     def _check_bounds(self) -> None:
         """A resumed run may grow ``epochs`` and ``max_steps``, never shrink them."""
@@ -513,6 +537,8 @@ class _Run:
         with validate_args(False):  # once per run, never per step: the loop checks each term
             record = self._train_steps(show_progress)
         epochs, _ = self._completed()
+        if self.ema is not None:  # the run's result is the average, as load_run gives it
+            self.model.load_state_dict(self.ema.state_dict())
         return RunSummary(self.run.path, epochs, record, self.model, self.steps)
 
     def _train_steps(self, show_progress: bool | None) -> dict[str, Any]:
@@ -538,15 +564,17 @@ class _Run:
                 iter_from(self.train_batches, self.position), total=total,
                 description=f"epoch {epoch}", enabled=show_progress,
             )  # fmt: skip
-            for batch in bar:
-                self.steps, self.position = self.steps + 1, self.position + 1
+            for group in _groups(bar, self.config.grad_accumulation):
+                self.steps, self.position = self.steps + 1, self.position + len(group)
                 lr = self.schedule.apply(self.optimizer, self.steps)
                 parts = self.trainer.step(
-                    batch, step=self.steps, epoch=epoch, position=self.position
+                    group, step=self.steps, epoch=epoch, position=self.position
                 )
+                if parts is not None and self.ema is not None:
+                    self.ema.update(self.model)
                 if self.steps % self.config.log_every == 0:
                     self._log_step(_step_record(self.steps, epoch, lr, parts))
-                if parts is not None and self.position % 20 == 0 and getattr(bar, "shown", True):
+                if parts is not None and self.steps % 20 == 0 and getattr(bar, "shown", True):
                     bar.set_postfix_str(f"loss {parts.loss.item():.4g}")  # a shown bar only
                 finished = self._finished()
                 if finished or (eval_every is not None and self.steps % eval_every == 0):
@@ -572,11 +600,13 @@ class _Run:
         """Evaluate at the current step: one ``metrics.jsonl`` line (`_log_evaluation`),
         ``last.pt`` and ``best.pt`` on improvement, the pictures; the line."""
         result = self.trainer.interval()
+        _check_state_finite(self.model, epoch)
         test = None
         if self.test_batches is not None:
-            test = evaluate_epoch(
-                self.module, self.test_batches, self.settings, generator=self.noise
-            )
+            with self._averaged():  # evaluation sees the weight average, if one is kept
+                test = evaluate_epoch(
+                    self.module, self.test_batches, self.settings, generator=self.noise
+                )
         wall = time.perf_counter() - self.started
         record = _record(epoch, self.steps, result, test, wall)
         # a surrogate objective (beta, warm-up, free bits) is compared by its true bound
@@ -585,19 +615,32 @@ class _Run:
         improved = record[key] < self.best
         self.best = min(self.best, record[key])
         self.evaluated_step = self.steps
-        _check_state_finite(self.model, epoch)
         # metrics first: a crash between the two leaves a line for steps that resume
         # drops and trains again, never a checkpoint whose evaluation has no line
         self._log_evaluation(record)
-        self._save(epoch, improved=improved)
-        if self.group.is_main:
-            images, labels = self.data.shown_images
-            write_pictures(
-                self.model, images, labels, self.run, seed=self.config.seed,
-                num_classes=self.data.num_classes,
-            )  # fmt: skip
+        self._save(epoch, improved=improved, checked=True)
+        if self.group.is_main:  # last: a run that has its pictures has its checkpoint
+            with self._averaged():
+                images, labels = self.data.shown_images
+                write_pictures(
+                    self.model, images, labels, self.run, seed=self.config.seed,
+                    num_classes=self.data.num_classes,
+                )  # fmt: skip
         self.trainer.start_clock()
         return record
+
+    @contextlib.contextmanager
+    def _averaged(self) -> Iterator[None]:
+        """The model holds the weight average inside (the trained weights after)."""
+        if self.ema is None:
+            yield
+            return
+        trained = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.ema.state_dict())
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(trained)
 
     def _log_step(self, record: dict[str, Any]) -> None:
         """One logged step: a line of ``steps.jsonl`` (the main process writes it)."""
@@ -611,10 +654,12 @@ class _Run:
         by_steps = self.config.eval_every is not None
         self.log(_summary_line(record, loss_unit(self.model), show_step=by_steps))
 
-    def _save(self, epoch: int, *, improved: bool) -> None:
-        """``last.pt`` (the previous one kept) and, if ``improved``, ``best.pt``."""
+    def _save(self, epoch: int, *, improved: bool, checked: bool = False) -> None:
+        """``last.pt`` (the previous one kept) and, if ``improved``, ``best.pt``; the
+        weights are checked for NaN and infinity first unless ``checked`` already."""
         state = self._state()
-        _check_state_finite(self.model, epoch)
+        if not checked:
+            _check_state_finite(self.model, epoch)
         if self.group.is_main:
             atomic_save(state, self.run.last_checkpoint, keep_previous=True)
             if improved:
@@ -630,7 +675,7 @@ class _Run:
     def _state(self) -> dict[str, Any]:
         epoch, position = self._completed()
         state = {
-            "model": self.model.state_dict(),
+            "model": self.model.state_dict() if self.ema is None else self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "epoch": epoch,
@@ -651,6 +696,8 @@ class _Run:
         }
         if position:  # resume draws the epoch's order again and skips what was trained
             state["epoch_order_rng"] = self.epoch_order
+        if self.ema is not None:  # "model" is what load_run reads: the average
+            state["trained_model"] = self.model.state_dict()
         return state
 
 
@@ -659,6 +706,13 @@ def _set_epoch(batches: Iterable[Any], epoch: int) -> None:
     set_epoch = getattr(batches, "set_epoch", None)
     if callable(set_epoch):
         set_epoch(epoch)
+
+
+def _groups(batches: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive groups of ``size`` batches (the last may be smaller): one step each."""
+    items = iter(batches)
+    while group := list(itertools.islice(items, size)):
+        yield group
 
 
 def _length(batches: Iterable[Any]) -> int | None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -29,6 +29,7 @@ __all__ = [
     "StepSettings",
     "TrainSteps",
     "evaluate_epoch",
+    "optimizer_step",
     "train_epoch",
 ]
 
@@ -203,20 +204,20 @@ def _check_finite(flags: torch.Tensor, names: list[str], epoch: int, step: int) 
     )
 
 
-def _backward_and_step(
-    loss: torch.Tensor,
+def optimizer_step(
     parameters: list[nn.Parameter],
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     settings: StepSettings,
 ) -> tuple[bool, torch.Tensor | None]:
-    """One optimiser step: whether it was taken, and the gradient norm if it was computed.
+    """One optimizer step on the gradients already accumulated: whether it was taken, and
+    the gradient norm if it was computed.
 
-    With ``skip_nonfinite`` a step whose gradient norm is not finite is not taken (the
-    fp16 scaler skips such steps itself).
+    Unscales (fp16), clips to ``grad_clip``, steps and updates the scaler. With
+    ``skip_nonfinite`` a step whose gradient norm is not finite is not taken (the fp16
+    scaler skips such steps itself). A run with several optimizers calls it once per
+    optimizer, each with its own parameters and scaler.
     """
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
     norm = None
     if settings.grad_clip is not None or settings.skip_nonfinite:
@@ -228,10 +229,30 @@ def _backward_and_step(
     return True, norm
 
 
+def _no_sync(module: nn.Module, syncing: bool) -> contextlib.AbstractContextManager[Any]:
+    """DDP's ``no_sync`` on a micro-batch whose gradient is not yet to be all-reduced."""
+    no_sync = getattr(module, "no_sync", None)
+    return contextlib.nullcontext() if syncing or no_sync is None else no_sync()
+
+
+def _weighted(parts: list[LossParts], weights: list[float]) -> LossParts:
+    """The terms of a step's micro-batches, each weighted by its share of the examples."""
+    if len(parts) == 1:
+        return parts[0]
+    loss = sum(p.loss.detach() * w for p, w in zip(parts, weights, strict=True))
+    terms = {
+        name: sum(p.terms[name].detach() * w for p, w in zip(parts, weights, strict=True))
+        for name in parts[0].terms
+    }
+    return LossParts(cast(torch.Tensor, loss), cast(dict[str, torch.Tensor], terms), None)
+
+
 class TrainSteps:
     """The training steps of a run, one batch at a time, and the sums since the last read.
 
-    `step` runs one optimizer step on a batch (forward, finiteness, backward, clip, step);
+    `step` runs one optimizer step on one or more micro-batches (forward, finiteness and
+    backward of each, its loss weighted by its share of the step's examples, so that $k$
+    batches of $b$ give the gradient of one batch of $kb$; then clip and step);
     `interval` reads the per-example means of the terms since the previous `interval` and
     starts a new sum. Sums stay on the device and are read once per `interval`: no host
     sync per step, except that the finiteness of each step's terms is checked one step
@@ -265,34 +286,52 @@ class TrainSteps:
         self.started = time.perf_counter()
         self.pending: tuple[torch.Tensor, list[str], int, int] | None = None
 
-    def step(self, batch: Any, *, step: int, epoch: int, position: int) -> LossParts | None:
-        """One optimizer step on ``batch`` as global step ``step``, batch ``position``
-        (from 1) of epoch ``epoch`` (both name a non-finite step); its terms, or ``None``
-        where the step was skipped (``skip_nonfinite``)."""
+    def step(
+        self, batches: Sequence[Any], *, step: int, epoch: int, position: int
+    ) -> LossParts | None:
+        """One optimizer step on the micro-batches ``batches`` as global step ``step``,
+        ending at batch ``position`` (from 1) of epoch ``epoch`` (both name a non-finite
+        step); its terms (example-weighted over the micro-batches), or ``None`` where the
+        step was skipped (``skip_nonfinite``). Under DDP the gradients of all but the last
+        micro-batch are not all-reduced (``no_sync``)."""
         settings, sharded = self.settings, self._sharded
         if not self.module.training:  # evaluation or pictures ran since the last step
             self.module.train()
         self.steps += 1
-        images, labels = _batch(batch)
-        x, labels = _shard_images(images, settings, sharded), _shard(labels, settings, sharded)
-        with autocast(settings.device, settings.precision):
-            parts = loss_parts(self.module(x, labels, step, self.generator))
-        flags, names = _finite_flags(parts, settings)
-        if settings.skip_nonfinite and not bool(flags.all()):
-            self.skipped += 1
-            return None
-        stepped, norm = _backward_and_step(
-            parts.loss, self.parameters, self.optimizer, self.scaler, settings
-        )
+        inputs = [self._inputs(batch, sharded) for batch in batches]
+        total = sum(x.shape[0] for x, _ in inputs)
+        weights = [x.shape[0] / max(total, 1) for x, _ in inputs]
+        self.optimizer.zero_grad(set_to_none=True)
+        parts_seen, flags_seen = [], []
+        for index, ((x, labels), weight) in enumerate(zip(inputs, weights, strict=True)):
+            with _no_sync(self.module, syncing=index == len(inputs) - 1):
+                with autocast(settings.device, settings.precision):
+                    parts = loss_parts(self.module(x, labels, step, self.generator))
+                flags, names = _finite_flags(parts, settings)
+                if settings.skip_nonfinite and not bool(flags.all()):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.skipped += 1
+                    return None
+                loss = parts.loss if len(inputs) == 1 else parts.loss * weight
+                self.scaler.scale(loss).backward()
+            parts_seen.append(parts)
+            flags_seen.append(flags)
+        stepped, norm = optimizer_step(self.parameters, self.optimizer, self.scaler, settings)
         if not stepped:
             self.skipped += 1
             return None
+        flags = flags_seen[0] if len(flags_seen) == 1 else torch.stack(flags_seen).all(0)
         if norm is not None and not self.scaler.is_enabled():
             flags, names = torch.cat([flags, norm.isfinite().reshape(1)]), [*names, "gradient"]
         self.check_pending()
         self.pending = (flags, names, epoch, position)
-        self.sums.add(parts, x.shape[0])
-        return parts
+        for parts, (x, _) in zip(parts_seen, inputs, strict=True):
+            self.sums.add(parts, x.shape[0])
+        return _weighted(parts_seen, weights)
+
+    def _inputs(self, batch: Any, sharded: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        images, labels = _batch(batch)
+        return _shard_images(images, self.settings, sharded), _shard(labels, self.settings, sharded)
 
     _sharded = False
     """Whether the batches are already this process's shard (set by `for_batches`)."""
@@ -368,7 +407,7 @@ def train_epoch(
         batches, total=_length(batches), description=f"epoch {epoch}", enabled=show_progress
     )
     for step, batch in enumerate(bar, start=1):
-        parts = steps.step(batch, step=first_step + step, epoch=epoch, position=step)
+        parts = steps.step([batch], step=first_step + step, epoch=epoch, position=step)
         if parts is not None and step % 20 == 0 and getattr(bar, "shown", True):
             rate = steps.sums.examples / max(time.perf_counter() - steps.started, 1e-9)
             bar.set_postfix_str(f"loss {parts.loss.item():.4g}, {rate:,.0f} img/s")
