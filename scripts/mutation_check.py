@@ -269,6 +269,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the training objective's options (beta, ...) also change what evaluation scores",
     ),
     Mutation(
+        "group-start-ignored",
+        "src/genlatent/train/optimizers.py",
+        "        return step >= self.start_step",
+        "        return True",
+        (
+            "tests/train/test_fit_groups.py::test_before_the_start_step_the_discriminator_is_untouched_and_after_it_both_train",
+        ),
+        "a parameter group (a tokenizer's discriminator) trains before its start step",
+    ),
+    Mutation(
         "guidance-ignored",
         "src/genlatent/priors/_base.py",
         "logits = unconditional + scale * (conditional - unconditional)",

@@ -58,7 +58,8 @@ class _TwoGroups(torch.nn.Module):
 def test_optimizer_groups_are_read_in_declared_order() -> None:
     model = _TwoGroups()
     groups = _protocols.optimizer_groups(model)
-    assert groups is not None and list(groups) == ["first", "second"]
+    assert groups is not None
+    assert list(groups) == ["first", "second"]
     assert groups["second"].lr_factor == 0.5
     assert [id(p) for p in groups["first"].parameters] == [id(p) for p in model.first.parameters()]
     assert isinstance(model, genlatent.MultiOptimizerModel)

@@ -205,12 +205,16 @@ def test_bad_quantizer_options_are_one_line(cli_error, tmp_path):
         ["train", "vqvae", "--quantizer", "fsq", "--codebook-size", "64", *out],
         "--codebook-size (vqvae, tokenizer with --quantizer vq, lfq, rvq, simvq, bsq only)",
     )
-    cli_error(["train", "vqvae", "--quantizer", "fsq", "--ema", *out], "--ema (vqvae, tokenizer with")
+    cli_error(
+        ["train", "vqvae", "--quantizer", "fsq", "--ema", *out], "--ema (vqvae, tokenizer with"
+    )
     cli_error(
         ["train", "vqvae", "--levels", "8,5,5", *out],
         "--levels (vqvae, tokenizer with --quantizer fsq",
     )
-    cli_error(["train", "vqvae", "--num-quantizers", "3", *out], "--num-quantizers (vqvae, tokenizer with")
+    cli_error(
+        ["train", "vqvae", "--num-quantizers", "3", *out], "--num-quantizers (vqvae, tokenizer with"
+    )
     cli_error(
         ["train", "vqvae", "--quantizer", "lfq", "--restart-dead-codes", "5", *out],
         "--restart-dead-codes (vqvae, tokenizer with --quantizer vq, rvq only)",

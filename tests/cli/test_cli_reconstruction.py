@@ -19,6 +19,18 @@ TINY = ["--dataset", "mnist", "--epochs", "1", "--train-limit", "256", "--test-l
 MODELS = {
     "vae": ["--latent-dim", "4", "--hidden", "32"],
     "vqvae": ["--hidden-channels", "8", "--embedding-dim", "4", "--codebook-size", "16"],
+    "tokenizer": [
+        "--hidden-channels",
+        "8",
+        "--embedding-dim",
+        "4",
+        "--codebook-size",
+        "16",
+        "--disc-channels",
+        "8",
+        "--disc-start",
+        "2",
+    ],
 }
 
 

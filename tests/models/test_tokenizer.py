@@ -29,7 +29,8 @@ def test_before_the_start_step_the_generator_loss_is_the_reconstruction_alone() 
     reconstruction = model.autoencoder(x)
     expected = (reconstruction.reconstruction - x).square().mean() + reconstruction.quantizer_loss
     torch.testing.assert_close(out.loss, expected)
-    assert float(out.adversarial_loss) == 0.0 and float(out.adversarial_weight) == 0.0
+    assert float(out.adversarial_loss) == 0.0
+    assert float(out.adversarial_weight) == 0.0
     out.loss.backward()
     # the discriminator took no part: no gradient reached it
     assert all(p.grad is None for p in model.discriminator.parameters())
@@ -76,7 +77,8 @@ def test_discriminator_group_before_its_start_and_unknown_group_are_refused() ->
     with pytest.raises(ValueError, match=r"group must be one of \('generator', 'discriminator'\)"):
         model.loss(x, group="critic")
     groups = model.optimizer_groups()
-    assert groups["discriminator"].start_step == 5 and groups["generator"].start_step == 0
+    assert groups["discriminator"].start_step == 5
+    assert groups["generator"].start_step == 0
     assert {id(p) for p in groups["generator"].parameters} == {
         id(p) for p in model.autoencoder.parameters()
     }
@@ -106,6 +108,7 @@ def test_save_pretrained_round_trip(tmp_path) -> None:
     model, x = _model().eval(), _images()
     model.save_pretrained(tmp_path)
     copy = from_pretrained(tmp_path).eval()
-    assert type(copy) is Tokenizer and copy.disc_start == model.disc_start
+    assert type(copy) is Tokenizer
+    assert copy.disc_start == model.disc_start
     assert torch.equal(copy.reconstruct(x), model.reconstruct(x))
     assert torch.equal(copy.encode(x), model.encode(x))

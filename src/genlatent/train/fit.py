@@ -7,7 +7,6 @@ import dataclasses
 import itertools
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,13 @@ from genlatent.train.loop import (
     StepSettings,
     TrainSteps,
     evaluate_epoch,
+)
+from genlatent.train.optimizers import (
+    adam,
+    build_optimizers,
+    load_optimizer_state,
+    optimizer_state,
+    set_learning_rates,
 )
 from genlatent.train.outputbias import init_from_data
 from genlatent.train.pictures import write_pictures
@@ -323,28 +329,9 @@ def run_training(
             torch.distributed.destroy_process_group()
 
 
-_FUSED_DEVICES = ("cuda", "cpu")
-
-
 def _optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
-    """Adam: fused (one kernel for all parameters) on CPU and CUDA, torch's default elsewhere.
-
-    The choice is made up front from the device. If torch still refuses fused Adam (a
-    parameter dtype or device it does not support), the fallback to torch's default is
-    announced with torch's reason (a `UserWarning`), never taken silently.
-    """
-    if device.type not in _FUSED_DEVICES:
-        return torch.optim.Adam(model.parameters(), lr=lr)  # foreach where torch supports it
-    try:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-    except (RuntimeError, TypeError) as error:
-        warnings.warn(
-            f"fused Adam is not available for this model on {device.type} ({error}); "
-            "training with torch's default Adam instead (same updates, more kernel launches)",
-            UserWarning,
-            stacklevel=2,
-        )
-        return torch.optim.Adam(model.parameters(), lr=lr)
+    """Adam over every parameter of ``model``, fused where it can be (see `adam`)."""
+    return adam(model.parameters(), lr, device)
 
 
 class _Run:
@@ -374,9 +361,10 @@ class _Run:
         torch.manual_seed(self.config.seed)
         model.to(device)
         self._check_data(device)
-        self.optimizer = _optimizer(model, cast(float, self.config.lr), device)
-        enabled = self.config.precision == "fp16"
-        self.scaler = torch.amp.GradScaler(device.type, enabled=enabled)
+        # one Adam and scaler, or one per parameter group the model declares
+        self.optimizers = build_optimizers(
+            model, cast(float, self.config.lr), device, self.config.precision
+        )
         self.order = torch.Generator().manual_seed(self.config.seed)
         self.noise = torch.Generator(device=device).manual_seed(
             self.config.seed + 1 + self.group.rank
@@ -454,9 +442,7 @@ class _Run:
         state, source = load_latest_checkpoint(self.run.last_checkpoint, map_location=device)
         # with a weight average, "model" is the average and "trained_model" the weights
         self.model.load_state_dict(state.get("trained_model", state["model"]))
-        self.optimizer.load_state_dict(state["optimizer"])
-        if "scaler" in state:
-            self.scaler.load_state_dict(state["scaler"])
+        load_optimizer_state(self.optimizers, state)
         self.order.set_state(state["order_rng"])
         self.noise.set_state(state["noise_rng"].cpu())
         # the CPU's global RNG and each accelerator's (dead-code restarts on a GPU draw there)
@@ -511,7 +497,9 @@ class _Run:
     def _trained_module(self) -> nn.Module:
         module: nn.Module = self.loss_module
         if self.group.world > 1:
-            module = nn.parallel.DistributedDataParallel(module)
+            # a step of one parameter group leaves the others' without gradients
+            unused = len(self.optimizers) > 1
+            module = nn.parallel.DistributedDataParallel(module, find_unused_parameters=unused)
         if self.config.compile:
             module = cast(nn.Module, torch.compile(module))
         return module
@@ -546,7 +534,11 @@ class _Run:
         evaluation's record."""
         self.module = self._trained_module()
         self.trainer = TrainSteps(
-            self.module, self.optimizer, self.settings, scaler=self.scaler, generator=self.noise
+            self.module,
+            self.optimizers[0].optimizer,
+            self.settings,
+            generator=self.noise,
+            optimizers=self.optimizers,
         ).for_batches(self.train_batches)
         if self.interval is not None:  # the sums since the last evaluation, kept
             self.trainer.load_state_dict(self.interval)
@@ -566,7 +558,8 @@ class _Run:
             )  # fmt: skip
             for group in _groups(bar, self.config.grad_accumulation):
                 self.steps, self.position = self.steps + 1, self.position + len(group)
-                lr = self.schedule.apply(self.optimizer, self.steps)
+                lr = self.schedule.lr_at(self.steps)
+                set_learning_rates(self.optimizers, lr)
                 parts = self.trainer.step(
                     group, step=self.steps, epoch=epoch, position=self.position
                 )
@@ -676,8 +669,7 @@ class _Run:
         epoch, position = self._completed()
         state = {
             "model": self.model.state_dict() if self.ema is None else self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            **optimizer_state(self.optimizers),
             "epoch": epoch,
             "position": position,
             "steps": self.steps,

@@ -16,10 +16,11 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from genlatent._protocols import LossParts, declared_keywords, loss_parts
+from genlatent._protocols import LossParts, declared_keywords, loss_parts, optimizer_groups
 from genlatent._sums import ExampleSums, means_of
 from genlatent._validation import validate_args
 from genlatent.errors import NonFiniteLossError
+from genlatent.train.optimizers import GroupOptimizer, only_group
 from genlatent.train.progress import progress
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 
 
 class LossModule(nn.Module):
-    """``forward(x, labels, step, generator)`` calls ``model.loss`` with what it declares.
+    """``forward(x, labels, step, generator, group)`` calls ``model.loss`` with what it declares.
 
     The signature of ``model.loss`` is read once, here. ``options`` (for example
     ``{"beta": 4.0}``) are keyword arguments of the training objective: they are passed in
@@ -43,6 +44,9 @@ class LossModule(nn.Module):
     loss, its true bound. `train_epoch` and `evaluate_epoch` turn the value checks of
     `set_validate_args` off once per epoch (never per step): the loop checks each term for
     finiteness itself and names the one that failed.
+
+    A model with several optimizers (`genlatent.MultiOptimizerModel`) gets ``group=``: the
+    one given, or its first group's name (evaluation, and the data check before a run).
 
     Raises:
         TypeError: if ``model`` has no ``loss`` method, or ``loss`` does not take one of
@@ -59,12 +63,14 @@ class LossModule(nn.Module):
             )
         self.model = model
         self.declared = declared_keywords(loss)
+        groups = optimizer_groups(model)
+        self.first_group = None if groups is None else next(iter(groups))
         self.options = dict(options or {})
-        reserved = [name for name in self.options if name in ("labels", "step", "generator")]
+        reserved = [n for n in self.options if n in ("labels", "step", "generator", "group")]
         if reserved:
             raise ValueError(
                 f"training options must not name {', '.join(reserved)}: the trainer passes "
-                "labels, step and generator itself"
+                "labels, step, generator and group itself"
             )
         taken = declared_keywords(loss, tuple(self.options))
         unknown = [name for name in self.options if name not in taken]
@@ -81,9 +87,14 @@ class LossModule(nn.Module):
         labels: torch.Tensor | None = None,
         step: int | None = None,
         generator: torch.Generator | None = None,
+        group: str | None = None,
     ) -> Any:
         offered = {"labels": labels, "step": step, "generator": generator}
-        kwargs = {k: v for k, v in offered.items() if k in self.declared and v is not None}
+        kwargs: dict[str, Any] = {
+            k: v for k, v in offered.items() if k in self.declared and v is not None
+        }
+        if self.first_group is not None:
+            kwargs["group"] = self.first_group if group is None else group
         if self.training:
             kwargs |= self.options
         return self.model.loss(x, **kwargs)  # type: ignore[operator]
@@ -169,6 +180,17 @@ class _Sums:
         if parts.code_counts is not None:
             counts = parts.code_counts.detach().to(self.sums.dtype)
             self.counts = counts if self.counts is None else self.counts + counts
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"totals": dict(self.sums.totals), "examples": self.sums.examples,
+                "counts": self.counts}  # fmt: skip
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        sums = self.sums
+        sums.totals = {k: v.to(sums.device, sums.dtype) for k, v in state["totals"].items()}
+        sums.examples = int(state["examples"])
+        counts = state["counts"]
+        self.counts = None if counts is None else counts.to(sums.device, sums.dtype)
 
     def reduce(self, settings: StepSettings) -> tuple[dict[str, float], int, torch.Tensor | None]:
         """Per-example means over every process, the example count and the counts."""
@@ -260,12 +282,20 @@ class TrainSteps:
     skips such steps. With ``grad_clip`` the gradient norm is checked too, by the name
     ``gradient``. Call `check_pending` before saving or evaluating: the last step's check.
 
+    With ``optimizers`` (a model's parameter groups, `build_optimizers`), a step is one
+    such step per group that trains at that step, in order (`only_group`): each group's
+    own loss, backward, clipping, skip and optimizer; the first group's terms are summed as
+    they are, another group's apart and reported with its name in front.
+
     Args:
         module: a `LossModule` (possibly inside DDP or ``torch.compile``).
-        optimizer: the optimizer of ``module``'s parameters.
+        optimizer: the optimizer of ``module``'s parameters (with ``optimizers``: the
+            first group's).
         settings: device, precision and the handling of non-finite values.
         scaler: the fp16 gradient scaler (a disabled one when ``None``).
         generator: the trainer's noise, passed to ``model.loss``.
+        optimizers: the parameter groups' optimizers, in stepping order; ``None``: one
+            group of ``optimizer`` and ``scaler``.
     """
 
     def __init__(
@@ -276,15 +306,25 @@ class TrainSteps:
         *,
         scaler: torch.amp.GradScaler | None = None,
         generator: torch.Generator | None = None,
+        optimizers: Sequence[GroupOptimizer] | None = None,
     ) -> None:
-        self.module, self.optimizer, self.settings, self.generator = (
-            module, optimizer, settings, generator,
-        )  # fmt: skip
-        self.scaler = scaler or torch.amp.GradScaler(settings.device.type, enabled=False)
-        self.parameters = [p for p in module.parameters() if p.requires_grad]
+        self.module, self.settings, self.generator = module, settings, generator
+        if optimizers is None:
+            scaler = scaler or torch.amp.GradScaler(settings.device.type, enabled=False)
+            parameters = [p for p in module.parameters() if p.requires_grad]
+            optimizers = [GroupOptimizer(None, parameters, optimizer, scaler)]
+        self.optimizers = list(optimizers)
+        first = self.optimizers[0]
+        self.optimizer, self.scaler, self.parameters = (
+            first.optimizer,
+            first.scaler,
+            first.parameters,
+        )
         self.sums, self.skipped, self.steps = _Sums(settings.device), 0, 0
+        self.group_sums = {g.name: _Sums(settings.device) for g in self.optimizers[1:]}
         self.started = time.perf_counter()
-        self.pending: tuple[torch.Tensor, list[str], int, int] | None = None
+        # each group's last step, checked for finiteness at its next step (one step late)
+        self.pending: dict[str | None, tuple[torch.Tensor, list[str], int, int]] = {}
 
     def step(
         self, batches: Sequence[Any], *, step: int, epoch: int, position: int
@@ -293,40 +333,64 @@ class TrainSteps:
         ending at batch ``position`` (from 1) of epoch ``epoch`` (both name a non-finite
         step); its terms (example-weighted over the micro-batches), or ``None`` where the
         step was skipped (``skip_nonfinite``). Under DDP the gradients of all but the last
-        micro-batch are not all-reduced (``no_sync``)."""
-        settings, sharded = self.settings, self._sharded
+        micro-batch are not all-reduced (``no_sync``). With several parameter groups, the
+        first group's terms (``None`` if it skipped)."""
         if not self.module.training:  # evaluation or pictures ran since the last step
             self.module.train()
         self.steps += 1
-        inputs = [self._inputs(batch, sharded) for batch in batches]
+        inputs = [self._inputs(batch, self._sharded) for batch in batches]
         total = sum(x.shape[0] for x, _ in inputs)
         weights = [x.shape[0] / max(total, 1) for x, _ in inputs]
-        self.optimizer.zero_grad(set_to_none=True)
+        first: LossParts | None = None
+        for index, group in enumerate(self.optimizers):
+            if not group.trains_at(step):
+                continue
+            with only_group(group, self.optimizers):
+                parts = self._group_step(group, inputs, weights, step, (epoch, position))
+            if index == 0:
+                first = parts
+        return first
+
+    def _group_step(
+        self,
+        group: GroupOptimizer,
+        inputs: list[tuple[torch.Tensor, torch.Tensor | None]],
+        weights: list[float],
+        step: int,
+        where: tuple[int, int],
+    ) -> LossParts | None:
+        """One optimizer step of ``group`` on the micro-batches; its terms, or ``None``."""
+        settings, first = self.settings, group is self.optimizers[0]
+        group.optimizer.zero_grad(set_to_none=True)
         parts_seen, flags_seen = [], []
         for index, ((x, labels), weight) in enumerate(zip(inputs, weights, strict=True)):
             with _no_sync(self.module, syncing=index == len(inputs) - 1):
                 with autocast(settings.device, settings.precision):
-                    parts = loss_parts(self.module(x, labels, step, self.generator))
+                    parts = loss_parts(self.module(x, labels, step, self.generator, group.name))
                 flags, names = _finite_flags(parts, settings)
                 if settings.skip_nonfinite and not bool(flags.all()):
-                    self.optimizer.zero_grad(set_to_none=True)
+                    group.optimizer.zero_grad(set_to_none=True)
                     self.skipped += 1
                     return None
                 loss = parts.loss if len(inputs) == 1 else parts.loss * weight
-                self.scaler.scale(loss).backward()
+                group.scaler.scale(loss).backward()
             parts_seen.append(parts)
             flags_seen.append(flags)
-        stepped, norm = optimizer_step(self.parameters, self.optimizer, self.scaler, settings)
+        stepped, norm = optimizer_step(group.parameters, group.optimizer, group.scaler, settings)
         if not stepped:
             self.skipped += 1
             return None
         flags = flags_seen[0] if len(flags_seen) == 1 else torch.stack(flags_seen).all(0)
-        if norm is not None and not self.scaler.is_enabled():
+        if norm is not None and not group.scaler.is_enabled():
             flags, names = torch.cat([flags, norm.isfinite().reshape(1)]), [*names, "gradient"]
-        self.check_pending()
-        self.pending = (flags, names, epoch, position)
+        previous = self.pending.pop(group.name, None)
+        if previous is not None:
+            _check_finite(*previous)
+        names = names if first else [f"{group.name}_{name}" for name in names]
+        self.pending[group.name] = (flags, names, *where)
+        sums = self.sums if first else self.group_sums[group.name]
         for parts, (x, _) in zip(parts_seen, inputs, strict=True):
-            self.sums.add(parts, x.shape[0])
+            sums.add(parts, x.shape[0])
         return _weighted(parts_seen, weights)
 
     def _inputs(self, batch: Any, sharded: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -343,18 +407,23 @@ class TrainSteps:
 
     def check_pending(self) -> None:
         """Raise `NonFiniteLossError` if the last step not yet checked was not finite."""
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            _check_finite(*pending)
+        pending, self.pending = list(self.pending.values()), {}
+        for flags, names, epoch, position in pending:
+            _check_finite(flags, names, epoch, position)
 
     def interval(self) -> EpochResult:
         """Per-example means of each term over the steps since the previous call (one host
         sync, all-reduced over processes); the sums start again."""
         self.check_pending()
         metrics, examples, counts = self.sums.reduce(self.settings)
+        for name, sums in self.group_sums.items():  # in the same order on every process
+            group_metrics, group_examples, _ = sums.reduce(self.settings)
+            if group_examples:  # a group that has not started yet reports nothing
+                metrics |= {f"{name}_{key}": value for key, value in group_metrics.items()}
         seconds = time.perf_counter() - self.started
         result = EpochResult(metrics, examples, seconds, self.skipped, counts, self.steps)
         self.sums, self.skipped, self.steps = _Sums(self.settings.device), 0, 0
+        self.group_sums = {name: _Sums(self.settings.device) for name in self.group_sums}
         self.start_clock()
         return result
 
@@ -365,19 +434,16 @@ class TrainSteps:
     def state_dict(self) -> dict[str, Any]:
         """The sums since the last `interval` (what a checkpoint between two reads keeps)."""
         self.check_pending()
-        return {
-            "totals": dict(self.sums.sums.totals), "examples": self.sums.sums.examples,
-            "counts": self.sums.counts, "skipped": self.skipped, "steps": self.steps,
-        }  # fmt: skip
+        state = {**self.sums.state_dict(), "skipped": self.skipped, "steps": self.steps}
+        if self.group_sums:
+            state["groups"] = {str(k): sums.state_dict() for k, sums in self.group_sums.items()}
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Take up the sums `state_dict` saved."""
-        device = self.settings.device
-        sums = self.sums.sums
-        sums.totals = {k: v.to(device, sums.dtype) for k, v in state["totals"].items()}
-        sums.examples = int(state["examples"])
-        counts = state["counts"]
-        self.sums.counts = None if counts is None else counts.to(device, sums.dtype)
+        self.sums.load_state_dict(state)
+        for name, saved in state.get("groups", {}).items():
+            self.group_sums[name].load_state_dict(saved)
         self.skipped, self.steps = int(state["skipped"]), int(state["steps"])
 
 
