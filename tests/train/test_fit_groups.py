@@ -168,3 +168,20 @@ def test_two_processes_keep_both_groups_identical(tmp_path):
         assert torch.equal(first[name], second[name]), name
     assert any(name.startswith("discriminator.") for name in first)
     assert "train_discriminator_loss" in _records(run)[-1]
+
+
+def test_bf16_with_clipping_and_skipping_trains_both_groups(tmp_path):
+    # every per-group path at once: autocast, clip_grad_norm_ over each group's parameters,
+    # the finiteness check of each group's terms and gradient norm
+    built = _groups_worker.build()
+    train = load_digits("train")
+    summary = fit(
+        _groups_worker.build(), train.images[:64], run_dir=tmp_path / "run", epochs=1,
+        batch_size=16, lr=1e-3, device="cpu", precision="bf16", grad_clip=0.5,
+        skip_nonfinite=True, show_progress=False, log=lambda line: None,
+    )  # fmt: skip
+    record = _records(tmp_path / "run")[-1]
+    assert record["skipped_steps"] == 0
+    assert all(torch.isfinite(torch.tensor(v)) for k, v in record.items() if "loss" in k)
+    now = summary.model.discriminator.state_dict()
+    assert any(not torch.equal(now[n], v) for n, v in built.discriminator.state_dict().items())
