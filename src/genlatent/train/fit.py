@@ -184,7 +184,9 @@ def fit(
     process on its share of every batch; rank 0 writes the run directory.
 
     Args:
-        model: an ``nn.Module`` with ``loss(x)`` (see `genlatent.Model`).
+        model: an ``nn.Module`` with ``loss(x)`` (see `genlatent.Model`); one that
+            declares ``optimizer_groups()`` (`genlatent.MultiOptimizerModel`) gets one Adam
+            per group, each group stepped in turn on every batch from its start step.
         train_data: held in memory (the fast path): an `ImageDataset`, an images tensor or
             an ``(images, labels)`` pair of tensors; or streamed, read item by item and
             never stacked (`StreamBatches`): any map-style ``Dataset`` (its order drawn per
