@@ -626,6 +626,9 @@ class _Run:
                     self.model, images, labels, self.run, seed=self.config.seed,
                     num_classes=self.data.num_classes,
                 )  # fmt: skip
+        # the summary last: once it is printed, the evaluation's files are all written
+        by_steps = self.config.eval_every is not None
+        self.log(_summary_line(record, loss_unit(self.model), show_step=by_steps))
         self.trainer.start_clock()
         return record
 
@@ -648,11 +651,9 @@ class _Run:
             self.run.append_steps(record)
 
     def _log_evaluation(self, record: dict[str, Any]) -> None:
-        """One evaluation: a line of ``metrics.jsonl`` (main process) and the summary line."""
+        """One evaluation: a line of ``metrics.jsonl`` (the main process writes it)."""
         if self.group.is_main:
             self.run.append_metrics(record)
-        by_steps = self.config.eval_every is not None
-        self.log(_summary_line(record, loss_unit(self.model), show_step=by_steps))
 
     def _save(self, epoch: int, *, improved: bool, checked: bool = False) -> None:
         """``last.pt`` (the previous one kept) and, if ``improved``, ``best.pt``; the
