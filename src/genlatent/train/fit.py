@@ -6,7 +6,7 @@ import dataclasses
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -39,6 +39,7 @@ from genlatent.train.pictures import write_pictures
 from genlatent.train.resume import prepare_run
 from genlatent.train.rundir import RunDirectory
 from genlatent.train.streamed import StreamedData
+from genlatent.train.trackers import RunTrackers, Tracker, split_trackers
 
 __all__ = ["RunData", "RunSummary", "fit"]
 
@@ -127,6 +128,7 @@ def fit(
     loss_options: Mapping[str, Any] | None = None,
     binarize: bool = False,
     num_workers: int = 0,
+    trackers: Sequence[str | Tracker] = (),
     resume: bool = False,
     overwrite: bool = False,
     show_progress: bool | None = None,
@@ -184,6 +186,10 @@ def fit(
             held in memory.
         num_workers: worker processes that read streamed data (0: this process), with
             pinned memory on CUDA; the in-memory path needs none.
+        trackers: where else the metrics, pictures and config go: ``"tensorboard"``,
+            ``"wandb"`` (`TensorBoardTracker`, `WandbTracker`; their names are recorded in
+            the run's config as ``log``) and objects of your own that follow `Tracker`.
+            ``metrics.jsonl`` is written all the same.
         resume: continue the run stored in ``run_dir``.
         overwrite: replace a run with checkpoints in ``run_dir``.
         show_progress: progress bars; ``None`` shows them on a terminal.
@@ -209,11 +215,12 @@ def fit(
         >>> summary.epochs, sorted(summary.last_metrics)[:3]
         (2, ['epoch', 'epoch_seconds', 'images_per_second'])
     """
+    names, own = split_trackers(trackers)
     config = TrainConfig(
         model="custom", dataset="custom", epochs=epochs, batch_size=batch_size, lr=lr,
         seed=seed, device=device, precision=precision, grad_clip=grad_clip,
         skip_nonfinite=skip_nonfinite, compile=compile, binarize=binarize,
-        workers=num_workers, **_objective_fields(loss_options),
+        workers=num_workers, log=names, **_objective_fields(loss_options),
     )  # fmt: skip
     data = _run_data(train_data, test_data, binarize=binarize)
     LossModule(model, config.loss_options())  # check the protocol before anything is written
@@ -221,8 +228,9 @@ def fit(
         RunDirectory(run_dir), config, resume=resume, overwrite=overwrite, log=log
     )
     return run_training(
-        model, data, config, run_dir, fresh=fresh, show_progress=show_progress, log=log
-    )
+        model, data, config, run_dir, fresh=fresh, trackers=own, show_progress=show_progress,
+        log=log,
+    )  # fmt: skip
 
 
 def _run_data(train_data: object, test_data: object, *, binarize: bool) -> RunData | StreamedData:
@@ -255,17 +263,21 @@ def run_training(
     run_dir: str | os.PathLike[str],
     *,
     fresh: bool = True,
+    trackers: Sequence[Tracker] = (),
     show_progress: bool | None = None,
     log: Callable[[str], None] = print,
 ) -> RunSummary:
     """The trainer behind `fit` and `train`: ``config`` holds every setting of the run.
 
     ``fresh`` starts the run (writing ``config.json``); otherwise it continues from the
-    last good checkpoint (`prepare_run` decides which).
+    last good checkpoint (`prepare_run` decides which). ``trackers`` are told too, with the
+    built-in ones ``config.log`` names.
     """
+    tracking = RunTrackers(config.log, trackers)  # a missing package fails before any write
     joined = torch.distributed.is_available() and torch.distributed.is_initialized()
     try:
-        return _Run(model, data, config, RunDirectory(run_dir), fresh, log).train(show_progress)
+        run = _Run(model, data, config, RunDirectory(run_dir), fresh, log, tracking)
+        return run.train(show_progress)
     finally:
         # leave no process group behind that this call created (under torchrun)
         if not joined and torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -307,6 +319,7 @@ class _Run:
         run: RunDirectory,
         fresh: bool,
         log: Callable[[str], None],
+        trackers: RunTrackers,
     ) -> None:
         self.loss_module = LossModule(model, config.loss_options())
         self.model, self.data, self.run, self.log, self.config = model, data, run, log, config
@@ -314,6 +327,7 @@ class _Run:
             self.data = data.binarized()
         device = resolve_device(self.config.device)
         self.group: ProcessGroup = setup_distributed(device.type)
+        self.trackers = trackers if self.group.is_main else RunTrackers(None)  # rank 0 tracks
         if device.type == "cuda" and self.group.world > 1:
             device = torch.device("cuda", self.group.local_rank)
         self.settings = StepSettings(
@@ -414,7 +428,10 @@ class _Run:
 
     def train(self, show_progress: bool | None) -> RunSummary:
         epochs = cast(int, self.config.epochs)
-        record = self._epochs(epochs, show_progress)
+        try:
+            record = self._epochs(epochs, show_progress)
+        finally:
+            self.trackers.finish()
         if self.start_epoch >= epochs:
             self.log(f"nothing left to do: the run has {self.start_epoch} of {epochs} epochs")
         return RunSummary(self.run.path, max(epochs, self.start_epoch), record, self.model)
@@ -427,6 +444,7 @@ class _Run:
         started = time.perf_counter()
         if self.steps is None:  # a checkpoint of an older version: whole epochs of a length
             self.steps = self.start_epoch * len(train_batches)  # type: ignore[arg-type]
+        self.trackers.start(self.run, self.steps)
         for epoch in range(self.start_epoch + 1, epochs + 1):
             _set_epoch(train_batches, epoch)
             result = train_epoch(
@@ -454,14 +472,16 @@ class _Run:
             # metrics first: a crash between the two leaves a line for an epoch that resume
             # drops and trains again, never a checkpoint whose epoch has no line
             self.run.append_metrics(record)
+            self.trackers.log_metrics(record, cast(int, self.steps))
             atomic_save(state, self.run.last_checkpoint, keep_previous=True)
             if improved:
                 atomic_save(state, self.run.best_checkpoint)
             images, labels = self.data.shown_images
-            write_pictures(
+            pictures = write_pictures(
                 self.model, images, labels, self.run, seed=self.config.seed,
                 num_classes=self.data.num_classes,
             )  # fmt: skip
+            self.trackers.log_pictures(pictures, cast(int, self.steps))
         self.log(_summary_line(record, loss_unit(self.model)))
 
     def _state(self, epoch: int) -> dict[str, Any]:
