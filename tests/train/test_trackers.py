@@ -198,6 +198,9 @@ def test_wandb_offline_files_hold_every_metrics_line_and_a_resume_continues_the_
     run = tmp_path / "run"
     _fit(run, 2, ["wandb"])
     _fit(run, 3, ["wandb"], resume=True)
+    import wandb
+
+    wandb.teardown()  # W&B's service writes the files: wait for it, as a process's exit does
     records = RunDirectory(run).read_metrics()
     ids, history, folders = _wandb_run(run)
     assert len(folders) == 2  # one per process, under the one W&B run id kept in the run
@@ -317,7 +320,7 @@ def test_a_missing_package_names_its_extra_before_anything_is_written(
     monkeypatch.setitem(sys.modules, module, None)  # as if not installed
     run = tmp_path / "run"
     with pytest.raises(
-        ImportError, match=rf"--log {name} needs .* pip install 'genlatent\[{name}\]'"
+        ImportError, match=rf"\(--log {name}\) needs .* pip install 'genlatent\[{name}\]'"
     ):
         _fit(run, 1, [name])
     assert not run.exists()

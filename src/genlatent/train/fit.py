@@ -148,11 +148,12 @@ def fit(
     from it, see its ``output_bias_init``); a resumed run does not.
 
     ``resume=True`` continues the run in ``run_dir`` exactly: pass the same model
-    constructor's fresh output and the same data; only ``epochs`` and ``device`` may
-    change. A ``run_dir`` whose run never finished an epoch is started again; one with
-    checkpoints is replaced only with ``overwrite=True``. Under
-    ``torchrun`` it trains with DistributedDataParallel (gloo on CPU, NCCL on GPUs), each
-    process on its share of every batch; rank 0 writes the run directory.
+    constructor's fresh output and the same data; only ``epochs``, ``device``,
+    ``num_workers`` and ``trackers`` may change. A ``run_dir`` whose run never finished an
+    epoch is started again; one with checkpoints is replaced only with ``overwrite=True``.
+    Under ``torchrun`` it trains with DistributedDataParallel (gloo on CPU, NCCL on GPUs), each
+    process on its share of every batch; rank 0 writes the run directory and tells the
+    trackers.
 
     Args:
         model: an ``nn.Module`` with ``loss(x)`` (see `genlatent.Model`).

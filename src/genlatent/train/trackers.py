@@ -64,8 +64,8 @@ class Tracker(Protocol):
 
 def _missing(package: str, extra: str, error: ImportError) -> ImportError:
     return ImportError(
-        f"--log {extra} needs the {package} package, which is not installed ({error}): "
-        f"pip install 'genlatent[{extra}]'"
+        f"the {extra} tracker (--log {extra}) needs the {package} package, which is not "
+        f"installed ({error}): pip install 'genlatent[{extra}]'"
     )
 
 
@@ -120,8 +120,8 @@ class WandbTracker:
 
     The W&B run's id is kept in ``RUN_DIR/wandb/run-id.txt``; a resumed genlatent run
     continues the same W&B run (``resume="allow"``), logging at the same global steps.
-    W&B keeps the points it has: after a stop, the steps between the last checkpoint and
-    the stop are trained again (to the same values) and W&B ignores them as already logged.
+    W&B ignores a step below the last one it holds: after a stop, the steps trained again
+    between the last checkpoint and the stop keep the points that were logged first.
 
     W&B's own settings apply: ``WANDB_MODE=offline`` (or ``mode="offline"``) works with no
     account and no network, and ``wandb sync RUN_DIR/wandb/offline-run-*`` uploads later.
