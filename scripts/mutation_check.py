@@ -338,6 +338,24 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/nn/test_discriminator.py::test_each_logit_sees_a_patch_of_the_receptive_field",),
         "the PatchGAN's stride-1 convolution made stride 2 (another receptive field)",
     ),
+    Mutation(
+        "tensorboard-no-purge",
+        "src/genlatent/train/trackers.py",
+        "purge_step = step + 1 if step > 0 else None",
+        "purge_step = None",
+        ("tests/train/test_trackers.py::test_tensorboard_after_a_resume_shows_each_step_once",),
+        "a resumed run's TensorBoard shows the steps trained again twice",
+    ),
+    Mutation(
+        "wandb-new-run-on-resume",
+        "src/genlatent/train/trackers.py",
+        'run_id = id_file.read_text(encoding="utf-8").strip() if id_file.is_file() else None',
+        "run_id = None",
+        (
+            "tests/train/test_trackers.py::test_wandb_offline_files_hold_every_metrics_line_and_a_resume_continues_the_run",
+        ),
+        "a resumed run starts a new W&B run instead of continuing its own",
+    ),
 )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from genlatent import VAE, fit
 from genlatent.train import train
@@ -61,6 +62,11 @@ def test_two_process_training_keeps_replicas_identical(tmp_path):
     assert saved.keys() == first.keys()
     for name in first:
         assert torch.equal(saved[name], first[name]), name
+    # only rank 0 tracks: one writer's event file, one point per evaluation
+    (events,) = (run_dir / "tensorboard").iterdir()
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    assert [p.value for p in accumulator.Scalars("epoch")] == [1, 2]
 
 
 def test_a_nan_on_one_replica_is_skipped_or_stops_on_all(tmp_path):

@@ -30,6 +30,7 @@ EPILOG = """examples:
   genlatent train vae --dataset mnist --data-dir ~/data/mnist --out runs/mnist-vae
   genlatent train vqvae --dataset cifar10 --data-dir ~/data --ema --out runs/cifar-vqvae
   genlatent train vqvae --dataset folder --data-dir ~/photos --image-size 64 --workers 4
+  genlatent train vae --dataset digits --log tensorboard --out runs/digits-vae
   genlatent train --model examples/conditional_vae.py:build --dataset digits
   genlatent train prior runs/mnist-vqvae --conditional --epochs 20
   genlatent train --resume runs/mnist-vae
@@ -136,8 +137,8 @@ def _add_train(commands: Any) -> None:
     train.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue the run in RUN_DIR; --epochs, --data-dir, --download, --device and "
-        "--workers may change, other options must match the run's",
+        help="continue the run in RUN_DIR; --epochs, --data-dir, --download, --device, "
+        "--workers and --log may change, other options must match the run's",
     )
     train.add_argument(
         "--overwrite",
