@@ -218,7 +218,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "transformer-prior-causal-mask",
         "src/genlatent/priors/transformer.py",
-        "y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)",
+        "y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=self.causal)",
         "y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=False)",
         (
             "tests/priors/test_priors.py::test_changing_current_and_later_codes_leaves_logits_unchanged",

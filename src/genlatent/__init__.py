@@ -56,7 +56,7 @@ from genlatent.nn import (
     VectorQuantizer,
 )
 from genlatent.pretrained import PretrainedMixin, from_pretrained
-from genlatent.priors import PixelCNNPrior, TransformerPrior
+from genlatent.priors import MaskGITPrior, PixelCNNPrior, TransformerPrior
 from genlatent.train import fit, load_run
 
 __all__ = [
@@ -72,6 +72,7 @@ __all__ = [
     "GroupedQuantizer",
     "MLPDecoder",
     "MLPEncoder",
+    "MaskGITPrior",
     "Model",
     "PatchDiscriminator",
     "PerceptualLoss",

@@ -26,7 +26,8 @@ class _KVCache:
 
 
 class _SelfAttention(nn.Module):
-    """Multi-head causal self-attention (Vaswani et al. 2017) through SDPA."""
+    """Multi-head self-attention (Vaswani et al. 2017) through SDPA: causal, or over every
+    position (``causal=False``, a bidirectional encoder)."""
 
     def __init__(
         self,
@@ -35,10 +36,13 @@ class _SelfAttention(nn.Module):
         dropout: float,
         device: torch.device | str | None,
         dtype: torch.dtype | None,
+        *,
+        causal: bool = True,
     ) -> None:
         super().__init__()
         self.heads = heads
         self.dropout = dropout
+        self.causal = causal
         self.qkv = nn.Linear(dim, 3 * dim, device=device, dtype=dtype)
         self.proj = nn.Linear(dim, dim, device=device, dtype=dtype)
 
@@ -51,7 +55,7 @@ class _SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self._split(x)
         dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=self.causal)
         return self.proj(rearrange(y, "b heads t d -> b t (heads d)"))
 
     def step(self, x: torch.Tensor, cache: _KVCache, position: int) -> torch.Tensor:
@@ -77,11 +81,13 @@ class _Block(nn.Module):
         dropout: float,
         device: torch.device | str | None,
         dtype: torch.dtype | None,
+        *,
+        causal: bool = True,
     ) -> None:
         super().__init__()
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.attention_norm = nn.LayerNorm(dim, **factory)
-        self.attention = _SelfAttention(dim, heads, dropout, device, dtype)
+        self.attention = _SelfAttention(dim, heads, dropout, device, dtype, causal=causal)
         self.mlp_norm = nn.LayerNorm(dim, **factory)
         self.mlp = nn.Sequential(
             nn.Linear(dim, 4 * dim, **factory),
