@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from torch import nn
 
 from genlatent._device import module_device
 from genlatent._validation import check_positive_int, check_reduction, check_tensor
+from genlatent.functional._reduce import reduce_batch
 from genlatent.pretrained import PretrainedMixin
 from genlatent.priors._base import _CodeGridModel
 from genlatent.priors._masking import gumbel_noise, random_mask, remaining_masked
 from genlatent.priors._sampling import check_sampling_args, draw
-from genlatent.priors.transformer import _Block
+from genlatent.priors.transformer import _TransformerLayers
 
 __all__ = ["MaskGITLoss", "MaskGITPrior"]
 
@@ -35,7 +35,7 @@ class MaskGITLoss(NamedTuple):
     r"""The same in bits: ``loss / ln 2``."""
 
 
-class MaskGITPrior(_CodeGridModel, PretrainedMixin):
+class MaskGITPrior(_CodeGridModel, _TransformerLayers, PretrainedMixin):
     r"""A masked parallel prior over a grid of codes: MaskGIT (Chang et al. 2022).
 
     A bidirectional transformer (pre-norm blocks, attention over every position) reads the
@@ -118,55 +118,24 @@ class MaskGITPrior(_CodeGridModel, PretrainedMixin):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(codebook_size, grid_shape, num_classes, label_dropout)
-        self.layers = check_positive_int("layers", layers)
-        self.heads = check_positive_int("heads", heads)
-        self.dim = check_positive_int("dim", dim)
-        if dim % heads:
-            raise ValueError(f"heads must divide dim, got dim={dim} and heads={heads}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise TypeError(f"dropout must be a float, got {type(dropout).__name__}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.dropout = float(dropout)
-        factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.mask_token = self.codebook_size
-        self.code_embedding = nn.Embedding(self.codebook_size + 1, dim, **factory)
-        self.position_embedding = nn.Parameter(torch.empty(self.num_positions, dim, **factory))
-        self.start: nn.Parameter | None = None
-        self.class_embedding: nn.Embedding | None = None
-        if num_classes is None:
-            self.start = nn.Parameter(torch.empty(dim, **factory))
-        else:
-            self.class_embedding = nn.Embedding(self._embedded_classes, dim, **factory)
-        self.embedding_dropout = nn.Dropout(self.dropout)
-        self.blocks = nn.ModuleList(
-            _Block(dim, heads, self.dropout, device, dtype, causal=False) for _ in range(layers)
-        )
-        self.final_norm = nn.LayerNorm(dim, **factory)
-        self.head = nn.Linear(dim, self.codebook_size, bias=False, **factory)
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
-        nn.init.normal_(self.position_embedding, std=0.02)
-        if self.start is not None:
-            nn.init.normal_(self.start, std=0.02)
+        self._build_layers(
+            self.codebook_size + 1, layers=layers, heads=heads, dim=dim, dropout=dropout,
+            causal=False, device=device, dtype=dtype,
+        )  # fmt: skip
 
     def _network(self, tokens: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """Logits $(B, T, K)$ from flat tokens $(B, T)$ in $[0, K]$ ($K$: masked)."""
-        batch = tokens.shape[0]
-        if self.class_embedding is not None and labels is not None:
-            first = rearrange(self.class_embedding(labels), "b d -> b 1 d")
-        elif self.start is not None and labels is None:
-            first = self.start.expand(batch, 1, self.dim)
-        else:
-            raise RuntimeError("labels must match num_classes (checked by _check_labels)")
+        return self.head(self._features(tokens, labels))
+
+    def _features(self, tokens: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The normalised last hidden states $(B, T, D)$, the input of the head."""
+        first = self._start_token(labels, tokens.shape[0])
         codes = self.code_embedding(tokens) + self.position_embedding
         x = self.embedding_dropout(torch.cat([first, codes], dim=1))
         for block in self.blocks:
             x = block(x)
-        return self.head(self.final_norm(x[:, 1:]))
+        return self.final_norm(x[:, 1:])
 
     def _tokens(self, indices: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Flat tokens $(B, T)$: the codes, with the mask token where ``mask`` is set."""
@@ -278,12 +247,8 @@ class MaskGITPrior(_CodeGridModel, PretrainedMixin):
         targets = indices.reshape(batch, -1)
         nll = F.cross_entropy(rearrange(logits, "b t k -> b k t"), targets, reduction="none")
         flat_mask = mask.reshape(batch, -1)
-        per_grid = (nll * flat_mask).sum(dim=1) / flat_mask.sum(dim=1)
-        if reduction == "mean":
-            per_grid = per_grid.mean()
-        elif reduction == "sum":
-            per_grid = per_grid.sum()
-        return MaskGITLoss(per_grid, per_grid / _LN_2)
+        loss = reduce_batch((nll * flat_mask).sum(dim=1) / flat_mask.sum(dim=1), reduction)
+        return MaskGITLoss(loss, loss / _LN_2)
 
     @torch.no_grad()
     def sample(
@@ -315,7 +280,8 @@ class MaskGITPrior(_CodeGridModel, PretrainedMixin):
         Args:
             num: the number of grids $N$.
             labels: the class of each grid, $(N,)$, exactly when ``num_classes`` is set.
-            steps: $S$, network passes per grid, from 1 to $T$.
+            steps: $S \ge 1$, network passes per grid; more than the $T$ codes of a grid
+                run $T$ steps (each step draws at least one code).
             temperature: $\tau > 0$ of each draw; towards 0 the most likely code.
             top_k: draw among the ``top_k`` most likely codes only.
             top_p: draw among the smallest set of codes holding mass ``top_p`` only.
@@ -330,16 +296,11 @@ class MaskGITPrior(_CodeGridModel, PretrainedMixin):
 
         Raises:
             TypeError: on a wrong argument type.
-            ValueError: if ``num < 1``, ``steps`` outside $[1, T]$, ``temperature <= 0``,
+            ValueError: if ``num < 1``, ``steps < 1``, ``temperature <= 0``,
                 ``choice_temperature < 0``, or as the autoregressive priors' ``sample``.
         """
         check_positive_int("num", num)
-        check_positive_int("steps", steps)
-        if steps > self.num_positions:
-            raise ValueError(
-                f"steps must be at most the {self.num_positions} codes of a grid (each step "
-                f"draws at least one), got {steps}"
-            )
+        steps = min(check_positive_int("steps", steps), self.num_positions)
         if isinstance(choice_temperature, bool) or not isinstance(choice_temperature, (int, float)):
             raise TypeError(
                 f"choice_temperature must be a float, got {type(choice_temperature).__name__}"
@@ -361,34 +322,34 @@ class MaskGITPrior(_CodeGridModel, PretrainedMixin):
         masked = torch.ones(num, self.num_positions, dtype=torch.bool, device=device)
         for step, remaining in enumerate(remaining_masked(self.num_positions, steps), start=1):
             tokens = codes.masked_fill(masked, self.mask_token)
-            logits = self._network(tokens.repeat(2, 1) if guided else tokens, labels).float()
+            features = self._features(tokens.repeat(2, 1) if guided else tokens, labels)
+            # the head runs on the masked positions only: (M, K) for M masked codes
             if guided:
-                conditional, unconditional = logits.chunk(2)
+                conditional, unconditional = (
+                    self.head(f[masked]).float() for f in features.chunk(2)
+                )
                 logits = unconditional + scale * (conditional - unconditional)
-            codes = codes.masked_scatter(
-                masked,
-                draw(
-                    logits[masked], temperature=temperature, top_k=top_k, top_p=top_p,
-                    generator=generator,
-                ),
-            )  # fmt: skip
+            else:
+                logits = self.head(features[masked]).float()
+            drawn = draw(
+                logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+            )
+            codes = codes.masked_scatter(masked, drawn)
             if remaining == 0:
                 break
-            confidence = torch.log_softmax(logits, dim=-1).gather(-1, codes.unsqueeze(-1))[..., 0]
+            log_prob = torch.log_softmax(logits, dim=-1).gather(-1, drawn.unsqueeze(-1))[:, 0]
             noise_scale = choice_temperature * (1 - step / steps)
             if noise_scale > 0:
                 noise = gumbel_noise(
-                    tuple(confidence.shape), generator=generator, device=device,
-                    dtype=confidence.dtype,
-                )  # fmt: skip
-                confidence = confidence + noise_scale * noise
-            confidence = confidence.masked_fill(~masked, math.inf)  # kept codes stay
+                    tuple(masked.shape), generator=generator, device=device, dtype=log_prob.dtype
+                )[masked]
+                log_prob = log_prob + noise_scale * noise
+            # kept codes have confidence +inf: only masked ones are masked again
+            confidence = torch.full(masked.shape, math.inf, device=device, dtype=log_prob.dtype)
+            confidence = confidence.masked_scatter(masked, log_prob)
             ranks = confidence.argsort(dim=1).argsort(dim=1)
             masked = ranks < remaining
         return codes.reshape(num, *self.grid_shape)
 
     def extra_repr(self) -> str:
-        return (
-            f"{super().extra_repr()}, layers={self.layers}, heads={self.heads}, dim={self.dim}, "
-            f"dropout={self.dropout}"
-        )
+        return f"{super().extra_repr()}, {self._layers_repr()}"
