@@ -226,6 +226,26 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the transformer prior attends to later positions while training",
     ),
     Mutation(
+        "maskgit-causal",
+        "src/genlatent/priors/maskgit.py",
+        "causal=False, device=device, dtype=dtype,",
+        "causal=True, device=device, dtype=dtype,",
+        (
+            "tests/priors/test_maskgit.py::test_every_code_sees_the_codes_after_it_but_not_the_masked_ones",
+        ),
+        "MaskGIT's transformer attends to earlier positions only",
+    ),
+    Mutation(
+        "maskgit-loss-every-code",
+        "src/genlatent/priors/maskgit.py",
+        "loss = reduce_batch((nll * flat_mask).sum(dim=1) / flat_mask.sum(dim=1), reduction)",
+        "loss = reduce_batch(nll.mean(dim=1), reduction)",
+        (
+            "tests/priors/test_maskgit.py::test_the_loss_is_the_cross_entropy_of_the_masked_codes_only",
+        ),
+        "MaskGIT's loss scores the unmasked codes too",
+    ),
+    Mutation(
         "fsq-even-level-offset",
         "src/genlatent/functional/fsq.py",
         "offset = torch.where(torch.remainder(count, 2) == 0, 0.5, 0.0).to(dtype)",
