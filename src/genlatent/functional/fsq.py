@@ -84,7 +84,7 @@ class _Constants(NamedTuple):
 
     half_level: torch.Tensor
     negative_offset: torch.Tensor
-    """$-o$: the bound is one fused $h \tanh(z + s) + (-o)$."""
+    """$-o$, added to $h \tanh(z + s)$."""
     shift: torch.Tensor
     half_width: torch.Tensor
     place: torch.Tensor
@@ -179,12 +179,9 @@ def _bound(rows: torch.Tensor, levels: tuple[int, ...]) -> tuple[torch.Tensor, _
     """$f(z)$ of checked rows in the compute dtype, and the constants (autocast off)."""
     dtype = compute_dtype(rows.dtype)
     constants = _constants(levels, rows.device, dtype)
-    bounded = torch.addcmul(
-        constants.negative_offset,
-        torch.tanh(rows.to(dtype) + constants.shift),
-        constants.half_level,
-    )
-    return bounded, constants
+    # a multiply, then an add: a fused multiply-add would round differently from the formula
+    bounded = torch.tanh(rows.to(dtype) + constants.shift) * constants.half_level
+    return bounded + constants.negative_offset, constants
 
 
 def _index(rounded: torch.Tensor, constants: _Constants, codebook_size: int) -> torch.Tensor:
