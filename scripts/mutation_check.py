@@ -218,12 +218,32 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "transformer-prior-causal-mask",
         "src/genlatent/priors/transformer.py",
-        "y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)",
+        "y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=self.causal)",
         "y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=False)",
         (
             "tests/priors/test_priors.py::test_changing_current_and_later_codes_leaves_logits_unchanged",
         ),
         "the transformer prior attends to later positions while training",
+    ),
+    Mutation(
+        "maskgit-causal",
+        "src/genlatent/priors/maskgit.py",
+        "causal=False, device=device, dtype=dtype,",
+        "causal=True, device=device, dtype=dtype,",
+        (
+            "tests/priors/test_maskgit.py::test_every_code_sees_the_codes_after_it_but_not_the_masked_ones",
+        ),
+        "MaskGIT's transformer attends to earlier positions only",
+    ),
+    Mutation(
+        "maskgit-loss-every-code",
+        "src/genlatent/priors/maskgit.py",
+        "loss = reduce_batch((nll * flat_mask).sum(dim=1) / flat_mask.sum(dim=1), reduction)",
+        "loss = reduce_batch(nll.mean(dim=1), reduction)",
+        (
+            "tests/priors/test_maskgit.py::test_the_loss_is_the_cross_entropy_of_the_masked_codes_only",
+        ),
+        "MaskGIT's loss scores the unmasked codes too",
     ),
     Mutation(
         "fsq-even-level-offset",

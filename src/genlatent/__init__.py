@@ -57,7 +57,7 @@ from genlatent.nn import (
     VectorQuantizer,
 )
 from genlatent.pretrained import PretrainedMixin, from_pretrained
-from genlatent.priors import PixelCNNPrior, TransformerPrior
+from genlatent.priors import MaskGITPrior, PixelCNNPrior, TransformerPrior
 from genlatent.train import Tracker, fit, load_run
 
 __all__ = [
@@ -73,6 +73,7 @@ __all__ = [
     "GroupedQuantizer",
     "MLPDecoder",
     "MLPEncoder",
+    "MaskGITPrior",
     "Model",
     "PatchDiscriminator",
     "PerceptualLoss",
