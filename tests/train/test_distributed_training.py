@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from PIL import Image
 
 from genlatent import VAE, fit
 from genlatent.train import train
@@ -179,3 +181,35 @@ def test_two_processes_train_as_one_on_the_whole_batches(tmp_path):
     for run, examples in [("vae", 1000), ("vqvae", 320)]:
         lines = (tmp_path / "ddp" / run / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["train_examples"] for line in lines] == [examples] * 2
+
+
+FOLDER_WORKER = Path(__file__).with_name("_ddp_folder_worker.py")
+
+
+def test_two_processes_read_disjoint_shards_of_a_folder_that_covers_the_data(tmp_path):
+    """21 JPEGs, a global batch of 4 (2 per rank): each epoch's order is
+    ``randperm(21)`` seeded ``seed + epoch``, padded by its first item to 22, and rank r
+    reads positions ``r, r + 2, ...``: the two shards share only the padded item and
+    together read every image."""
+    images, out_dir = tmp_path / "images", tmp_path / "reads"
+    images.mkdir()
+    out_dir.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(21):
+        pixels = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{i:02d}.jpg")
+    _torchrun(FOLDER_WORKER, images, tmp_path / "run", out_dir, timeout=300)
+
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["train_examples"] for line in lines] == [22, 22]  # 11 per rank
+    reads = {}
+    for rank in (0, 1):
+        pairs = [line.split() for line in (out_dir / f"reads{rank}.txt").read_text().splitlines()]
+        reads[rank] = {(int(e), int(i)) for e, i in pairs if int(e) >= 0}
+    for epoch in (1, 2):
+        shards = [sorted(i for e, i in reads[rank] if e == epoch) for rank in (0, 1)]
+        order = torch.randperm(21, generator=torch.Generator().manual_seed(epoch)).tolist()
+        padded = [*order, order[0]]
+        assert shards == [sorted(set(padded[0::2])), sorted(set(padded[1::2]))]
+        assert set(shards[0]) & set(shards[1]) == {order[0]}  # only the padded item
+        assert set(shards[0]) | set(shards[1]) == set(range(21))
