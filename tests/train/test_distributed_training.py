@@ -4,6 +4,7 @@ as one process on the whole batches."""
 import importlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,15 +28,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(script: Path, *args: Path, timeout: float = 300) -> None:
+def _torchrun(script: Path, *args: Path | str, timeout: float = 300) -> None:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
         "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
         str(script), *map(str, args),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # a session of its own: a job that outlives the timeout is killed whole, workers too
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    ) as job:  # fmt: skip
+        try:
+            _, stderr = job.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.communicate()
+            raise
+    assert job.returncode == 0, stderr[-3000:]
 
 
 def test_two_process_training_keeps_replicas_identical(tmp_path):
@@ -64,13 +75,22 @@ def test_two_process_training_keeps_replicas_identical(tmp_path):
         assert torch.equal(saved[name], first[name]), name
 
 
-def test_a_nan_on_one_replica_is_skipped_or_stops_on_all(tmp_path):
-    _torchrun(NONFINITE_WORKER, tmp_path)
-    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    for report in reports:
-        assert report["skip"] == {"skipped": 1, "examples": 3 * 8}  # 3 of 4 steps, 4 + 4 rows
-        assert report["stop"]["error"].startswith("non-finite loss at epoch 1, step 2: loss")
-    assert reports[0]["weights"] == reports[1]["weights"]
+def test_a_nan_on_one_replica_is_skipped_or_stops_on_all_and_both_exit(tmp_path):
+    """Through `fit`, one torchrun job each: skipped together, then stopped together by
+    `NonFiniteLossError` on both ranks, after which the processes leave normally. A
+    teardown that deadlocks (the process group destroyed while the stopped run's DDP
+    reducer still holds it) would hang here: the subprocess timeout fails the test."""
+    for mode in ("skip", "stop"):
+        _torchrun(NONFINITE_WORKER, tmp_path, mode, timeout=120)
+    skipped = [json.loads((tmp_path / f"skip{r}.json").read_text()) for r in (0, 1)]
+    for report in skipped:
+        # step 2 (the last of epoch 1) skipped on both ranks: 16 examples in epoch 1
+        assert report["skipped"] == [1, 0]
+        assert report["examples"] == [16, 32]
+    assert skipped[0]["weights"] == skipped[1]["weights"]
+    for rank in (0, 1):
+        stopped = json.loads((tmp_path / f"stop{rank}.json").read_text())
+        assert stopped["error"].startswith("non-finite loss at epoch 1, step 2: loss")
 
 
 EQUIVALENCE_WORKER = Path(__file__).with_name("_ddp_equivalence_worker.py")
