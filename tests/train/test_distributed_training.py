@@ -20,6 +20,7 @@ from genlatent.train import train
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
 NONFINITE_WORKER = Path(__file__).with_name("_ddp_nonfinite_worker.py")
+ACCUMULATION_WORKER = Path(__file__).with_name("_ddp_accumulation_worker.py")
 
 
 def _free_port() -> int:
@@ -233,3 +234,24 @@ def test_two_processes_read_disjoint_shards_of_a_folder_that_covers_the_data(tmp
         assert shards == [sorted(set(padded[0::2])), sorted(set(padded[1::2]))]
         assert set(shards[0]) & set(shards[1]) == {order[0]}  # only the padded item
         assert set(shards[0]) | set(shards[1]) == set(range(21))
+
+
+def test_gradient_accumulation_under_two_processes_trains_as_one(tmp_path):
+    # each rank holds half of every batch of 16, and two batches make a step: the
+    # all-reduced mean gradient is one process's gradient of the same 32 examples
+    sys.path.insert(0, str(ACCUMULATION_WORKER.parent))
+    try:
+        worker = importlib.import_module("_ddp_accumulation_worker")
+    finally:
+        sys.path.remove(str(ACCUMULATION_WORKER.parent))
+    run_dir, out_dir = tmp_path / "run", tmp_path / "weights"
+    out_dir.mkdir()
+    _torchrun(ACCUMULATION_WORKER, run_dir, out_dir)
+    first, second = (torch.load(out_dir / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    model = worker.Autoencoder()
+    fit(model, worker.images(), run_dir=tmp_path / "one", show_progress=False,
+        log=lambda line: None, **worker.RUN)  # fmt: skip
+    for name, value in model.state_dict().items():
+        assert torch.equal(first[name], second[name]), name
+        if value.is_floating_point():  # sums of halves in another order: float32 tolerance
+            torch.testing.assert_close(first[name], value, rtol=1e-5, atol=1e-6)

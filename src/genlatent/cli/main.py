@@ -403,6 +403,8 @@ def _train(args: argparse.Namespace) -> int:
     run = summary.run_dir
     print(f"run directory: {run}")
     print(f"  metrics:         {run / 'metrics.jsonl'}")
+    if (run / "steps.jsonl").exists():
+        print(f"  steps:           {run / 'steps.jsonl'}")
     print(f"  checkpoints:     {run / 'checkpoints'}")
     for name in ("reconstructions.png", "samples.png"):
         if (run / name).exists():

@@ -7,15 +7,16 @@ with one ``index_select`` and one conversion to float.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 
 from genlatent._validation import check_positive_int, check_tensor
 from genlatent.data.dataset import ImageDataset
 
-__all__ = ["Batch", "TensorBatches", "as_batches", "to_batch"]
+__all__ = ["Batch", "TensorBatches", "as_batches", "iter_from", "to_batch"]
 
 
 class Batch(NamedTuple):
@@ -134,20 +135,45 @@ class TensorBatches:
         return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[Batch]:
+        return self.iter_from(0)
+
+    def iter_from(self, position: int) -> Iterator[Batch]:
+        """This epoch's batches from batch ``position`` (0 for the first) on: the epoch's
+        permutation is drawn as `__iter__` draws it, the batches before ``position`` are
+        never made (a resume in the middle of an epoch)."""
         n, b = self.num_samples, self.batch_size
         stop = (n // b) * b if self.drop_last else n
+        first = position * b
         if self.shuffle:
             gen_device = self.generator.device if self.generator is not None else "cpu"
             order = torch.randperm(n, generator=self.generator, device=gen_device)
             order = order.to(self.images.device)
-            for start in range(0, stop, b):
+            for start in range(first, stop, b):
                 index = order[start : start + b]
                 labels = None if self.labels is None else self.labels.index_select(0, index)
                 yield Batch(_to_float(self.images.index_select(0, index), self.dtype), labels)
         else:
-            for start in range(0, stop, b):
+            for start in range(first, stop, b):
                 labels = None if self.labels is None else self.labels[start : start + b]
                 yield Batch(_to_float(self.images[start : start + b], self.dtype), labels)
+
+
+def iter_from(batches: Iterable[Any], position: int) -> Iterator[Any]:
+    """An iterator over one pass of ``batches`` from batch ``position`` (0: the first) on.
+
+    Batches with an ``iter_from(position)`` method (`TensorBatches`, `StreamBatches`,
+    `DynamicBinarization` over them) skip the first ``position`` batches without making
+    or reading them; any other iterable is read and the first ``position`` are dropped.
+
+    Example:
+        >>> list(iter_from([10, 11, 12], 2)), len(list(iter_from(TensorBatches(
+        ...     torch.zeros(5, 1), batch_size=2), 1)))
+        ([12], 2)
+    """
+    method = getattr(batches, "iter_from", None)
+    if callable(method):
+        return cast(Iterator[Any], method(position))
+    return itertools.islice(iter(batches), position, None)
 
 
 def to_batch(item: object, device: torch.device | str | None, dtype: torch.dtype) -> Batch:

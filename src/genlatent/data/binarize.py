@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 
 from genlatent._validation import check_tensor
-from genlatent.data.batching import Batch, TensorBatches
+from genlatent.data.batching import Batch, TensorBatches, iter_from
 from genlatent.data.dataset import ImageDataset
 from genlatent.data.idx import load_mnist
 
@@ -120,7 +120,12 @@ class DynamicBinarization:
         return len(self.batches)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[object]:
-        for item in self.batches:
+        return self.iter_from(0)
+
+    def iter_from(self, position: int) -> Iterator[object]:
+        """The draws of the batches from batch ``position`` on (see `iter_from`): the
+        batches skipped are neither read nor drawn."""
+        for item in iter_from(self.batches, position):
             if isinstance(item, Batch):
                 yield Batch(binarize(item.images, generator=self.generator), item.labels)
             elif isinstance(item, torch.Tensor):

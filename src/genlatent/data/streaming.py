@@ -19,6 +19,7 @@ under ``torchrun`` each process reads its own shard:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -85,6 +86,12 @@ class EpochSampler(Sampler[int]):
         if not 0 <= rank < world:
             raise ValueError(f"rank must lie in [0, world={world}), got {rank}")
         self.shuffle, self.seed, self.rank, self.epoch = bool(shuffle), int(seed), rank, 0
+        self.start = 0
+
+    def set_start(self, start: int) -> None:
+        """Begin the next iteration (that one only) at this process's index ``start`` of
+        the epoch: a resume in the middle of an epoch; the order is the epoch's."""
+        self.start = int(start)
 
     def set_epoch(self, epoch: int) -> None:
         """Which epoch's order to yield next (the order depends on ``(seed, epoch)`` only)."""
@@ -99,7 +106,8 @@ class EpochSampler(Sampler[int]):
             order = torch.randperm(self.size, generator=generator)
         else:
             order = torch.arange(self.size)
-        for position in range(self.rank, len(self) * self.world, self.world):
+        first, self.start = self.rank + self.start * self.world, 0
+        for position in range(first, len(self) * self.world, self.world):
             yield int(order[position % self.size])
 
 
@@ -223,6 +231,15 @@ class StreamBatches:
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(self.seed + self.epoch),
         )  # fmt: skip
+
+    def iter_from(self, position: int) -> Iterator[Batch]:
+        """This epoch's batches from batch ``position`` (0: the first) on. A map-style
+        dataset's sampler starts there and the items before are never read; an iterable
+        dataset or a ``DataLoader`` is read from its start and the batches before dropped."""
+        if self.sampler is None:
+            return itertools.islice(iter(self), position, None)
+        self.sampler.set_start(position * self.batch_size)
+        return iter(self)
 
     def __iter__(self) -> Iterator[Batch]:
         together = self.world > 1 and self.sampler is None and not isinstance(self.data, DataLoader)

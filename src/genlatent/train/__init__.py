@@ -5,6 +5,7 @@ Needs the ``train`` extra for images (Pillow) and progress bars (tqdm).
 
 from genlatent.train.checkpoint import CheckpointError, load_checkpoint
 from genlatent.train.config import ObjectiveOptions, TrainConfig, TrainerSettings
+from genlatent.train.ema import WeightEMA
 from genlatent.train.fit import RunSummary, fit
 from genlatent.train.images import image_grid, save_image_grid
 from genlatent.train.loop import NonFiniteLossError
@@ -19,9 +20,11 @@ from genlatent.train.rundir import RunDirectory, RunDirectoryError
 from genlatent.train.runner import train
 from genlatent.train.runs import LoadedRun, evaluate_run, load_run
 from genlatent.train.sampling import sample_run
+from genlatent.train.schedule import LRSchedule
 
 __all__ = [
     "CheckpointError",
+    "LRSchedule",
     "LoadedRun",
     "NonFiniteLossError",
     "ObjectiveOptions",
@@ -30,6 +33,7 @@ __all__ = [
     "RunSummary",
     "TrainConfig",
     "TrainerSettings",
+    "WeightEMA",
     "encode_codes",
     "evaluate_prior",
     "evaluate_run",

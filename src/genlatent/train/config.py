@@ -32,6 +32,7 @@ PRESETS = tuple(PRESET_BUILDERS)
 """The reference models a config can name; ``"custom"`` and ``"FILE.py:FUNCTION"`` specs too."""
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+LRScheduleKind = Literal["constant", "cosine"]
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits", "folder", "custom")
 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -43,7 +44,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "custom": {"lr": 1e-3, "batch_size": 128, "epochs": 10},
 }
 
-RESUMABLE = ("epochs", "data_dir", "download", "device", "workers")
+RESUMABLE = ("epochs", "max_steps", "data_dir", "download", "device", "workers")
 """What may change when a run is resumed: how long, where its data is, where it runs and
 how many processes read it."""
 
@@ -84,7 +85,28 @@ class TrainerSettings:
     download: bool = False
     """Fetch missing dataset files (verified by SHA-256) into the data folder."""
     epochs: int | None = None
-    """Passes over the training set."""
+    """Passes over the training set (with --max-steps, the run ends at whichever bound
+    comes first; left out with --max-steps, only the steps bound the run)."""
+    max_steps: int | None = None
+    """Optimizer steps to train for, counted over epochs (default: bounded by --epochs)."""
+    eval_every: int | None = None
+    """Evaluate (one metrics line, checkpoints) every N steps and at the run's end
+    (default: at the end of each epoch)."""
+    save_every: int | None = None
+    """Also write checkpoints/last.pt every N steps, between evaluations."""
+    log_every: int = 50
+    """Write one line of steps.jsonl (step, epoch, lr, the step's loss terms) every N steps."""
+    lr_schedule: LRScheduleKind = "constant"
+    """The learning rate's schedule after the warm-up: constant, or cosine (decays to 0 at
+    the run's last step)."""
+    lr_warmup_steps: int = 0
+    """Steps of linear learning-rate warm-up from 0 (not the KL warm-up, --warmup-steps)."""
+    grad_accumulation: int = 1
+    """Batches whose gradients make one optimizer step (each weighted by its share of the
+    examples: k batches of --batch-size train as one batch k times as large)."""
+    ema_decay: float | None = None
+    """Keep an exponential moving average of the weights with this decay (e.g. 0.999):
+    evaluation, pictures, best.pt and the loaded run use it."""
     batch_size: int | None = None
     """Examples per optimizer step."""
     lr: float | None = None
@@ -115,9 +137,22 @@ class TrainerSettings:
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("precision", self.precision, PRECISIONS)
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "max_steps", "eval_every", "save_every"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
+        check_positive_int("log_every", self.log_every)
+        check_positive_int("grad_accumulation", self.grad_accumulation)
+        if self.ema_decay is not None and (
+            isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float))
+            or not 0 < self.ema_decay < 1
+        ):  # fmt: skip
+            raise ValueError(f"ema_decay must lie in (0, 1), got {self.ema_decay!r}")
+        check_choice("lr_schedule", self.lr_schedule, typing.get_args(LRScheduleKind))
+        if (
+            isinstance(self.lr_warmup_steps, bool) or not isinstance(self.lr_warmup_steps, int)
+            or self.lr_warmup_steps < 0
+        ):  # fmt: skip
+            raise ValueError(f"lr_warmup_steps must be an int >= 0, got {self.lr_warmup_steps!r}")
         for name in ("train_limit", "test_limit"):
             check_optional_positive_int(name, getattr(self, name))
         self._check_folder()
@@ -412,6 +447,8 @@ class TrainConfig:
         trainer = dataclasses.replace(trainer or TrainerSettings(), **flat_trainer)
         key = model if model in PRESETS else "custom"
         filled = {k: v for k, v in MODEL_DEFAULTS[key].items() if getattr(trainer, k) is None}
+        if trainer.max_steps is not None:  # the steps bound the run; epochs only if given
+            filled.pop("epochs", None)
         objective = dataclasses.replace(objective or ObjectiveOptions(), **flat_objective)
         if not is_model_spec(model) or architecture is None:
             options = architecture_options(model, arch.get("quantizer"))

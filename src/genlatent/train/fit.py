@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -15,9 +17,10 @@ import torch
 from torch import nn
 
 from genlatent._checkpoint import atomic_save, load_latest_checkpoint
-from genlatent._protocols import loss_unit
+from genlatent._protocols import LossParts, loss_unit
 from genlatent._rng import restore_rng_states, rng_states
-from genlatent.data.batching import TensorBatches
+from genlatent._validation import validate_args
+from genlatent.data.batching import TensorBatches, iter_from
 from genlatent.data.binarize import TEST_SEED, DynamicBinarization, binarize_once
 from genlatent.data.collect import as_tensors
 from genlatent.metrics.stats import code_usage
@@ -26,18 +29,21 @@ from genlatent.train.build import resolve_device
 from genlatent.train.config import OBJECTIVE_OPTIONS, TrainConfig
 from genlatent.train.datacheck import check_examples_finite, check_model_takes
 from genlatent.train.distributed import ProcessGroup, leave_process_group, setup_distributed
+from genlatent.train.ema import WeightEMA
 from genlatent.train.loop import (
     EpochResult,
     LossModule,
     NonFiniteLossError,
     StepSettings,
+    TrainSteps,
     evaluate_epoch,
-    train_epoch,
 )
 from genlatent.train.outputbias import init_from_data
 from genlatent.train.pictures import write_pictures
+from genlatent.train.progress import progress
 from genlatent.train.resume import prepare_run
 from genlatent.train.rundir import RunDirectory
+from genlatent.train.schedule import LRSchedule
 from genlatent.train.streamed import StreamedData
 
 __all__ = ["RunData", "RunSummary", "fit"]
@@ -54,7 +60,9 @@ class RunSummary:
     last_metrics: dict[str, Any]
     """The last line of ``metrics.jsonl``."""
     model: nn.Module
-    """The trained model, with the last epoch's weights."""
+    """The trained model, with the last step's weights."""
+    steps: int = 0
+    """Optimizer steps taken (the global step), counting those of a resumed run."""
 
 
 @dataclass(frozen=True)
@@ -115,9 +123,17 @@ def fit(
     test_data: object = None,
     *,
     run_dir: str | os.PathLike[str],
-    epochs: int,
+    epochs: int | None = None,
     batch_size: int,
     lr: float,
+    max_steps: int | None = None,
+    eval_every: int | None = None,
+    save_every: int | None = None,
+    log_every: int = 50,
+    lr_schedule: str = "constant",
+    lr_warmup_steps: int = 0,
+    grad_accumulation: int = 1,
+    ema_decay: float | None = None,
     seed: int = 0,
     device: str = "auto",
     precision: str = "fp32",
@@ -134,20 +150,29 @@ def fit(
 ) -> RunSummary:
     """Train any model that follows the model protocol and leave everything in ``run_dir``.
 
-    Each epoch minimises ``model.loss`` with Adam over shuffled mini-batches of
-    ``train_data``, evaluates ``test_data`` (if given) in eval mode, appends one line to
-    ``metrics.jsonl`` (every logged term, train and test, code usage if reported), writes
-    ``checkpoints/last.pt`` atomically (the previous one kept as ``last.prev.pt``) and
-    ``best.pt`` when the test loss improves (the training loss without test data), and
-    draws ``reconstructions.png`` and ``samples.png`` where the model can make them
-    (``reconstruct``, ``sample``; one row per class when ``sample`` takes ``labels``).
+    Each step minimises ``model.loss`` with Adam on a mini-batch of ``train_data``
+    (shuffled per epoch); the run ends after ``epochs`` passes or ``max_steps`` steps,
+    whichever comes first (give either or both). Every ``log_every`` steps one line of
+    ``steps.jsonl`` records the step, its epoch, its learning rate and its loss terms. At
+    each evaluation (each epoch's end, or every ``eval_every`` steps, and at the run's
+    end) it evaluates ``test_data`` (if given) in eval mode, appends one line to
+    ``metrics.jsonl`` (``epoch``, ``step``, the training terms' means since the previous
+    evaluation, the test terms, code usage if reported), writes ``checkpoints/last.pt``
+    atomically (the previous one kept as ``last.prev.pt``) and ``best.pt`` when the test
+    loss improves (the training loss without test data), and draws
+    ``reconstructions.png`` and ``samples.png`` where the model can make them
+    (``reconstruct``, ``sample``; one row per class when ``sample`` takes ``labels``);
+    ``save_every`` writes ``last.pt`` between evaluations too.
     Before a new run's first step, a model with ``init_output_bias(mean)`` receives the
     training data's mean example (`init_from_data`; `VAE` starts its decoder's output bias
     from it, see its ``output_bias_init``); a resumed run does not.
 
-    ``resume=True`` continues the run in ``run_dir`` exactly: pass the same model
-    constructor's fresh output and the same data; only ``epochs`` and ``device`` may
-    change. A ``run_dir`` whose run never finished an epoch is started again; one with
+    ``resume=True`` continues the run in ``run_dir`` exactly, from any step (a checkpoint
+    in the middle of an epoch holds how far the epoch got; the batches before are skipped
+    without being read where the data allows): pass the same model constructor's fresh
+    output and the same data; only ``epochs``, ``max_steps`` (either may grow, which
+    stretches a cosine schedule to the new end) and ``device`` may change. A ``run_dir``
+    whose run never wrote a checkpoint is started again; one with
     checkpoints is replaced only with ``overwrite=True``. Under
     ``torchrun`` it trains with DistributedDataParallel (gloo on CPU, NCCL on GPUs), each
     process on its share of every batch; rank 0 writes the run directory.
@@ -163,9 +188,27 @@ def fit(
             ``(image, label)`` pairs; uint8 images are scaled to $[0, 1]$.
         test_data: the same kinds, or ``None``.
         run_dir: the run directory (see `RunDirectory`).
-        epochs: passes over the data.
+        epochs: passes over the data; optional when ``max_steps`` is given.
         batch_size: examples per step.
-        lr: Adam's learning rate.
+        lr: Adam's learning rate (the peak of a schedule).
+        max_steps: optimizer steps to train for (the global step, over epochs).
+        eval_every: evaluate (and checkpoint) every this many steps and at the run's end,
+            instead of at each epoch's end.
+        save_every: also write ``last.pt`` every this many steps.
+        log_every: write a line of ``steps.jsonl`` every this many steps (each costs one
+            host synchronisation; the steps between cost none).
+        lr_schedule: ``"constant"`` or ``"cosine"`` (to 0 at the run's last step:
+            ``max_steps``, or ``epochs`` times the steps per epoch), after a linear warm-up
+            of ``lr_warmup_steps`` (see `LRSchedule`).
+        lr_warmup_steps: steps of linear learning-rate warm-up from 0 (the KL warm-up is
+            ``loss_options={"warmup_steps": ...}``).
+        grad_accumulation: batches of ``batch_size`` per optimizer step, each loss
+            weighted by its share of the step's examples (the last step of an epoch may
+            take fewer); a step is ``grad_accumulation`` times ``batch_size`` examples.
+        ema_decay: keep an exponential moving average of the weights with this decay,
+            updated after each step (`WeightEMA`); evaluation, pictures, ``best.pt``,
+            ``last.pt``'s ``model`` (what `load_run` loads) and the returned model hold
+            it; ``last.pt`` keeps the trained weights too, for resume.
         seed: seeds the batch order, the trainer's noise and the global RNG.
         device: ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
         precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast, scaler).
@@ -209,9 +252,17 @@ def fit(
         >>> summary.epochs, sorted(summary.last_metrics)[:3]
         (2, ['epoch', 'epoch_seconds', 'images_per_second'])
     """
+    if epochs is None and max_steps is None:
+        raise ValueError(
+            "fit needs epochs or max_steps (or both: the run ends at whichever comes first), "
+            "got neither"
+        )
     config = TrainConfig(
         model="custom", dataset="custom", epochs=epochs, batch_size=batch_size, lr=lr,
-        seed=seed, device=device, precision=precision, grad_clip=grad_clip,
+        max_steps=max_steps, eval_every=eval_every, save_every=save_every,
+        log_every=log_every, lr_schedule=lr_schedule, lr_warmup_steps=lr_warmup_steps,
+        grad_accumulation=grad_accumulation, ema_decay=ema_decay, seed=seed, device=device,
+        precision=precision, grad_clip=grad_clip,
         skip_nonfinite=skip_nonfinite, compile=compile, binarize=binarize,
         workers=num_workers, **_objective_fields(loss_options),
     )  # fmt: skip
@@ -333,15 +384,30 @@ class _Run:
         self.noise = torch.Generator(device=device).manual_seed(
             self.config.seed + 1 + self.group.rank
         )
-        self.start_epoch, self.best = 0, float("inf")
-        self.steps: int | None = 0  # the global step; None: read from the batches on resume
+        self.train_batches, self.test_batches = self._batches()
+        self.per_epoch = _length(self.train_batches)  # None: an iterable without a length
+        accumulation = self.config.grad_accumulation
+        self.steps_per_epoch = (
+            None if self.per_epoch is None else -(-self.per_epoch // accumulation)
+        )
+        self.schedule = self._schedule()  # a bad schedule is refused before anything is written
+        self.epoch, self.best = 0, float("inf")  # epochs completed, the best evaluated loss
+        self.position = 0  # batches of the epoch in progress already trained
+        self.epoch_order = self.order.get_state()  # the order's state at that epoch's start
+        self.steps = 0  # the global step: optimizer steps taken (skipped ones included)
+        self.evaluated_step: int | None = 0  # the step of the last evaluation
+        self.interval: dict[str, Any] | None = None  # the sums since it, from a checkpoint
+        averaged = None  # the weight average a checkpoint holds
         if not fresh:
-            self._restore()
+            averaged = self._restore()
         else:  # a new run starts from its data where the model asks (same on every rank)
             init_from_data(model, self.data.train_images)
             if self.group.is_main:  # prepare_run allowed it: replace a failed start or overwrite
                 run.clear()
                 run.create(self.config, module_config(model))  # the model as constructed
+        self.ema = None if config.ema_decay is None else WeightEMA(model, config.ema_decay)
+        if self.ema is not None and averaged is not None:
+            self.ema.load_state_dict(averaged)
 
     def _check_data(self, device: torch.device) -> None:
         """Once, before anything is written or trained: finite data the model can take."""
@@ -374,10 +440,23 @@ class _Run:
         )  # fmt: skip
         return batches, test
 
-    def _restore(self) -> None:
+    def _schedule(self) -> LRSchedule:
+        """The learning rate of each step; a cosine ends at the run's last step: ``max_steps``
+        or ``epochs`` times the steps per epoch, whichever comes first."""
+        bounds = [] if self.config.max_steps is None else [self.config.max_steps]
+        if self.config.epochs is not None and self.steps_per_epoch is not None:
+            bounds.append(self.config.epochs * self.steps_per_epoch)
+        return LRSchedule(
+            cast(float, self.config.lr), self.config.lr_schedule,
+            warmup_steps=self.config.lr_warmup_steps, total_steps=min(bounds, default=None),
+        )  # fmt: skip
+
+    def _restore(self) -> dict[str, Any] | None:
+        """Take up the last good checkpoint; the weight average it holds, if any."""
         device = self.settings.device
         state, source = load_latest_checkpoint(self.run.last_checkpoint, map_location=device)
-        self.model.load_state_dict(state["model"])
+        # with a weight average, "model" is the average and "trained_model" the weights
+        self.model.load_state_dict(state.get("trained_model", state["model"]))
         self.optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
@@ -385,16 +464,17 @@ class _Run:
         self.noise.set_state(state["noise_rng"].cpu())
         # the CPU's global RNG and each accelerator's (dead-code restarts on a GPU draw there)
         restore_rng_states({"cpu": state["torch_rng"], **state.get("device_rng", {})})
-        self.start_epoch, self.best = int(state["epoch"]), float(state["best_loss"])
-        self.steps = (
-            int(state["steps"]) if "steps" in state else None
-        )  # None: a checkpoint without it
-        if cast(int, self.config.epochs) < self.start_epoch:
-            raise ValueError(
-                f"--epochs {self.config.epochs} is fewer than the {self.start_epoch} epochs the "
-                f"run has: give more to train on, or as many to change nothing"
-            )
-        self.log(f"resuming {self.run.path} from {source.name} at epoch {self.start_epoch}")
+        self.epoch, self.best = int(state["epoch"]), float(state["best_loss"])
+        # where in the epoch the checkpoint stands, and the batch order's state at its start
+        self.position = int(state.get("position", 0))
+        if self.position:
+            self.order.set_state(state["epoch_order_rng"])
+        # a checkpoint of an older version holds whole epochs of in-memory data
+        self.steps = int(state.get("steps", self.epoch * cast(int, self.steps_per_epoch)))
+        self.evaluated_step = state.get("evaluated_step")  # None: at an evaluation, as before
+        self.interval = state.get("interval")
+        self._check_bounds()
+        self.log(f"resuming {self.run.path} from {source.name} at {self._where()}")
         last = self.run.last_checkpoint
         if source != last and self.group.is_main and last.exists():
             # out of the rotation, kept for inspection: the next save must not move the
@@ -402,10 +482,34 @@ class _Run:
             kept = last.with_name(last.name + ".corrupt")
             os.replace(last, kept)
             self.log(f"{last} could not be read; kept as {kept.name}")
-        if self.group.is_main:  # drop lines of epochs the checkpoint does not hold
-            self.run.truncate_metrics(self.start_epoch)
-            if self.run.read_config() != self.config:  # what resume changed, recorded
-                self.run.write_config(self.config)
+        return cast(dict[str, Any], state["model"]) if "trained_model" in state else None
+
+    def _check_bounds(self) -> None:
+        """A resumed run may grow ``epochs`` and ``max_steps``, never shrink them."""
+        epochs, max_steps = self.config.epochs, self.config.max_steps
+        if epochs is not None and epochs < self.epoch:
+            raise ValueError(
+                f"--epochs {epochs} is fewer than the {self.epoch} epochs the "
+                f"run has: give more to train on, or as many to change nothing"
+            )
+        if max_steps is not None and max_steps < self.steps:
+            raise ValueError(
+                f"--max-steps {max_steps} is fewer than the {self.steps} steps the run has: "
+                "give more to train on, or as many to change nothing"
+            )
+
+    def _where(self) -> str:
+        if self.position == 0:
+            return f"epoch {self.epoch}"
+        return f"step {self.steps} (batch {self.position} of epoch {self.epoch + 1})"
+
+    def _forget_after_checkpoint(self) -> None:
+        """On resume: drop the lines the checkpoint does not hold; record what changed."""
+        if not self.group.is_main:
+            return
+        self.run.truncate_metrics(self.epoch, self.steps)
+        if self.run.read_config() != self.config:  # what resume changed, recorded
+            self.run.write_config(self.config)
 
     def _trained_module(self) -> nn.Module:
         module: nn.Module = self.loss_module
@@ -415,65 +519,173 @@ class _Run:
             module = cast(nn.Module, torch.compile(module))
         return module
 
-    def train(self, show_progress: bool | None) -> RunSummary:
-        epochs = cast(int, self.config.epochs)
-        record = self._epochs(epochs, show_progress)
-        if self.start_epoch >= epochs:
-            self.log(f"nothing left to do: the run has {self.start_epoch} of {epochs} epochs")
-        return RunSummary(self.run.path, max(epochs, self.start_epoch), record, self.model)
+    def _finished(self) -> bool:
+        """Whether the run has its ``max_steps`` or its ``epochs``, whichever comes first."""
+        max_steps, epochs = self.config.max_steps, self.config.epochs
+        if max_steps is not None and self.steps >= max_steps:
+            return True
+        return epochs is not None and self.epoch >= epochs
 
-    def _epochs(self, epochs: int, show_progress: bool | None) -> dict[str, Any]:
-        """Train (and evaluate) the epochs the run has left; the last epoch's record."""
-        train_batches, test_batches = self._batches()
-        module = self._trained_module()
+    def train(self, show_progress: bool | None) -> RunSummary:
+        if self.evaluated_step is None:
+            self.evaluated_step = self.steps
+        self._forget_after_checkpoint()
+        if self._finished():
+            bound = (
+                f"{self.steps} of {self.config.max_steps} steps"
+                if self.config.max_steps is not None and self.steps >= self.config.max_steps
+                else f"{self.epoch} of {self.config.epochs} epochs"
+            )
+            self.log(f"nothing left to do: the run has {bound}")
+        with validate_args(False):  # once per run, never per step: the loop checks each term
+            record = self._train_steps(show_progress)
+        epochs, _ = self._completed()
+        if self.ema is not None:  # the run's result is the average, as load_run gives it
+            self.model.load_state_dict(self.ema.state_dict())
+        return RunSummary(self.run.path, epochs, record, self.model, self.steps)
+
+    def _train_steps(self, show_progress: bool | None) -> dict[str, Any]:
+        """Train the steps the run has left, evaluating and saving on the way; the last
+        evaluation's record."""
+        self.module = self._trained_module()
+        self.trainer = TrainSteps(
+            self.module, self.optimizer, self.settings, scaler=self.scaler, generator=self.noise
+        ).for_batches(self.train_batches)
+        if self.interval is not None:  # the sums since the last evaluation, kept
+            self.trainer.load_state_dict(self.interval)
+        self.started = time.perf_counter()
         record: dict[str, Any] = {}
-        started = time.perf_counter()
-        if self.steps is None:  # a checkpoint of an older version: whole epochs of a length
-            self.steps = self.start_epoch * len(train_batches)  # type: ignore[arg-type]
-        for epoch in range(self.start_epoch + 1, epochs + 1):
-            _set_epoch(train_batches, epoch)
-            result = train_epoch(
-                module, self.optimizer, train_batches, self.settings, epoch=epoch,
-                first_step=self.steps, scaler=self.scaler, generator=self.noise,
-                show_progress=show_progress,
+        eval_every, save_every = self.config.eval_every, self.config.save_every
+        while not self._finished():
+            epoch = self.epoch + 1
+            _set_epoch(self.train_batches, epoch)
+            if self.position == 0:  # the order's state before this epoch's permutation
+                self.epoch_order = self.order.get_state()
+            taken = self.position
+            total = None if self.per_epoch is None else self.per_epoch - self.position
+            bar = progress(
+                iter_from(self.train_batches, self.position), total=total,
+                description=f"epoch {epoch}", enabled=show_progress,
             )  # fmt: skip
-            self.steps += result.steps
-            test = None
-            if test_batches is not None:
-                test = evaluate_epoch(module, test_batches, self.settings, generator=self.noise)
-            record = _record(epoch, result, test, time.perf_counter() - started)
-            self._end_epoch(epoch, record)
+            for group in _groups(bar, self.config.grad_accumulation):
+                self.steps, self.position = self.steps + 1, self.position + len(group)
+                lr = self.schedule.apply(self.optimizer, self.steps)
+                parts = self.trainer.step(
+                    group, step=self.steps, epoch=epoch, position=self.position
+                )
+                if parts is not None and self.ema is not None:
+                    self.ema.update(self.model)
+                if self.steps % self.config.log_every == 0:
+                    self._log_step(_step_record(self.steps, epoch, lr, parts))
+                if parts is not None and self.steps % 20 == 0 and getattr(bar, "shown", True):
+                    bar.set_postfix_str(f"loss {parts.loss.item():.4g}")  # a shown bar only
+                finished = self._finished()
+                if finished or (eval_every is not None and self.steps % eval_every == 0):
+                    record = self._evaluate(epoch)
+                elif save_every is not None and self.steps % save_every == 0:
+                    self._save(epoch, improved=False)
+                if finished:
+                    break
+            else:  # the epoch's end
+                if self.position == taken == 0:
+                    raise ValueError(
+                        f"train_data gave no batch in epoch {epoch}: a run needs at least "
+                        "one example per epoch"
+                    )
+                self.epoch, self.position = epoch, 0
+                at_end = eval_every is None or self._finished()
+                if at_end and self.evaluated_step != self.steps:
+                    record = self._evaluate(epoch)
+            bar.close()
         return record
 
-    def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+    def _evaluate(self, epoch: int) -> dict[str, Any]:
+        """Evaluate at the current step: one ``metrics.jsonl`` line (`_log_evaluation`),
+        ``last.pt`` and ``best.pt`` on improvement, the pictures; the line."""
+        result = self.trainer.interval()
+        _check_state_finite(self.model, epoch)
+        test = None
+        if self.test_batches is not None:
+            with self._averaged():  # evaluation sees the weight average, if one is kept
+                test = evaluate_epoch(
+                    self.module, self.test_batches, self.settings, generator=self.noise
+                )
+        wall = time.perf_counter() - self.started
+        record = _record(epoch, self.steps, result, test, wall)
         # a surrogate objective (beta, warm-up, free bits) is compared by its true bound
         keys = ("test_elbo_loss", "test_loss", "train_elbo_loss", "train_loss")
         key = next(k for k in keys if k in record)
         improved = record[key] < self.best
         self.best = min(self.best, record[key])
-        _check_state_finite(self.model, epoch)
+        self.evaluated_step = self.steps
+        # metrics first: a crash between the two leaves a line for steps that resume
+        # drops and trains again, never a checkpoint whose evaluation has no line
+        self._log_evaluation(record)
+        self._save(epoch, improved=improved, checked=True)
+        if self.group.is_main:  # last: a run that has its pictures has its checkpoint
+            with self._averaged():
+                images, labels = self.data.shown_images
+                write_pictures(
+                    self.model, images, labels, self.run, seed=self.config.seed,
+                    num_classes=self.data.num_classes,
+                )  # fmt: skip
+        self.trainer.start_clock()
+        return record
+
+    @contextlib.contextmanager
+    def _averaged(self) -> Iterator[None]:
+        """The model holds the weight average inside (the trained weights after)."""
+        if self.ema is None:
+            yield
+            return
+        trained = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(self.ema.state_dict())
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(trained)
+
+    def _log_step(self, record: dict[str, Any]) -> None:
+        """One logged step: a line of ``steps.jsonl`` (the main process writes it)."""
         if self.group.is_main:
-            state = self._state(epoch)
-            # metrics first: a crash between the two leaves a line for an epoch that resume
-            # drops and trains again, never a checkpoint whose epoch has no line
+            self.run.append_steps(record)
+
+    def _log_evaluation(self, record: dict[str, Any]) -> None:
+        """One evaluation: a line of ``metrics.jsonl`` (main process) and the summary line."""
+        if self.group.is_main:
             self.run.append_metrics(record)
+        by_steps = self.config.eval_every is not None
+        self.log(_summary_line(record, loss_unit(self.model), show_step=by_steps))
+
+    def _save(self, epoch: int, *, improved: bool, checked: bool = False) -> None:
+        """``last.pt`` (the previous one kept) and, if ``improved``, ``best.pt``; the
+        weights are checked for NaN and infinity first unless ``checked`` already."""
+        state = self._state()
+        if not checked:
+            _check_state_finite(self.model, epoch)
+        if self.group.is_main:
             atomic_save(state, self.run.last_checkpoint, keep_previous=True)
             if improved:
                 atomic_save(state, self.run.best_checkpoint)
-            images, labels = self.data.shown_images
-            write_pictures(
-                self.model, images, labels, self.run, seed=self.config.seed,
-                num_classes=self.data.num_classes,
-            )  # fmt: skip
-        self.log(_summary_line(record, loss_unit(self.model)))
 
-    def _state(self, epoch: int) -> dict[str, Any]:
-        return {
-            "model": self.model.state_dict(),
+    def _completed(self) -> tuple[int, int]:
+        """Epochs completed and batches into the next; an epoch whose last batch was the
+        run's last step counts as completed."""
+        if self.per_epoch is not None and self.position >= self.per_epoch:
+            return self.epoch + 1, 0
+        return self.epoch, self.position
+
+    def _state(self) -> dict[str, Any]:
+        epoch, position = self._completed()
+        state = {
+            "model": self.model.state_dict() if self.ema is None else self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "epoch": epoch,
+            "position": position,
             "steps": self.steps,
+            "evaluated_step": self.evaluated_step,
+            "interval": self.trainer.state_dict(),
             "best_loss": self.best,
             "config": self.config.to_dict(),
             "data": {
@@ -485,6 +697,11 @@ class _Run:
             "torch_rng": torch.get_rng_state(),
             "device_rng": {k: v for k, v in rng_states().items() if k != "cpu"},
         }
+        if position:  # resume draws the epoch's order again and skips what was trained
+            state["epoch_order_rng"] = self.epoch_order
+        if self.ema is not None:  # "model" is what load_run reads: the average
+            state["trained_model"] = self.model.state_dict()
+        return state
 
 
 def _set_epoch(batches: Iterable[Any], epoch: int) -> None:
@@ -494,10 +711,38 @@ def _set_epoch(batches: Iterable[Any], epoch: int) -> None:
         set_epoch(epoch)
 
 
+def _groups(batches: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive groups of ``size`` batches (the last may be smaller): one step each."""
+    items = iter(batches)
+    while group := list(itertools.islice(items, size)):
+        yield group
+
+
+def _length(batches: Iterable[Any]) -> int | None:
+    """Batches per epoch, or ``None`` for an iterable without a length."""
+    try:
+        return len(batches)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _step_record(step: int, epoch: int, lr: float, parts: LossParts | None) -> dict[str, Any]:
+    """One line of ``steps.jsonl``: the step, its epoch, its learning rate and its terms
+    (one host sync: the terms read together); a skipped step says so."""
+    record: dict[str, Any] = {"step": step, "epoch": epoch, "lr": lr}
+    if parts is None:
+        return record | {"skipped": True}
+    names = ["loss", *parts.terms]
+    values = torch.stack([parts.loss.detach(), *(t.detach() for t in parts.terms.values())])
+    return record | dict(zip(names, values.float().tolist(), strict=True))
+
+
 def _record(
-    epoch: int, result: EpochResult, test: EpochResult | None, wall_seconds: float
+    epoch: int, step: int, result: EpochResult, test: EpochResult | None, wall_seconds: float
 ) -> dict[str, Any]:
-    record: dict[str, Any] = {"epoch": epoch, "train_examples": result.examples}
+    """One line of ``metrics.jsonl``: the training terms' means since the last evaluation,
+    the test terms, code usage and speed."""
+    record: dict[str, Any] = {"epoch": epoch, "step": step, "train_examples": result.examples}
     record |= {f"train_{k}": v for k, v in result.metrics.items()}
     if result.code_counts is not None:
         used, perplexity = code_usage(result.code_counts)
@@ -526,11 +771,13 @@ def _check_state_finite(model: nn.Module, epoch: int) -> None:
         )
 
 
-def _summary_line(record: dict[str, Any], unit: str | None = None) -> str:
-    """One line per epoch, each loss in the model's ``unit``; a surrogate objective (beta,
-    warm-up, IWAE...) is named apart from the bound it stands for, so train and test
+def _summary_line(
+    record: dict[str, Any], unit: str | None = None, *, show_step: bool = False
+) -> str:
+    """One line per evaluation, each loss in the model's ``unit``; a surrogate objective
+    (beta, warm-up, IWAE...) is named apart from the bound it stands for, so train and test
     numbers are never of different kinds."""
-    parts = [f"epoch {record['epoch']}"]
+    parts = [f"epoch {record['epoch']}" + (f" step {record['step']}" if show_step else "")]
     train, elbo = record["train_loss"], record.get("train_elbo_loss")
     surrogate = elbo is not None and elbo != train
     suffix = f" {unit}" if unit else ""

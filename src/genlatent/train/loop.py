@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -27,7 +27,9 @@ __all__ = [
     "LossModule",
     "NonFiniteLossError",
     "StepSettings",
+    "TrainSteps",
     "evaluate_epoch",
+    "optimizer_step",
     "train_epoch",
 ]
 
@@ -202,20 +204,20 @@ def _check_finite(flags: torch.Tensor, names: list[str], epoch: int, step: int) 
     )
 
 
-def _backward_and_step(
-    loss: torch.Tensor,
+def optimizer_step(
     parameters: list[nn.Parameter],
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     settings: StepSettings,
 ) -> tuple[bool, torch.Tensor | None]:
-    """One optimiser step: whether it was taken, and the gradient norm if it was computed.
+    """One optimizer step on the gradients already accumulated: whether it was taken, and
+    the gradient norm if it was computed.
 
-    With ``skip_nonfinite`` a step whose gradient norm is not finite is not taken (the
-    fp16 scaler skips such steps itself).
+    Unscales (fp16), clips to ``grad_clip``, steps and updates the scaler. With
+    ``skip_nonfinite`` a step whose gradient norm is not finite is not taken (the fp16
+    scaler skips such steps itself). A run with several optimizers calls it once per
+    optimizer, each with its own parameters and scaler.
     """
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
     norm = None
     if settings.grad_clip is not None or settings.skip_nonfinite:
@@ -225,6 +227,158 @@ def _backward_and_step(
     scaler.step(optimizer)
     scaler.update()
     return True, norm
+
+
+def _no_sync(module: nn.Module, syncing: bool) -> contextlib.AbstractContextManager[Any]:
+    """DDP's ``no_sync`` on a micro-batch whose gradient is not yet to be all-reduced."""
+    no_sync = getattr(module, "no_sync", None)
+    return contextlib.nullcontext() if syncing or no_sync is None else no_sync()
+
+
+def _weighted(parts: list[LossParts], weights: list[float]) -> LossParts:
+    """The terms of a step's micro-batches, each weighted by its share of the examples."""
+    if len(parts) == 1:
+        return parts[0]
+    loss = sum(p.loss.detach() * w for p, w in zip(parts, weights, strict=True))
+    terms = {
+        name: sum(p.terms[name].detach() * w for p, w in zip(parts, weights, strict=True))
+        for name in parts[0].terms
+    }
+    return LossParts(cast(torch.Tensor, loss), cast(dict[str, torch.Tensor], terms), None)
+
+
+class TrainSteps:
+    """The training steps of a run, one batch at a time, and the sums since the last read.
+
+    `step` runs one optimizer step on one or more micro-batches (forward, finiteness and
+    backward of each, its loss weighted by its share of the step's examples, so that $k$
+    batches of $b$ give the gradient of one batch of $kb$; then clip and step);
+    `interval` reads the per-example means of the terms since the previous `interval` and
+    starts a new sum. Sums stay on the device and are read once per `interval`: no host
+    sync per step, except that the finiteness of each step's terms is checked one step
+    late (when the device has long finished it), or at once with ``skip_nonfinite``, which
+    skips such steps. With ``grad_clip`` the gradient norm is checked too, by the name
+    ``gradient``. Call `check_pending` before saving or evaluating: the last step's check.
+
+    Args:
+        module: a `LossModule` (possibly inside DDP or ``torch.compile``).
+        optimizer: the optimizer of ``module``'s parameters.
+        settings: device, precision and the handling of non-finite values.
+        scaler: the fp16 gradient scaler (a disabled one when ``None``).
+        generator: the trainer's noise, passed to ``model.loss``.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        settings: StepSettings,
+        *,
+        scaler: torch.amp.GradScaler | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.module, self.optimizer, self.settings, self.generator = (
+            module, optimizer, settings, generator,
+        )  # fmt: skip
+        self.scaler = scaler or torch.amp.GradScaler(settings.device.type, enabled=False)
+        self.parameters = [p for p in module.parameters() if p.requires_grad]
+        self.sums, self.skipped, self.steps = _Sums(settings.device), 0, 0
+        self.started = time.perf_counter()
+        self.pending: tuple[torch.Tensor, list[str], int, int] | None = None
+
+    def step(
+        self, batches: Sequence[Any], *, step: int, epoch: int, position: int
+    ) -> LossParts | None:
+        """One optimizer step on the micro-batches ``batches`` as global step ``step``,
+        ending at batch ``position`` (from 1) of epoch ``epoch`` (both name a non-finite
+        step); its terms (example-weighted over the micro-batches), or ``None`` where the
+        step was skipped (``skip_nonfinite``). Under DDP the gradients of all but the last
+        micro-batch are not all-reduced (``no_sync``)."""
+        settings, sharded = self.settings, self._sharded
+        if not self.module.training:  # evaluation or pictures ran since the last step
+            self.module.train()
+        self.steps += 1
+        inputs = [self._inputs(batch, sharded) for batch in batches]
+        total = sum(x.shape[0] for x, _ in inputs)
+        weights = [x.shape[0] / max(total, 1) for x, _ in inputs]
+        self.optimizer.zero_grad(set_to_none=True)
+        parts_seen, flags_seen = [], []
+        for index, ((x, labels), weight) in enumerate(zip(inputs, weights, strict=True)):
+            with _no_sync(self.module, syncing=index == len(inputs) - 1):
+                with autocast(settings.device, settings.precision):
+                    parts = loss_parts(self.module(x, labels, step, self.generator))
+                flags, names = _finite_flags(parts, settings)
+                if settings.skip_nonfinite and not bool(flags.all()):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.skipped += 1
+                    return None
+                loss = parts.loss if len(inputs) == 1 else parts.loss * weight
+                self.scaler.scale(loss).backward()
+            parts_seen.append(parts)
+            flags_seen.append(flags)
+        stepped, norm = optimizer_step(self.parameters, self.optimizer, self.scaler, settings)
+        if not stepped:
+            self.skipped += 1
+            return None
+        flags = flags_seen[0] if len(flags_seen) == 1 else torch.stack(flags_seen).all(0)
+        if norm is not None and not self.scaler.is_enabled():
+            flags, names = torch.cat([flags, norm.isfinite().reshape(1)]), [*names, "gradient"]
+        self.check_pending()
+        self.pending = (flags, names, epoch, position)
+        for parts, (x, _) in zip(parts_seen, inputs, strict=True):
+            self.sums.add(parts, x.shape[0])
+        return _weighted(parts_seen, weights)
+
+    def _inputs(self, batch: Any, sharded: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        images, labels = _batch(batch)
+        return _shard_images(images, self.settings, sharded), _shard(labels, self.settings, sharded)
+
+    _sharded = False
+    """Whether the batches are already this process's shard (set by `for_batches`)."""
+
+    def for_batches(self, batches: Iterable[Any]) -> TrainSteps:
+        """Take batches of ``batches``' kind (their ``sharded`` flag); return ``self``."""
+        self._sharded = is_sharded(batches)
+        return self
+
+    def check_pending(self) -> None:
+        """Raise `NonFiniteLossError` if the last step not yet checked was not finite."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            _check_finite(*pending)
+
+    def interval(self) -> EpochResult:
+        """Per-example means of each term over the steps since the previous call (one host
+        sync, all-reduced over processes); the sums start again."""
+        self.check_pending()
+        metrics, examples, counts = self.sums.reduce(self.settings)
+        seconds = time.perf_counter() - self.started
+        result = EpochResult(metrics, examples, seconds, self.skipped, counts, self.steps)
+        self.sums, self.skipped, self.steps = _Sums(self.settings.device), 0, 0
+        self.start_clock()
+        return result
+
+    def start_clock(self) -> None:
+        """Time the next interval from now (after an evaluation, say)."""
+        self.started = time.perf_counter()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sums since the last `interval` (what a checkpoint between two reads keeps)."""
+        self.check_pending()
+        return {
+            "totals": dict(self.sums.sums.totals), "examples": self.sums.sums.examples,
+            "counts": self.sums.counts, "skipped": self.skipped, "steps": self.steps,
+        }  # fmt: skip
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Take up the sums `state_dict` saved."""
+        device = self.settings.device
+        sums = self.sums.sums
+        sums.totals = {k: v.to(device, sums.dtype) for k, v in state["totals"].items()}
+        sums.examples = int(state["examples"])
+        counts = state["counts"]
+        self.sums.counts = None if counts is None else counts.to(device, sums.dtype)
+        self.skipped, self.steps = int(state["skipped"]), int(state["steps"])
 
 
 @validate_args(False)  # once per epoch, never per step: the loop checks each term itself
@@ -243,48 +397,22 @@ def train_epoch(
     """Train for one pass over ``batches``; return per-example means of each logged term.
 
     ``module`` is a `LossModule` (possibly inside DDP or ``torch.compile``); the global
-    step passed to ``model.loss`` is ``first_step`` plus the steps of this epoch. Sums are
-    kept on the device and read once at the end: no host sync per step, except that the
-    finiteness of each step's terms is checked one step late (when the device has long
-    finished it), or at once with ``skip_nonfinite``, which skips such steps. With
-    ``grad_clip`` the gradient norm is checked too, by the name ``gradient``.
+    step passed to ``model.loss`` is ``first_step`` plus the steps of this epoch. Each
+    step is a `TrainSteps.step` (see there for the finiteness checks and host syncs).
     """
     module.train()
-    scaler = scaler or torch.amp.GradScaler(settings.device.type, enabled=False)
-    parameters = [p for p in module.parameters() if p.requires_grad]
-    sums, skipped, pending, steps = _Sums(settings.device), 0, None, 0
-    sharded = is_sharded(batches)
-    description = f"epoch {epoch}"
-    bar = progress(batches, total=_length(batches), description=description, enabled=show_progress)
-    start = time.perf_counter()
+    steps = TrainSteps(module, optimizer, settings, scaler=scaler, generator=generator)
+    steps.for_batches(batches)
+    bar = progress(
+        batches, total=_length(batches), description=f"epoch {epoch}", enabled=show_progress
+    )
     for step, batch in enumerate(bar, start=1):
-        steps = step
-        images, labels = _batch(batch)
-        x, labels = _shard_images(images, settings, sharded), _shard(labels, settings, sharded)
-        with autocast(settings.device, settings.precision):
-            parts = loss_parts(module(x, labels, first_step + step, generator))
-        flags, names = _finite_flags(parts, settings)
-        if settings.skip_nonfinite and not bool(flags.all()):
-            skipped += 1
-            continue
-        stepped, norm = _backward_and_step(parts.loss, parameters, optimizer, scaler, settings)
-        if not stepped:
-            skipped += 1
-            continue
-        if norm is not None and not scaler.is_enabled():
-            flags, names = torch.cat([flags, norm.isfinite().reshape(1)]), [*names, "gradient"]
-        if pending is not None:
-            _check_finite(*pending)
-        pending = (flags, names, epoch, step)
-        sums.add(parts, x.shape[0])
-        if step % 20 == 0 and getattr(bar, "shown", True):  # a sync only when a bar is shown
-            rate = sums.examples / max(time.perf_counter() - start, 1e-9)
+        parts = steps.step([batch], step=first_step + step, epoch=epoch, position=step)
+        if parts is not None and step % 20 == 0 and getattr(bar, "shown", True):
+            rate = steps.sums.examples / max(time.perf_counter() - steps.started, 1e-9)
             bar.set_postfix_str(f"loss {parts.loss.item():.4g}, {rate:,.0f} img/s")
-    if pending is not None:
-        _check_finite(*pending)
     bar.close()
-    metrics, examples, counts = sums.reduce(settings)
-    return EpochResult(metrics, examples, time.perf_counter() - start, skipped, counts, steps)
+    return steps.interval()
 
 
 @torch.no_grad()

@@ -26,9 +26,10 @@ class RunDirectory:
 
     RUN_DIR/
       config.json          the TrainConfig
-      metrics.jsonl        one JSON object per epoch
-      checkpoints/last.pt  the latest epoch (last.prev.pt: the one before)
-      checkpoints/best.pt  the epoch with the lowest test loss
+      metrics.jsonl        one JSON object per evaluation (each epoch's end by default)
+      steps.jsonl          one JSON object every log_every steps: step, epoch, lr, terms
+      checkpoints/last.pt  the latest checkpoint (last.prev.pt: the one before)
+      checkpoints/best.pt  the evaluation with the lowest test loss
       source/              copies of the user's files that --model/--quantizer name
       reconstructions.png  test inputs (odd rows) above their reconstructions
       samples.png          decoded from the prior (VAE) or random codes (VQ-VAE)
@@ -39,6 +40,7 @@ class RunDirectory:
 
     config_path = property(lambda self: self.path / "config.json")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    steps_path = property(lambda self: self.path / "steps.jsonl")
     last_checkpoint = property(lambda self: self.path / "checkpoints" / "last.pt")
     best_checkpoint = property(lambda self: self.path / "checkpoints" / "best.pt")
     reconstructions_path = property(lambda self: self.path / "reconstructions.png")
@@ -90,7 +92,7 @@ class RunDirectory:
         Files genlatent did not write are left alone, and so is the folder.
         """
         folder = self.path / "checkpoints"
-        owned = [self.config_path, self.metrics_path, *self.checkpoints()]
+        owned = [self.config_path, self.metrics_path, self.steps_path, *self.checkpoints()]
         owned += sorted(folder.glob("*.corrupt")) if folder.is_dir() else []
         owned += [self.path / name for name in _PICTURES]
         removed = [path for path in owned if path.is_file()]
@@ -109,29 +111,56 @@ class RunDirectory:
             raise RunDirectoryError(f"{self.config_path} is not a valid config: {error}") from error
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        """Append one epoch's record to ``metrics.jsonl`` (flushed and fsynced)."""
-        with self.metrics_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Append one evaluation's record to ``metrics.jsonl`` (flushed and fsynced)."""
+        _append_line(self.metrics_path, record, sync=True)
+
+    def append_steps(self, record: dict[str, Any]) -> None:
+        """Append one logged step's record to ``steps.jsonl`` (flushed, not fsynced: the
+        lines after the last checkpoint are written again on resume)."""
+        _append_line(self.steps_path, record, sync=False)
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every complete record of ``metrics.jsonl``; a torn last line is ignored."""
-        if not self.metrics_path.is_file():
-            return []
-        records = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return records
+        return _read_lines(self.metrics_path)
 
-    def truncate_metrics(self, epochs: int) -> None:
-        """Keep the records of the first ``epochs`` epochs (on resume, drop later ones)."""
-        kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= epochs]
-        with atomic_write(self.metrics_path, text=True) as handle:
-            handle.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    def read_steps(self) -> list[dict[str, Any]]:
+        """Every complete record of ``steps.jsonl``; a torn last line is ignored."""
+        return _read_lines(self.steps_path)
+
+    def truncate_metrics(self, epochs: int, steps: int | None = None) -> None:
+        """On resume, drop the records the checkpoint does not hold: those after global step
+        ``steps`` (``metrics.jsonl`` and ``steps.jsonl``), or, for records without a step
+        (an older run), those after the first ``epochs`` epochs."""
+        for path in (self.metrics_path, self.steps_path):
+            if not path.is_file():
+                continue
+            kept = [
+                r for r in _read_lines(path)
+                if (r["step"] <= steps if steps is not None and "step" in r
+                    else r.get("epoch", 0) <= epochs)
+            ]  # fmt: skip
+            with atomic_write(path, text=True) as handle:
+                handle.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+
+def _append_line(path: Path, record: dict[str, Any], *, sync: bool) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, sort_keys=True) + "\n")
+        handle.flush()
+        if sync:
+            os.fsync(handle.fileno())
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:

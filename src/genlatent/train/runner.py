@@ -83,7 +83,8 @@ def _warn_about_restarts(config: TrainConfig, examples: int, log: Callable[[str]
     if restart is None:
         return
     per_epoch = -(-examples // cast(int, config.batch_size))
-    steps = per_epoch * cast(int, config.epochs)
+    bounds = [] if config.epochs is None else [per_epoch * config.epochs]
+    steps = min([*bounds, *([] if config.max_steps is None else [config.max_steps])])
     if restart > steps:
         log(
             f"warning: --restart-dead-codes {restart} exceeds the run's "
