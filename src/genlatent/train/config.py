@@ -21,6 +21,7 @@ from genlatent._validation import (
     check_positive_float,
     check_positive_int,
 )
+from genlatent.data.augment import Augment
 from genlatent.models.presets import PRESETS as PRESET_BUILDERS
 from genlatent.models.quantizers import QUANTIZERS, quantizer_options
 from genlatent.train.spec import absolute_spec
@@ -81,6 +82,10 @@ class TrainerSettings:
     test_fraction: float | None = None
     """--dataset folder without train/ and test/: the share of images held out as the test
     set, drawn with --seed (default 0.1)."""
+    augment: str | None = None
+    """--dataset folder: train-time augmentation of the training images, flip and/or crop
+    (e.g. flip,crop): a mirror image half the time, a random window of the image resized
+    to 1.125x the size; drawn from --seed, the epoch and the image, so resumes repeat them."""
     download: bool = False
     """Fetch missing dataset files (verified by SHA-256) into the data folder."""
     epochs: int | None = None
@@ -174,7 +179,7 @@ class TrainerSettings:
         """--image-size and --test-fraction apply to --dataset folder only, which needs
         --data-dir and --image-size."""
         if self.dataset != "folder":
-            for name in ("image_size", "test_fraction"):
+            for name in ("image_size", "test_fraction", "augment"):
                 if getattr(self, name) is not None:
                     raise ValueError(
                         f"{name} applies only to dataset='folder', got dataset={self.dataset!r}"
@@ -190,6 +195,8 @@ class TrainerSettings:
             or not 0 < fraction < 1
         ):  # fmt: skip
             raise ValueError(f"test_fraction must lie in (0, 1), got {fraction!r}")
+        if self.augment is not None:
+            Augment.from_names(self.augment)  # raises on a name it does not know
 
 
 def tracker_names(log: str | None) -> tuple[str, ...]:

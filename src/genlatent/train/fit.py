@@ -28,7 +28,7 @@ from genlatent.pretrained import module_config
 from genlatent.train.build import resolve_device
 from genlatent.train.config import OBJECTIVE_OPTIONS, TrainConfig
 from genlatent.train.datacheck import check_examples_finite, check_model_takes
-from genlatent.train.distributed import ProcessGroup, setup_distributed
+from genlatent.train.distributed import ProcessGroup, leave_process_group, setup_distributed
 from genlatent.train.ema import WeightEMA
 from genlatent.train.loop import (
     EpochResult,
@@ -330,11 +330,14 @@ def run_training(
     joined = torch.distributed.is_available() and torch.distributed.is_initialized()
     try:
         run = _Run(model, data, config, RunDirectory(run_dir), fresh, log, tracking)
-        return run.train(show_progress)
-    finally:
-        # leave no process group behind that this call created (under torchrun)
-        if not joined and torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        summary = run.train(show_progress)
+    except BaseException as error:
+        if not joined:  # leave no process group behind that this call created (torchrun)
+            leave_process_group(error, together=isinstance(error, NonFiniteLossError))
+        raise
+    if not joined:
+        leave_process_group()
+    return summary
 
 
 _FUSED_DEVICES = ("cuda", "cpu")
