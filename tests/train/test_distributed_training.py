@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from genlatent import VAE, fit
 from genlatent.train import train
