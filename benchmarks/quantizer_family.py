@@ -13,7 +13,10 @@ configured alike:
 
 Time is the median of interleaved repeats (`benchmarks._common.interleave`); peak memory
 is the peak-RSS growth of one step in a fresh subprocess per contender and shape, as in
-``benchmarks/quantizer.py``. A last section compares FSQ's and LFQ's codes with the peer's
+``benchmarks/quantizer.py``. FSQ also runs against ``plain``: a minimal FSQ written out
+here in a dozen lines (the same projections, bound, straight-through round and
+mixed-radix index, no checks, no code counts), the floor of what the maths costs in
+eager PyTorch. A last section compares FSQ's and LFQ's codes with the peer's
 on the same inputs.
 
 Run: ``python -m benchmarks.quantizer_family`` (``--quick`` for a smoke test). On a busy
@@ -122,10 +125,44 @@ def _peer(family: str, dim: int) -> tuple[nn.Module, Step]:
     return rvq, run_rvq
 
 
+class _PlainFSQ(nn.Module):
+    """FSQ as plainly as it can be written: the paper's bound, rounded straight through."""
+
+    def __init__(self, levels: list[int], dim: int) -> None:
+        super().__init__()
+        self.project_in = nn.Linear(dim, len(levels))
+        self.project_out = nn.Linear(len(levels), dim)
+        count = torch.tensor(levels, dtype=torch.float32)
+        self.half_level = (count - 1) * (1 - 1e-3) / 2
+        self.offset = torch.where(count % 2 == 0, 0.5, 0.0)
+        self.shift = torch.tan(self.offset / self.half_level)
+        self.half_width = torch.floor(count / 2)
+        self.place = torch.tensor([math.prod(levels[:c]) for c in range(len(levels))])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        bounded = torch.tanh(self.project_in(x) + self.shift) * self.half_level - self.offset
+        rounded = bounded + (bounded.round() - bounded).detach()
+        indices = ((rounded.detach() + self.half_width).long() * self.place).sum(-1)
+        return self.project_out(rounded / self.half_width), indices
+
+
+def _plain(family: str, dim: int) -> tuple[nn.Module, Step]:
+    if family != "FSQ":
+        raise ValueError(f"only FSQ has a plain contender, got {family}")
+    fsq = _PlainFSQ(LEVELS, dim)
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        quantized, _ = fsq(x)
+        return quantized, quantized.new_zeros(())
+
+    return fsq, run
+
+
 def _make(name: str, dim: int) -> Step:
-    """``name`` is ``"genlatent:FAMILY"`` or ``"peer:FAMILY"``; the module is in train mode."""
+    """``name`` is ``"genlatent:FAMILY"``, ``"peer:FAMILY"`` or ``"plain:FSQ"``; the module
+    is in train mode."""
     side, family = name.split(":")
-    module, run = (_ours if side == "genlatent" else _peer)(family, dim)
+    module, run = {"genlatent": _ours, "peer": _peer, "plain": _plain}[side](family, dim)
     module.train()
     return run
 
@@ -256,6 +293,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for family in families:
             torch.manual_seed(0)
             names = [f"{side}:{family}" for side in sides]
+            if family == "FSQ":
+                names.append("plain:FSQ")
             steps = {name: _train_step(_make(name, shape[-1]), _inputs(shape)) for name in names}
             timings = interleave(steps, repeats=repeats, warmup=1)
             memory: dict[str, int] = {}

@@ -218,12 +218,32 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "transformer-prior-causal-mask",
         "src/genlatent/priors/transformer.py",
-        "y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)",
+        "y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=self.causal)",
         "y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=False)",
         (
             "tests/priors/test_priors.py::test_changing_current_and_later_codes_leaves_logits_unchanged",
         ),
         "the transformer prior attends to later positions while training",
+    ),
+    Mutation(
+        "maskgit-causal",
+        "src/genlatent/priors/maskgit.py",
+        "causal=False, device=device, dtype=dtype,",
+        "causal=True, device=device, dtype=dtype,",
+        (
+            "tests/priors/test_maskgit.py::test_every_code_sees_the_codes_after_it_but_not_the_masked_ones",
+        ),
+        "MaskGIT's transformer attends to earlier positions only",
+    ),
+    Mutation(
+        "maskgit-loss-every-code",
+        "src/genlatent/priors/maskgit.py",
+        "loss = reduce_batch((nll * flat_mask).sum(dim=1) / flat_mask.sum(dim=1), reduction)",
+        "loss = reduce_batch(nll.mean(dim=1), reduction)",
+        (
+            "tests/priors/test_maskgit.py::test_the_loss_is_the_cross_entropy_of_the_masked_codes_only",
+        ),
+        "MaskGIT's loss scores the unmasked codes too",
     ),
     Mutation(
         "fsq-even-level-offset",
@@ -347,6 +367,24 @@ MUTATIONS: tuple[Mutation, ...] = (
         "stride = 2",
         ("tests/nn/test_discriminator.py::test_each_logit_sees_a_patch_of_the_receptive_field",),
         "the PatchGAN's stride-1 convolution made stride 2 (another receptive field)",
+    ),
+    Mutation(
+        "tensorboard-no-purge",
+        "src/genlatent/train/trackers.py",
+        "purge_step = step + 1 if step > 0 else None",
+        "purge_step = None",
+        ("tests/train/test_trackers.py::test_tensorboard_after_a_resume_shows_each_step_once",),
+        "a resumed run's TensorBoard shows the steps trained again twice",
+    ),
+    Mutation(
+        "wandb-new-run-on-resume",
+        "src/genlatent/train/trackers.py",
+        'run_id = id_file.read_text(encoding="utf-8").strip() if id_file.is_file() else None',
+        "run_id = None",
+        (
+            "tests/train/test_trackers.py::test_wandb_offline_files_hold_every_metrics_line_and_a_resume_continues_the_run",
+        ),
+        "a resumed run starts a new W&B run instead of continuing its own",
     ),
 )
 

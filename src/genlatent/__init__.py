@@ -6,7 +6,8 @@ The layers, each importing only those before it:
 - `genlatent.nn`: encoders, decoders, the quantizers and the `PatchDiscriminator`
 - `genlatent.losses`: the ELBO, the VQ-VAE objective, adversarial and perceptual losses
 - `genlatent.models`: `VAE`, `ConditionalVAE`, `VQVAE` and the reference presets
-- `genlatent.train`: `fit` (any model that follows the protocol), `load_run`, `train`
+- `genlatent.train`: `fit` (any model that follows the protocol), `load_run`, `train`,
+  and the `Tracker`s a run reports to (TensorBoard, W&B, your own)
 
 Every module saves as portable weights (``config.json`` + ``model.safetensors``) with
 ``save_pretrained``; `from_pretrained` rebuilds whichever model a folder holds, and
@@ -56,8 +57,8 @@ from genlatent.nn import (
     VectorQuantizer,
 )
 from genlatent.pretrained import PretrainedMixin, from_pretrained
-from genlatent.priors import PixelCNNPrior, TransformerPrior
-from genlatent.train import fit, load_run
+from genlatent.priors import MaskGITPrior, PixelCNNPrior, TransformerPrior
+from genlatent.train import Tracker, fit, load_run
 
 __all__ = [
     "FSQ",
@@ -72,6 +73,7 @@ __all__ = [
     "GroupedQuantizer",
     "MLPDecoder",
     "MLPEncoder",
+    "MaskGITPrior",
     "Model",
     "MultiOptimizerModel",
     "OptimizerGroup",
@@ -85,6 +87,7 @@ __all__ = [
     "ResidualQuantizer",
     "ResidualVQ",
     "SimVQ",
+    "Tracker",
     "TransformerPrior",
     "VAELoss",
     "VAEOutput",

@@ -151,3 +151,15 @@ def test_iwae_eval_quick(tmp_path: Path) -> None:
     for name in ("genlatent eval path (evaluate_run)", "decoder alone (the limit)"):
         assert doc[name]["median_s"] > 0
     assert doc["decoder alone (the limit)"]["time_over_decoder"] == 1.0
+
+
+def test_data_quick(tmp_path: Path) -> None:
+    # the training runs' memory subprocesses are left out (two training runs)
+    _, doc = _run("data", tmp_path, "--no-memory", "--workers", "0")
+    assert (doc["images"], doc["size"], doc["batch_size"]) == (128, 128, 64)
+    assert "memory" not in doc
+    for name in ("genlatent_workers0", "genlatent_float_workers0"):
+        entry = doc["results"][name]
+        _check_timing(entry)
+        # images per second is the folder's size over the median pass
+        assert entry["images_per_s"] == pytest.approx(128 / entry["median_s"])

@@ -39,3 +39,9 @@ def test_prior_benchmark_quick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         assert case["speedup_of_cache"] == pytest.approx(ratio)
     for name in ("TransformerPrior", "PixelCNNPrior"):
         _check_timing(doc["training_step"][name])
+    parallel = doc["parallel_sampling"]
+    reference = parallel["TransformerPrior (cached)"]["median_s"]
+    for steps, speedup in parallel["speedup_over_cached_transformer"].items():
+        entry = parallel[f"MaskGITPrior, {steps} steps"]
+        _check_timing(entry)
+        assert speedup == pytest.approx(reference / entry["median_s"])

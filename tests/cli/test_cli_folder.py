@@ -10,8 +10,10 @@ import torch
 from PIL import Image
 
 from genlatent.cli import main
+from genlatent.data import Augment, ImageFolder
 from genlatent.data.folder import folder_splits
 from genlatent.train import TrainConfig
+from genlatent.train.build import load_training_sets
 from genlatent.train.runs import load_run
 
 QUIET = ["--no-progress", "--device", "cpu"]
@@ -90,3 +92,31 @@ def test_folder_options_are_checked():
         TrainConfig(dataset="digits", image_size=8)
     with pytest.raises(ValueError, match=r"test_fraction must lie in \(0, 1\)"):
         TrainConfig(dataset="folder", data_dir="x", image_size=8, test_fraction=1.5)
+    with pytest.raises(ValueError, match="augment applies only to dataset='folder'"):
+        TrainConfig(dataset="digits", augment="flip")
+    with pytest.raises(
+        ValueError, match="augment takes flip and/or crop separated by commas, got 'rotate'"
+    ):
+        TrainConfig(dataset="folder", data_dir="x", image_size=8, augment="rotate")
+
+
+def test_augment_reaches_the_training_images_only(tmp_path, cli_error):
+    images = tmp_path / "images"
+    _jpegs(images, {"a": 10})
+    run = tmp_path / "run"
+    argv = [
+        "train", "vae", "--dataset", "folder", "--data-dir", str(images), "--image-size", "8",
+        "--augment", "flip,crop", "--test-fraction", "0.2", "--epochs", "1",
+        "--batch-size", "4", *QUIET, "--out", str(run),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    assert config.augment == "flip,crop"
+    train, test = load_training_sets(config)
+    assert train.folder.augment == Augment(flip=True, crop=True, seed=config.seed)
+    plain = ImageFolder(images, size=8)
+    train.set_epoch(1)
+    assert any(not torch.equal(train[i][0], plain[j][0]) for i, j in enumerate(train.indices))
+    assert torch.equal(test.images, torch.stack([plain[j][0] for j in folder_splits(
+        images, size=8, test_fraction=0.2)[1].indices]))  # fmt: skip
+    cli_error(["train", "vae", "--augment", "flip", *QUIET], "augment applies only")

@@ -179,3 +179,43 @@ def test_guided_sampling_from_the_command_line(vq_run, tmp_path, capsys, cli_err
     cli_error(["train", "prior", str(vq_run), "--label-dropout", "0.2", *PRIOR],
               "--label-dropout applies to train prior --conditional only")  # fmt: skip
     cli_error(["train", "vae", "--label-dropout", "0.2"], "--label-dropout apply to train prior")
+
+
+def test_a_maskgit_prior_trains_samples_in_steps_and_reports_no_likelihood(
+    vq_run, tmp_path, capsys, cli_error
+):
+    out = tmp_path / "maskgit"
+    argv = ["train", "prior", str(vq_run), "--prior", "maskgit", "--conditional",
+            "--label-dropout", "0.2", "--out", str(out), *PRIOR]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((out / "prior.json").read_text())["kind"] == "maskgit"
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["test_bits_per_masked_code"] == pytest.approx(
+        records[-1]["test_loss"] / torch.log(torch.tensor(2.0)).item()
+    )
+    assert "test_bits_per_code" not in records[-1]  # a masked loss, not a likelihood
+    assert (out / "samples.png").is_file()
+    grid = tmp_path / "steps"
+    sample = ["sample", str(out), "-n", "4", "--label", "5", "--out", str(grid)]
+    assert main([*sample, "--steps", "2", "--guidance-scale", "2"]) == 0
+    assert sorted(p.name for p in grid.iterdir()) == [f"000{i}-class5.png" for i in range(4)]
+    capsys.readouterr()
+    assert main(["eval", str(out), "--samples", "20", "--steps", "3", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert "prior_test_bits_per_code" not in results
+    masked = [results[f"prior_test_masked_bits_per_code_at_{p}"] for p in (25, 50, 75)]
+    assert all(0 < bits < 8 for bits in masked)  # finite, near log2(16) = 4 after 3 epochs
+    assert results["frechet_distance"] >= 0
+    # the same seeded masks: eval reports the same numbers twice
+    assert main(["eval", str(out), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert [again[f"prior_test_masked_bits_per_code_at_{p}"] for p in (25, 50, 75)] == masked
+    # steps are for a prior that samples in steps
+    transformer = vq_run / "prior"
+    if not (transformer / "prior.json").is_file():
+        assert main(["train", "prior", str(vq_run), "--conditional", *PRIOR]) == 0
+    cli_error(["sample", str(transformer), "--steps", "4", "--out", str(tmp_path / "t.png")],
+              "steps applies to a prior that draws a grid in parallel steps")  # fmt: skip
+    cli_error(["eval", str(out), "--steps", "4"], "--steps applies to eval --samples only")
+    cli_error(["sample", str(out), "--steps", "0", "--out", str(tmp_path / "t.png")],
+              "steps must be >= 1, got 0")  # fmt: skip

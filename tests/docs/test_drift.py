@@ -39,7 +39,7 @@ HISTORY = {"docs/changelog.md", "docs/guides/migration.md"}
 # Docstrings render into the API pages, the examples into the tutorials.
 SOURCE = sorted([*(ROOT / "src" / "genlatent").rglob("*.py"), *(ROOT / "examples").glob("*.py")])
 # Options of tools that are not ours, named on the pages.
-OTHER_TOOLS = {"--strict", "--nproc_per_node"}
+OTHER_TOOLS = {"--strict", "--nproc_per_node", "--logdir"}
 
 DOTTED = re.compile(r"(?<![\w/.@-])genlatent(?:\.[A-Za-z_]\w*)+")
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*")

@@ -541,6 +541,21 @@ def test_loss_curves_figure_holds_every_series_of_the_records() -> None:
     }
 
 
+def test_loss_curves_of_a_run_evaluated_within_epochs_are_drawn_by_step() -> None:
+    # eval_every 5 steps with 8 steps per epoch: two evaluations share epoch 2
+    records = [
+        {"epoch": 1, "step": 5, "train_loss": 3.0},
+        {"epoch": 2, "step": 10, "train_loss": 2.0},
+        {"epoch": 2, "step": 15, "train_loss": 1.5},
+    ]
+    ax = loss_curves_figure(records).axes[0]
+    assert ax.get_xlabel() == "step"
+    assert _lines(ax) == {"train": ([5.0, 10.0, 15.0], [3.0, 2.0, 1.5])}
+    # one evaluation per epoch keeps the epoch axis, steps or not
+    by_epoch = [{**r, "epoch": i + 1} for i, r in enumerate(records)]
+    assert loss_curves_figure(by_epoch).axes[0].get_xlabel() == "epoch"
+
+
 def test_loss_curves_figure_of_a_vq_run() -> None:
     figure = loss_curves_figure(VQ_RECORDS)
     assert figure.get_suptitle() == "Training curves"

@@ -20,7 +20,10 @@ def _logits(seed: int, rows: int, codes: int) -> torch.Tensor:
 
 
 def _kept_top_p(probs: list[float], top_p: float) -> set[int]:
-    """Brute force: most likely first, add codes until the mass reaches ``top_p``."""
+    """Brute force: most likely first, add codes until the mass reaches ``top_p`` (all of
+    them at ``top_p = 1``, as documented: a float sum can reach 1 before the last code)."""
+    if top_p >= 1.0:
+        return set(range(len(probs)))
     order = sorted(range(len(probs)), key=lambda i: -probs[i])
     kept, mass = set(), 0.0
     for i in order:

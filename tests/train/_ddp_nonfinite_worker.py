@@ -1,4 +1,5 @@
-"""Run under ``torchrun``: one replica's loss turns NaN; all must skip (or stop) together."""
+"""Run under ``torchrun``: one replica's loss turns NaN; all must skip (or stop) together,
+and the processes must then exit normally (no teardown deadlock)."""
 
 import json
 import os
@@ -9,9 +10,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from genlatent import fit
 from genlatent.train import NonFiniteLossError
-from genlatent.train.distributed import setup_distributed
-from genlatent.train.loop import LossModule, StepSettings, train_epoch
 
 
 class _Loss(NamedTuple):
@@ -20,53 +20,50 @@ class _Loss(NamedTuple):
 
 
 class _NaNOnRank(nn.Module):
-    """A linear model whose loss is NaN at the second call on rank ``rank``."""
+    """A linear model whose training loss is NaN at global step 2 on rank 1."""
 
     def __init__(self, rank: int) -> None:
         super().__init__()
         self.linear = nn.Linear(4, 1)
-        self.rank, self.calls = rank, 0
+        self.rank = rank
 
-    def loss(self, x: torch.Tensor) -> _Loss:
-        self.calls += 1
-        loss = self.linear(x).pow(2).mean()
-        if self.rank == 1 and self.calls == 2:
+    def loss(self, x: torch.Tensor, step: int | None = None) -> _Loss:
+        loss = self.linear(x.flatten(1)).pow(2).mean()
+        if self.training and self.rank == 1 and step == 2:
             loss = loss * float("nan")
         return _Loss(loss, loss)
 
 
 def main() -> None:
-    out_dir = Path(sys.argv[1])
+    out_dir = Path(sys.argv[1])  # argv[2]: "skip" or "stop"
     torch.set_num_threads(1)
-    group = setup_distributed("cpu")
-    torch.manual_seed(0)
-    model = _NaNOnRank(group.rank)
-    replica = nn.parallel.DistributedDataParallel(LossModule(model))
-    batches = [(torch.randn(8, 4, generator=torch.Generator().manual_seed(i)),) for i in range(4)]
+    rank = int(os.environ["RANK"])
+    images = torch.rand(32, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    quiet = {"show_progress": False, "log": lambda line: None, "device": "cpu"}
 
-    def run(skip: bool) -> dict:
-        model.calls = 0
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        settings = StepSettings(torch.device("cpu"), skip_nonfinite=skip, rank=group.rank, world=2)
-        try:
-            result = train_epoch(
-                replica, optimizer, batches, settings, epoch=1, show_progress=False
-            )
+    def run(name: str, skip: bool) -> dict:
+        torch.manual_seed(0)
+        model = _NaNOnRank(rank)
+        try:  # 2 steps of 16 (8 a process) per epoch
+            fit(
+                model, images, run_dir=out_dir / name, epochs=2, batch_size=16, lr=0.1,
+                skip_nonfinite=skip, **quiet,
+            )  # fmt: skip
         except NonFiniteLossError as error:
             return {"error": str(error)}
-        return {"skipped": result.skipped_steps, "examples": result.examples}
+        lines = (out_dir / name / "metrics.jsonl").read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        return {
+            "skipped": [r["skipped_steps"] for r in records],
+            "examples": [r["train_examples"] for r in records],
+            "weights": [p.detach().flatten().tolist() for p in model.parameters()],
+        }
 
-    report = {"skip": run(skip=True)}
-    report["weights"] = [p.detach().flatten().tolist() for p in model.parameters()]
-    report["stop"] = run(skip=False)
-    (out_dir / f"rank{group.rank}.json").write_text(json.dumps(report))
-    torch.distributed.destroy_process_group()
-    # Leave without tearing down the DDP reducer: after the stopped epoch, gloo's worker
-    # thread can still hold a finished all-reduce whose release needs the GIL while the
-    # reducer's destructor, holding the GIL, joins that thread (a torch teardown deadlock
-    # seen once in CI under load). The report is written; nothing else is left to do.
-    sys.stdout.flush()
-    os._exit(0)
+    # one run a job: fit joins the process group torchrun describes and leaves it
+    mode = sys.argv[2]
+    report = run(mode, skip=mode == "skip")
+    (out_dir / f"{mode}{rank}.json").write_text(json.dumps(report))
+    # and leave as any script does: fit has torn the process group down itself
 
 
 if __name__ == "__main__":  # pytest's doctest collection imports this file

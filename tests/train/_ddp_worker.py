@@ -23,6 +23,7 @@ def main() -> None:
         ema=True,
         restart_dead_codes=2,
         device="cpu",
+        log="tensorboard",
     )
     summary = train(config, run_dir, show_progress=False, log=lambda line: None)
     rank = int(os.environ["RANK"])  # train() has left the process group it joined

@@ -4,13 +4,17 @@ as one process on the whole batches."""
 import importlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from genlatent import VAE, fit
 from genlatent.train import train
@@ -26,15 +30,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(script: Path, *args: Path, timeout: float = 300) -> None:
+def _torchrun(script: Path, *args: Path | str, timeout: float = 300) -> None:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
         "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
         str(script), *map(str, args),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # a session of its own: a job that outlives the timeout is killed whole, workers too
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    ) as job:  # fmt: skip
+        try:
+            _, stderr = job.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.communicate()
+            raise
+    assert job.returncode == 0, stderr[-3000:]
 
 
 def test_two_process_training_keeps_replicas_identical(tmp_path):
@@ -61,15 +75,29 @@ def test_two_process_training_keeps_replicas_identical(tmp_path):
     assert saved.keys() == first.keys()
     for name in first:
         assert torch.equal(saved[name], first[name]), name
+    # only rank 0 tracks: one writer's event file, one point per evaluation
+    (events,) = (run_dir / "tensorboard").iterdir()
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    assert [p.value for p in accumulator.Scalars("epoch")] == [1, 2]
 
 
-def test_a_nan_on_one_replica_is_skipped_or_stops_on_all(tmp_path):
-    _torchrun(NONFINITE_WORKER, tmp_path)
-    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    for report in reports:
-        assert report["skip"] == {"skipped": 1, "examples": 3 * 8}  # 3 of 4 steps, 4 + 4 rows
-        assert report["stop"]["error"].startswith("non-finite loss at epoch 1, step 2: loss")
-    assert reports[0]["weights"] == reports[1]["weights"]
+def test_a_nan_on_one_replica_is_skipped_or_stops_on_all_and_both_exit(tmp_path):
+    """Through `fit`, one torchrun job each: skipped together, then stopped together by
+    `NonFiniteLossError` on both ranks, after which the processes leave normally. A
+    teardown that deadlocks (the process group destroyed while the stopped run's DDP
+    reducer still holds it) would hang here: the subprocess timeout fails the test."""
+    for mode in ("skip", "stop"):
+        _torchrun(NONFINITE_WORKER, tmp_path, mode, timeout=120)
+    skipped = [json.loads((tmp_path / f"skip{r}.json").read_text()) for r in (0, 1)]
+    for report in skipped:
+        # step 2 (the last of epoch 1) skipped on both ranks: 16 examples in epoch 1
+        assert report["skipped"] == [1, 0]
+        assert report["examples"] == [16, 32]
+    assert skipped[0]["weights"] == skipped[1]["weights"]
+    for rank in (0, 1):
+        stopped = json.loads((tmp_path / f"stop{rank}.json").read_text())
+        assert stopped["error"].startswith("non-finite loss at epoch 1, step 2: loss")
 
 
 EQUIVALENCE_WORKER = Path(__file__).with_name("_ddp_equivalence_worker.py")
@@ -180,6 +208,38 @@ def test_two_processes_train_as_one_on_the_whole_batches(tmp_path):
     for run, examples in [("vae", 1000), ("vqvae", 320)]:
         lines = (tmp_path / "ddp" / run / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["train_examples"] for line in lines] == [examples] * 2
+
+
+FOLDER_WORKER = Path(__file__).with_name("_ddp_folder_worker.py")
+
+
+def test_two_processes_read_disjoint_shards_of_a_folder_that_covers_the_data(tmp_path):
+    """21 JPEGs, a global batch of 4 (2 per rank): each epoch's order is
+    ``randperm(21)`` seeded ``seed + epoch``, padded by its first item to 22, and rank r
+    reads positions ``r, r + 2, ...``: the two shards share only the padded item and
+    together read every image."""
+    images, out_dir = tmp_path / "images", tmp_path / "reads"
+    images.mkdir()
+    out_dir.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(21):
+        pixels = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{i:02d}.jpg")
+    _torchrun(FOLDER_WORKER, images, tmp_path / "run", out_dir, timeout=300)
+
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["train_examples"] for line in lines] == [22, 22]  # 11 per rank
+    reads = {}
+    for rank in (0, 1):
+        pairs = [line.split() for line in (out_dir / f"reads{rank}.txt").read_text().splitlines()]
+        reads[rank] = {(int(e), int(i)) for e, i in pairs if int(e) >= 0}
+    for epoch in (1, 2):
+        shards = [sorted(i for e, i in reads[rank] if e == epoch) for rank in (0, 1)]
+        order = torch.randperm(21, generator=torch.Generator().manual_seed(epoch)).tolist()
+        padded = [*order, order[0]]
+        assert shards == [sorted(set(padded[0::2])), sorted(set(padded[1::2]))]
+        assert set(shards[0]) & set(shards[1]) == {order[0]}  # only the padded item
+        assert set(shards[0]) | set(shards[1]) == set(range(21))
 
 
 def test_gradient_accumulation_under_two_processes_trains_as_one(tmp_path):

@@ -30,6 +30,7 @@ EPILOG = """examples:
   genlatent train vae --dataset mnist --data-dir ~/data/mnist --out runs/mnist-vae
   genlatent train vqvae --dataset cifar10 --data-dir ~/data --ema --out runs/cifar-vqvae
   genlatent train vqvae --dataset folder --data-dir ~/photos --image-size 64 --workers 4
+  genlatent train vae --dataset digits --log tensorboard --out runs/digits-vae
   genlatent train --model examples/conditional_vae.py:build --dataset digits
   genlatent train prior runs/mnist-vqvae --conditional --epochs 20
   genlatent train --resume runs/mnist-vae
@@ -102,9 +103,10 @@ def _add_train(commands: Any) -> None:
     )
     train.add_argument(
         "--prior",
-        choices=("transformer", "pixelcnn"),
+        choices=("transformer", "pixelcnn", "maskgit"),
         default=None,
-        help="with 'prior': the architecture (default transformer)",
+        help="with 'prior': the architecture (default transformer; maskgit: a masked "
+        "parallel prior, sampled in --steps steps)",
     )
     train.add_argument(
         "--conditional", action="store_true", help="with 'prior': condition on the class labels"
@@ -136,8 +138,8 @@ def _add_train(commands: Any) -> None:
     train.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue the run in RUN_DIR; --epochs, --data-dir, --download, --device and "
-        "--workers may change, other options must match the run's",
+        help="continue the run in RUN_DIR; --epochs, --data-dir, --download, --device, "
+        "--workers and --log may change, other options must match the run's",
     )
     train.add_argument(
         "--overwrite",
@@ -171,6 +173,7 @@ def _add_inspection(commands: Any) -> None:
         help="with --samples: draw the prior's samples with this classifier-free guidance "
         "(a conditional prior trained with --label-dropout; default 1, no guidance)",
     )  # fmt: skip
+    _add_steps(evaluate, "with --samples: ")
     _add_prior_choice(evaluate)
 
     sample = commands.add_parser(
@@ -208,12 +211,20 @@ def _add_inspection(commands: Any) -> None:
         help="classifier-free guidance of a conditional prior trained with --label-dropout: "
         "0 unconditional, 1 the conditional model (default), above 1 more class-like",
     )  # fmt: skip
+    _add_steps(sample, "")
     sample.add_argument("--checkpoint", default="best", choices=["best", "last"])
     _add_prior_choice(sample)
 
     plot = commands.add_parser("plot", help="loss curves, latent map, interpolation, code usage")
     plot.add_argument("run_dir", help="a run directory")
     plot.add_argument("--data-dir", help="override the dataset folder stored in the run")
+
+
+def _add_steps(parser: argparse.ArgumentParser, prefix: str) -> None:
+    parser.add_argument(
+        "--steps", type=int, default=None, metavar="S",
+        help=f"{prefix}draw each grid in S parallel steps (a maskgit prior; default 8)",
+    )  # fmt: skip
 
 
 def _add_prior_choice(parser: argparse.ArgumentParser) -> None:
@@ -455,8 +466,10 @@ def _eval(args: argparse.Namespace) -> int:
 
         results |= sample_quality(
             args.run_dir, args.samples, prior=prior, data_dir=args.data_dir,
-            guidance_scale=args.guidance_scale, log=log,
+            guidance_scale=args.guidance_scale, steps=args.steps, log=log,
         )  # fmt: skip
+    elif args.steps is not None:
+        raise ValueError("--steps applies to eval --samples only")
     if args.json:
         print(json.dumps(results, indent=2, sort_keys=True))
     else:
@@ -495,7 +508,8 @@ def _sample(args: argparse.Namespace) -> int:
     path = sample_run(
         args.run_dir, args.num, Path(args.out), seed=args.seed, checkpoint=args.checkpoint,
         prior=_prior_of(args, log), labels=args.label, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, guidance_scale=args.guidance_scale, log=log,
+        top_k=args.top_k, top_p=args.top_p, guidance_scale=args.guidance_scale,
+        steps=args.steps, log=log,
     )  # fmt: skip
     print(f"wrote {path}")
     return 0

@@ -9,6 +9,7 @@ Imports only torch and the standard library; scikit-learn is imported lazily by
 from __future__ import annotations
 
 from genlatent.data._errors import DataError, DownloadError
+from genlatent.data.augment import Augment
 from genlatent.data.batching import Batch, TensorBatches, as_batches
 from genlatent.data.binarize import DynamicBinarization, binarize, binarized_mnist
 from genlatent.data.cifar import CIFAR10_CLASSES, load_cifar10
@@ -25,6 +26,7 @@ __all__ = [
     "CIFAR10_CLASSES",
     "DATASET_NAMES",
     "IMAGE_SUFFIXES",
+    "Augment",
     "Batch",
     "DataError",
     "DownloadError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from torch.utils.data import Dataset
 
 from genlatent._validation import check_positive_int
 from genlatent.data._errors import DataError
+from genlatent.data.augment import Augment
 
 __all__ = ["IMAGE_SUFFIXES", "FolderSplit", "ImageFolder", "folder_splits"]
 
@@ -51,6 +53,9 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         size: the side of the square images returned.
         channels: 1, 3 or 4.
         transform: applied to each uint8 ``(C, size, size)`` image after the crop.
+        augment: train-time random crop and flip (see `Augment`), drawn from the item's
+            index and the epoch set by `set_epoch` (the training set's only: give the
+            test set none).
         skip_unreadable: check every file once, here (Pillow's ``verify``, which reads
             the file without decoding it), and leave out those that fail, recorded in
             `skipped`; by default a file that cannot be read is an error when it is read.
@@ -84,8 +89,10 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         channels: int = 3,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         skip_unreadable: bool = False,
+        augment: Augment | None = None,
     ) -> None:
         self.root = Path(root)
+        self.augment, self.epoch = augment, 0
         self.size = check_positive_int("size", size)
         if channels not in _MODES:
             raise ValueError(f"channels must be one of {tuple(_MODES)}, got {channels!r}")
@@ -119,13 +126,29 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         if not self.files:
             raise FileNotFoundError(f"no readable image files under {str(self.root)!r}")
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the augmentation draws for (`StreamBatches.set_epoch` calls it; a
+        ``DataLoader`` copies the dataset into its workers when an epoch's iteration
+        starts, so they see it)."""
+        self.epoch = int(epoch)
+
+    def with_augment(self, augment: Augment | None) -> ImageFolder:
+        """The same files (listed once) with another augmentation, e.g. ``None`` for the
+        test split of a folder whose training split is augmented."""
+        copied = copy.copy(self)
+        copied.augment = augment
+        return copied
+
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path = self.files[index]
         try:
-            image = load_image(path, size=self.size, channels=self.channels)
+            image = load_image(
+                path, size=self.size, channels=self.channels, augment=self.augment,
+                epoch=self.epoch, index=index,
+            )  # fmt: skip
         except (OSError, ValueError, SyntaxError) as error:  # Pillow's kinds of bad file
             raise DataError(
                 f"{path} cannot be read as an image ({' '.join(str(error).split())}); remove "
@@ -138,25 +161,43 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
     def __repr__(self) -> str:
         return (
             f"ImageFolder(root={str(self.root)!r}, size={self.size}, channels={self.channels}, "
-            f"images={len(self)}, classes={len(self.classes)}, skipped={len(self.skipped)})"
+            f"images={len(self)}, classes={len(self.classes)}, skipped={len(self.skipped)}, "
+            f"augment={self.augment!r})"
         )
 
 
-def load_image(path: str | os.PathLike[str], *, size: int, channels: int = 3) -> torch.Tensor:
+def load_image(
+    path: str | os.PathLike[str],
+    *,
+    size: int,
+    channels: int = 3,
+    augment: Augment | None = None,
+    epoch: int = 0,
+    index: int = 0,
+) -> torch.Tensor:
     """One image file as uint8 ``(C, size, size)``: shorter side resized to ``size``, centre
-    crop (see `ImageFolder`)."""
+    crop (see `ImageFolder`); with ``augment``, the window and flip it draws for
+    ``(epoch, index)`` in the image resized to ``augment.resized_side(size)``."""
     image_module = _pillow()
+    short_side = size if augment is None else augment.resized_side(size)
     with image_module.open(path) as image:
         image = image.convert(_MODES[channels])
         width, height = image.size
         short, long = min(width, height), max(width, height)
-        scaled = (size, int(size * long / short))
+        scaled = (short_side, int(short_side * long / short))
         new_width, new_height = scaled if width <= height else scaled[::-1]
         if (new_width, new_height) != (width, height):
             image = image.resize((new_width, new_height), image_module.Resampling.BILINEAR)
-        top = round((new_height - size) / 2)
-        left = round((new_width - size) / 2)
+        if augment is None:
+            top, left, flip = round((new_height - size) / 2), round((new_width - size) / 2), False
+        else:
+            draw = augment.draw(
+                epoch=epoch, index=index, height=new_height, width=new_width, size=size
+            )
+            top, left, flip = draw.top, draw.left, draw.flip
         image = image.crop((left, top, left + size, top + size))
+        if flip:
+            image = image.transpose(image_module.Transpose.FLIP_LEFT_RIGHT)
         pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
     return pixels.reshape(size, size, channels).permute(2, 0, 1).contiguous()
 
@@ -190,25 +231,35 @@ class FolderSplit(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.indices)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Pass the epoch on to the folder (its augmentation draws from it)."""
+        if hasattr(self.folder, "set_epoch"):
+            self.folder.set_epoch(epoch)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.folder[self.indices[index]]
 
 
 def folder_splits(
-    root: str | os.PathLike[str], *, size: int, test_fraction: float = 0.1, seed: int = 0
+    root: str | os.PathLike[str],
+    *,
+    size: int,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    augment: Augment | None = None,
 ) -> tuple[ImageFolder | FolderSplit, ImageFolder | FolderSplit]:
     """The training and test images of a folder: ``root/train`` and ``root/test`` where
     both exist (each an `ImageFolder`), else a split of every image under ``root``: the
     first $\\max(1, \\operatorname{round}(f N))$ of ``torch.randperm(N)`` drawn from
     ``torch.Generator().manual_seed(seed)`` are the test set, the rest (in folder order)
-    the training set.
+    the training set. ``augment`` applies to the training images only.
 
     Raises:
         ValueError: if the split would leave no training image.
     """
     root = Path(root)
     if (root / "train").is_dir() and (root / "test").is_dir():
-        train = ImageFolder(root / "train", size=size)
+        train = ImageFolder(root / "train", size=size, augment=augment)
         return train, ImageFolder(root / "test", size=size)
     every = ImageFolder(root, size=size)
     order = torch.randperm(len(every), generator=torch.Generator().manual_seed(seed))
@@ -220,6 +271,6 @@ def folder_splits(
         )
     held_out, kept = sorted(order[:count].tolist()), sorted(order[count:].tolist())
     return (
-        FolderSplit(every, kept, classes=every.classes),
+        FolderSplit(every.with_augment(augment), kept, classes=every.classes),
         FolderSplit(every, held_out, classes=every.classes),
     )

@@ -203,10 +203,13 @@ class StreamBatches:
             )  # fmt: skip
 
     def set_epoch(self, epoch: int) -> None:
-        """Draw the next iteration's order (and worker seeds) from ``(seed, epoch)``."""
+        """Draw the next iteration's order (and worker seeds) from ``(seed, epoch)``, and
+        tell a dataset with a ``set_epoch`` method (an augmented `ImageFolder`) the epoch."""
         self.epoch = int(epoch)
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
+        if not isinstance(self.data, DataLoader) and hasattr(self.data, "set_epoch"):
+            self.data.set_epoch(epoch)
 
     def __len__(self) -> int:
         """Steps per epoch; a ``TypeError`` for an iterable dataset, which has no length."""

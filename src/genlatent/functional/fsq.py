@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -55,6 +56,7 @@ __all__ = [
     "fsq_bound",
     "fsq_codes",
     "fsq_codes_from_indices",
+    "fsq_rows",
 ]
 
 FSQ_EPS = 1e-3
@@ -77,16 +79,57 @@ def check_levels(levels: object) -> tuple[int, ...]:
     return tuple(levels)
 
 
-def _constants(
+class _Constants(NamedTuple):
+    """What the bound, the round and the index of every call share, per channel $(C,)$."""
+
+    half_level: torch.Tensor
+    negative_offset: torch.Tensor
+    """$-o$, added to $h \tanh(z + s)$."""
+    shift: torch.Tensor
+    half_width: torch.Tensor
+    place: torch.Tensor
+    r"""$\prod_{c' < c} L_{c'}$, in the compute dtype (exact below $2^{24}$ codes)."""
+    centre: torch.Tensor
+    r"""$\sum_c \lfloor L_c / 2 \rfloor \prod_{c' < c} L_{c'}$, a 0-d tensor: the index of
+    the rounded values $0$, so $k = \text{centre} + \sum_c \operatorname{round}(f_c)\,
+    \text{place}_c$."""
+
+
+_CACHE: dict[tuple[tuple[int, ...], torch.device, torch.dtype], _Constants] = {}
+
+
+def _constants(levels: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> _Constants:
+    r"""$h$, $o$, $s$, $\lfloor L/2 \rfloor$ and the index places, made once per levels,
+    device and dtype (traced afresh under ``torch.compile``)."""
+    if torch.compiler.is_compiling():
+        return _compute_constants(levels, device, dtype)
+    key = (levels, device, dtype)
+    cached = _CACHE.get(key)
+    if cached is None:  # ordinary tensors even if the first call runs in inference mode
+        with torch.inference_mode(False), torch.no_grad():
+            cached = _CACHE[key] = _compute_constants(levels, device, dtype)
+    return cached
+
+
+def _compute_constants(
     levels: tuple[int, ...], device: torch.device, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """$h$, $o$, $s$ and $\\lfloor L/2 \\rfloor$ per channel, $(C,)$ each."""
+) -> _Constants:
     count = torch.tensor(levels, device=device, dtype=dtype)
     half_level = (count - 1) * (1 - FSQ_EPS) / 2
     offset = torch.where(torch.remainder(count, 2) == 0, 0.5, 0.0).to(dtype)
     shift = torch.tan(offset / half_level)  # as the reference code (module docstring)
     half_width = torch.floor(count / 2)
-    return half_level, offset, shift, half_width
+    places = [math.prod(levels[:c]) for c in range(len(levels))]
+    centre = sum(place * (level // 2) for place, level in zip(places, levels, strict=True))
+    place = torch.tensor(places, device=device, dtype=dtype)
+    return _Constants(
+        half_level,
+        -offset,
+        shift,
+        half_width,
+        place,
+        torch.tensor(centre, device=device, dtype=dtype),
+    )
 
 
 def _check_rows(inputs: object, levels: tuple[int, ...]) -> torch.Tensor:
@@ -128,10 +171,43 @@ def fsq_bound(inputs: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
     """
     levels = check_levels(levels)
     rows = _check_rows(inputs, levels)
-    dtype = compute_dtype(rows.dtype)
     with torch.autocast(device_type=rows.device.type, enabled=False):
-        half_level, offset, shift, _ = _constants(levels, rows.device, dtype)
-        return torch.tanh(rows.to(dtype) + shift) * half_level - offset
+        return _bound(rows, levels)[0]
+
+
+def _bound(rows: torch.Tensor, levels: tuple[int, ...]) -> tuple[torch.Tensor, _Constants]:
+    """$f(z)$ of checked rows in the compute dtype, and the constants (autocast off)."""
+    dtype = compute_dtype(rows.dtype)
+    constants = _constants(levels, rows.device, dtype)
+    # a multiply, then an add: a fused multiply-add would round differently from the formula
+    bounded = torch.tanh(rows.to(dtype) + constants.shift) * constants.half_level
+    return bounded + constants.negative_offset, constants
+
+
+def _index(rounded: torch.Tensor, constants: _Constants, codebook_size: int) -> torch.Tensor:
+    """Mixed-radix indices $(N,)$ of rounded rows $(N, C)$: one matrix-vector product, exact
+    while the indices fit the compute dtype's integers; int64 digits beyond."""
+    exact = round(2 / torch.finfo(rounded.dtype).eps)  # 2**24 in float32
+    if codebook_size <= exact:
+        return torch.addmv(constants.centre.expand(len(rounded)), rounded, constants.place).long()
+    digits = (rounded + constants.half_width).long()
+    return (digits * constants.place.long()).sum(-1)
+
+
+def fsq_rows(
+    rows: torch.Tensor, levels: tuple[int, ...], *, codes: bool = True
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """`fsq_codes` without its checks, for a caller that has checked the rows and levels
+    (`FSQ`'s forward); ``codes=False`` computes the indices only (no codes, no graph)."""
+    with torch.autocast(device_type=rows.device.type, enabled=False):
+        bounded, constants = _bound(rows, levels)
+        rounded = torch.round(bounded.detach())
+        indices = _index(rounded, constants, math.prod(levels))
+        if not codes:
+            return None, indices
+        # straight-through round: the value is exactly `rounded`, the gradient that of `bounded`
+        quantized = (rounded + (bounded - bounded.detach())) / constants.half_width
+    return quantized, indices
 
 
 def fsq_codes(inputs: torch.Tensor, levels: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,20 +243,9 @@ def fsq_codes(inputs: torch.Tensor, levels: Sequence[int]) -> tuple[torch.Tensor
         tensor([12,  4])
     """
     levels = check_levels(levels)
-    bounded = fsq_bound(inputs, levels)
-    with torch.autocast(device_type=bounded.device.type, enabled=False):
-        rounded = torch.round(bounded.detach())
-        _, _, _, half_width = _constants(levels, bounded.device, bounded.dtype)
-        # straight-through round: the value is exactly `rounded`, the gradient that of `bounded`
-        codes = (rounded + (bounded - bounded.detach())) / half_width
-        digits = (rounded + half_width).long()
-    return codes, (digits * _basis(levels, digits.device)).sum(-1)
-
-
-def _basis(levels: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """$\\prod_{c' < c} L_{c'}$ per channel, int64 $(C,)$."""
-    places = [math.prod(levels[:c]) for c in range(len(levels))]
-    return torch.tensor(places, dtype=torch.int64, device=device)
+    codes, indices = fsq_rows(_check_rows(inputs, levels), levels)
+    assert codes is not None
+    return codes, indices
 
 
 def fsq_codes_from_indices(
@@ -219,9 +284,10 @@ def fsq_codes_from_indices(
     """
     levels = check_levels(levels)
     _check_integer("indices", indices)
-    basis = _basis(levels, indices.device)
+    places = [math.prod(levels[:c]) for c in range(len(levels))]
+    basis = torch.tensor(places, dtype=torch.int64, device=indices.device)
     count = torch.tensor(levels, dtype=torch.int64, device=indices.device)
     digits = torch.div(indices.long().unsqueeze(-1), basis, rounding_mode="floor") % count
     compute = compute_dtype(dtype)
-    _, _, _, half_width = _constants(levels, indices.device, compute)
+    half_width = _constants(levels, indices.device, compute).half_width
     return ((digits.to(compute) - half_width) / half_width).to(dtype)

@@ -9,6 +9,7 @@ from torch import nn
 
 from genlatent._deprecation import renamed_method
 from genlatent._device import module_device
+from genlatent._protocols import declared_keywords
 from genlatent._validation import check_positive_int
 from genlatent.functional._dtype import at_least_float32
 from genlatent.losses.vq import VQVAELoss, vqvae_loss
@@ -163,6 +164,7 @@ class VQVAE(nn.Module, PretrainedMixin):
         top_p: float | None = None,
         generator: torch.Generator | None = None,
         guidance_scale: float = 1.0,
+        steps: int | None = None,
     ) -> torch.Tensor:
         """Draw code grids from ``prior`` and decode them: the VQ-VAE's samples, $(N, *)$.
 
@@ -177,6 +179,12 @@ class VQVAE(nn.Module, PretrainedMixin):
             generator: the source of the prior's draws.
             guidance_scale: passed to ``prior.sample`` when not 1 (classifier-free
                 guidance; a prior without the option is called as before).
+            steps: passed to ``prior.sample`` when given: the parallel steps of a prior
+                that draws a grid in steps, such as `MaskGITPrior`.
+
+        Raises:
+            ValueError: if ``steps`` is given for a prior whose ``sample`` has no ``steps``
+                (one that draws one code at a time).
 
         Example:
             >>> import torch
@@ -188,10 +196,20 @@ class VQVAE(nn.Module, PretrainedMixin):
             torch.Size([3, 1, 8, 8])
         """
         check_positive_int("num_samples", num_samples)
-        guidance = {} if guidance_scale == 1.0 else {"guidance_scale": guidance_scale}
+        options: dict[str, Any] = (
+            {} if guidance_scale == 1.0 else {"guidance_scale": guidance_scale}
+        )
+        if steps is not None:
+            if "steps" not in declared_keywords(prior.sample, ("steps",)):  # type: ignore[arg-type]
+                raise ValueError(
+                    f"steps applies to a prior that draws a grid in parallel steps (such as "
+                    f"MaskGITPrior); {type(prior).__name__} draws one code at a time, got "
+                    f"steps={steps}"
+                )
+            options["steps"] = steps
         indices = prior.sample(  # type: ignore[operator]
             num_samples, labels=labels, temperature=temperature, top_k=top_k, top_p=top_p,
-            generator=generator, **guidance,
+            generator=generator, **options,
         )  # fmt: skip
         device = module_device(self)
         return self.decode(indices.to(device))

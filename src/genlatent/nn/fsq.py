@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 
 from genlatent._validation import check_positive_int
-from genlatent.functional.fsq import check_levels, fsq_codes, fsq_codes_from_indices
+from genlatent.functional.fsq import check_levels, fsq_codes_from_indices, fsq_rows
 from genlatent.functional.quantize import code_counts
 from genlatent.nn._layout import (
     check_indices,
@@ -119,7 +119,9 @@ class FSQ(ProjectedQuantizer, PretrainedMixin):
 
     def _codes(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows $(N, D)$ to grid codes $(N, C)$ (straight-through) and indices $(N,)$."""
-        return fsq_codes(self._project_in(rows), self.levels)
+        codes, indices = fsq_rows(self._project_in(rows), self.levels)
+        assert codes is not None
+        return codes, indices
 
     def forward(self, inputs: torch.Tensor) -> QuantizerOutput:
         """Quantize ``inputs`` to the level grid (no state changes: FSQ has none).
@@ -163,7 +165,7 @@ class FSQ(ProjectedQuantizer, PretrainedMixin):
         """
         rows, packed_shapes = rows_of(inputs, self.dim, channel_last=self.channel_last)
         with torch.no_grad():
-            _, flat_indices = self._codes(rows)
+            _, flat_indices = fsq_rows(self._project_in(rows), self.levels, codes=False)
         return indices_from_rows(flat_indices, packed_shapes)
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:

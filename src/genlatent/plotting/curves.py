@@ -43,9 +43,19 @@ def _panels(keys: set[str]) -> list[tuple[str, str, str]]:
     ]
 
 
-def _series(records: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+def _x_axis(records: Sequence[Mapping[str, Any]]) -> str:
+    """``"step"`` where evaluations are more than one per epoch (a run with ``eval_every``)
+    and every record has its step; else ``"epoch"``."""
+    epochs = [r["epoch"] for r in records]
+    repeated = len(set(epochs)) < len(epochs)
+    return "step" if repeated and all("step" in r for r in records) else "epoch"
+
+
+def _series(
+    records: Sequence[Mapping[str, Any]], key: str, x: str = "epoch"
+) -> tuple[list[float], list[float]]:
     points = [
-        (float(r["epoch"]), float(r[key]))
+        (float(r[x]), float(r[key]))
         for r in records
         if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
     ]
@@ -98,7 +108,8 @@ def loss_curves_figure(records: Sequence[Mapping[str, Any]], *, title: str | Non
     """The figure `plot_loss_curves` writes: one panel per logged term, train and test lines.
 
     Each panel's title names the term; its lines are labelled ``train`` and ``test`` and
-    hold one point per record that logged the term (x: the epoch, y: the value).
+    hold one point per record that logged the term (x: the epoch, or the step where a run
+    evaluated more than once per epoch; y: the value).
 
     Args:
         records: one mapping per epoch with at least ``epoch`` and ``train_loss`` or
@@ -138,14 +149,15 @@ def loss_curves_figure(records: Sequence[Mapping[str, Any]], *, title: str | Non
     from matplotlib.ticker import MaxNLocator  # importable: new_figure imported matplotlib
 
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    x = _x_axis(records)
     for ax, (suffix, name, ylabel) in zip(axes, panels, strict=False):
         names = [suffix] if suffix == "images_per_second" else [f"train_{suffix}", f"test_{suffix}"]
         for key in names:
-            epochs, values = _series(records, key)
-            if epochs:
-                ax.plot(epochs, values, marker="o", markersize=3, label=key.split("_", 1)[0])
+            where, values = _series(records, key, x)
+            if where:
+                ax.plot(where, values, marker="o", markersize=3, label=key.split("_", 1)[0])
         ax.set_title(name)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

@@ -73,11 +73,8 @@ def _check_grid_shape(grid_shape: object) -> tuple[int, ...]:
     return tuple(check_positive_int("grid_shape", size) for size in grid_shape)
 
 
-class _GridPrior(nn.Module):
-    """Base of the priors: argument checks, `loss`, `log_prob`, `logits` and `sample`."""
-
-    loss_unit = "nats/code"
-    """What the loss terms are measured in: nats per code."""
+class _CodeGridModel(nn.Module):
+    """What every model over grids of codes shares: sizes, label and guidance checks."""
 
     def __init__(
         self,
@@ -114,20 +111,6 @@ class _GridPrior(nn.Module):
     def num_positions(self) -> int:
         """$T = h w$ (or $h w s$ for stacked codes), the number of codes in one grid."""
         return math.prod(self.grid_shape)
-
-    # ------------------------------------------------------------------ to implement
-
-    def _forward_logits(self, indices: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Logits $(B, K, h, ws)$ of every conditional, from checked int64 indices
-        $(B, h, ws)$ (the plane of `_plane`)."""
-        raise NotImplementedError
-
-    def _sequential_logits(
-        self, codes: torch.Tensor, labels: torch.Tensor | None, *, use_cache: bool
-    ) -> Iterator[torch.Tensor]:
-        """Yield the logits $(B, K)$ of position $t = 0, 1, \\dots$ of the flat ``codes``
-        $(B, T)$, reading ``codes[:, :t]`` only, which the caller may fill in between."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ checks
 
@@ -166,6 +149,59 @@ class _GridPrior(nn.Module):
             raise ValueError(f"labels must have shape (B,) = ({batch},), got {tuple(labels.shape)}")
         _check_range("labels", labels, self._embedded_classes)
         return labels.long()
+
+    def _drop_labels(
+        self, labels: torch.Tensor | None, batch: int, generator: torch.Generator | None
+    ) -> torch.Tensor | None:
+        """Checked labels; in training mode with ``label_dropout`` $p > 0$ each is replaced by
+        the null class with probability $p$ (one uniform per label from ``generator``)."""
+        if self.num_classes is None:
+            return None
+        labels = self._check_labels(labels, batch)
+        if self.training and self.label_dropout > 0 and labels is not None:
+            drop = torch.rand(labels.shape, generator=generator, device=labels.device)
+            labels = torch.where(drop < self.label_dropout, self._embedded_classes - 1, labels)
+        return labels
+
+    def _check_guidance(self, guidance_scale: object) -> float:
+        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)):
+            raise TypeError(f"guidance_scale must be a float, got {type(guidance_scale).__name__}")
+        if not (guidance_scale >= 0 and math.isfinite(guidance_scale)):
+            raise ValueError(f"guidance_scale must be >= 0 and finite, got {guidance_scale}")
+        if guidance_scale != 1.0 and self.null_class is None:
+            raise ValueError(
+                f"guidance_scale={guidance_scale} needs a class-conditional prior trained with "
+                "label_dropout > 0 (the null class is its unconditional model); this prior has "
+                f"num_classes={self.num_classes}, label_dropout={self.label_dropout}"
+            )
+        return float(guidance_scale)
+
+    def extra_repr(self) -> str:
+        conditional = f", num_classes={self.num_classes}" if self.num_classes is not None else ""
+        if self.label_dropout:
+            conditional += f", label_dropout={self.label_dropout}"
+        return f"codebook_size={self.codebook_size}, grid_shape={self.grid_shape}{conditional}"
+
+
+class _GridPrior(_CodeGridModel):
+    """Base of the autoregressive priors: `loss`, `log_prob`, `logits` and `sample`."""
+
+    loss_unit = "nats/code"
+    """What the loss terms are measured in: nats per code."""
+
+    # ------------------------------------------------------------------ to implement
+
+    def _forward_logits(self, indices: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Logits $(B, K, h, ws)$ of every conditional, from checked int64 indices
+        $(B, h, ws)$ (the plane of `_plane`)."""
+        raise NotImplementedError
+
+    def _sequential_logits(
+        self, codes: torch.Tensor, labels: torch.Tensor | None, *, use_cache: bool
+    ) -> Iterator[torch.Tensor]:
+        """Yield the logits $(B, K)$ of position $t = 0, 1, \\dots$ of the flat ``codes``
+        $(B, T)$, reading ``codes[:, :t]`` only, which the caller may fill in between."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ the protocol
 
@@ -260,10 +296,7 @@ class _GridPrior(nn.Module):
         if self.num_classes is None:
             labels = None
         elif self.training and self.label_dropout > 0 and labels is not None:
-            labels = self._check_labels(labels, check_tensor("indices", indices).shape[0])
-            assert labels is not None
-            drop = torch.rand(labels.shape, generator=generator, device=labels.device)
-            labels = torch.where(drop < self.label_dropout, self._embedded_classes - 1, labels)
+            labels = self._drop_labels(labels, check_tensor("indices", indices).shape[0], generator)
         per_grid = -self.log_prob(indices, labels) / self.num_positions
         if reduction == "mean":
             per_grid = per_grid.mean()
@@ -306,25 +339,6 @@ class _GridPrior(nn.Module):
                 )
                 codes[:, t] = drawn.repeat(2) if guided else drawn
         return codes[:num].reshape(num, *self.grid_shape)
-
-    def _check_guidance(self, guidance_scale: object) -> float:
-        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)):
-            raise TypeError(f"guidance_scale must be a float, got {type(guidance_scale).__name__}")
-        if not (guidance_scale >= 0 and math.isfinite(guidance_scale)):
-            raise ValueError(f"guidance_scale must be >= 0 and finite, got {guidance_scale}")
-        if guidance_scale != 1.0 and self.null_class is None:
-            raise ValueError(
-                f"guidance_scale={guidance_scale} needs a class-conditional prior trained with "
-                "label_dropout > 0 (the null class is its unconditional model); this prior has "
-                f"num_classes={self.num_classes}, label_dropout={self.label_dropout}"
-            )
-        return float(guidance_scale)
-
-    def extra_repr(self) -> str:
-        conditional = f", num_classes={self.num_classes}" if self.num_classes is not None else ""
-        if self.label_dropout:
-            conditional += f", label_dropout={self.label_dropout}"
-        return f"codebook_size={self.codebook_size}, grid_shape={self.grid_shape}{conditional}"
 
 
 def _check_label_dropout(label_dropout: object, num_classes: int | None) -> float:

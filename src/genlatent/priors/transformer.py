@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,8 @@ class _KVCache:
 
 
 class _SelfAttention(nn.Module):
-    """Multi-head causal self-attention (Vaswani et al. 2017) through SDPA."""
+    """Multi-head self-attention (Vaswani et al. 2017) through SDPA: causal, or over every
+    position (``causal=False``, a bidirectional encoder)."""
 
     def __init__(
         self,
@@ -35,10 +36,13 @@ class _SelfAttention(nn.Module):
         dropout: float,
         device: torch.device | str | None,
         dtype: torch.dtype | None,
+        *,
+        causal: bool = True,
     ) -> None:
         super().__init__()
         self.heads = heads
         self.dropout = dropout
+        self.causal = causal
         self.qkv = nn.Linear(dim, 3 * dim, device=device, dtype=dtype)
         self.proj = nn.Linear(dim, dim, device=device, dtype=dtype)
 
@@ -51,7 +55,7 @@ class _SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self._split(x)
         dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=self.causal)
         return self.proj(rearrange(y, "b heads t d -> b t (heads d)"))
 
     def step(self, x: torch.Tensor, cache: _KVCache, position: int) -> torch.Tensor:
@@ -77,11 +81,13 @@ class _Block(nn.Module):
         dropout: float,
         device: torch.device | str | None,
         dtype: torch.dtype | None,
+        *,
+        causal: bool = True,
     ) -> None:
         super().__init__()
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
         self.attention_norm = nn.LayerNorm(dim, **factory)
-        self.attention = _SelfAttention(dim, heads, dropout, device, dtype)
+        self.attention = _SelfAttention(dim, heads, dropout, device, dtype, causal=causal)
         self.mlp_norm = nn.LayerNorm(dim, **factory)
         self.mlp = nn.Sequential(
             nn.Linear(dim, 4 * dim, **factory),
@@ -99,7 +105,89 @@ class _Block(nn.Module):
         return x + self.residual_dropout(self.mlp(self.mlp_norm(x)))
 
 
-class TransformerPrior(_GridPrior, PretrainedMixin):
+class _TransformerLayers(nn.Module):
+    """What the transformer priors share: argument checks, embeddings (codes, positions, a
+    start vector or the classes), pre-norm blocks and the head, GPT-2 initialisation.
+
+    A base of `_CodeGridModel` subclasses, built by `_build_layers` after their own
+    ``__init__`` (it reads ``codebook_size``, ``num_positions``, ``num_classes`` and
+    ``_embedded_classes``); ``input_codes`` rows of code embeddings (MaskGIT adds a mask
+    token), ``causal`` attention or not.
+    """
+
+    codebook_size: int
+    num_classes: int | None
+    if TYPE_CHECKING:  # properties of `_CodeGridModel`
+
+        @property
+        def num_positions(self) -> int: ...
+
+        @property
+        def _embedded_classes(self) -> int: ...
+
+    def _build_layers(
+        self,
+        input_codes: int,
+        *,
+        layers: int,
+        heads: int,
+        dim: int,
+        dropout: float,
+        causal: bool,
+        device: torch.device | str | None,
+        dtype: torch.dtype | None,
+    ) -> None:
+        self.layers = check_positive_int("layers", layers)
+        self.heads = check_positive_int("heads", heads)
+        self.dim = check_positive_int("dim", dim)
+        if dim % heads:
+            raise ValueError(f"heads must divide dim, got dim={dim} and heads={heads}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+            raise TypeError(f"dropout must be a float, got {type(dropout).__name__}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
+        factory: dict[str, Any] = {"device": device, "dtype": dtype}
+        self.code_embedding = nn.Embedding(input_codes, dim, **factory)
+        self.position_embedding = nn.Parameter(torch.empty(self.num_positions, dim, **factory))
+        self.start: nn.Parameter | None = None
+        self.class_embedding: nn.Embedding | None = None
+        if self.num_classes is None:
+            self.start = nn.Parameter(torch.empty(dim, **factory))
+        else:
+            self.class_embedding = nn.Embedding(self._embedded_classes, dim, **factory)
+        self.embedding_dropout = nn.Dropout(self.dropout)
+        self.blocks = nn.ModuleList(
+            _Block(dim, heads, self.dropout, device, dtype, causal=causal) for _ in range(layers)
+        )
+        self.final_norm = nn.LayerNorm(dim, **factory)
+        self.head = nn.Linear(dim, self.codebook_size, bias=False, **factory)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """N(0, 0.02) weights and zero biases, as GPT-2 (without its scaled residual init)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.position_embedding, std=0.02)
+        if self.start is not None:
+            nn.init.normal_(self.start, std=0.02)
+
+    def _start_token(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """The input at position 0, ``(B, 1, D)``."""
+        if self.class_embedding is not None and labels is not None:
+            return rearrange(self.class_embedding(labels), "b d -> b 1 d")
+        if self.start is not None and labels is None:
+            return self.start.expand(batch, 1, self.dim)
+        raise RuntimeError("labels must match num_classes (checked by _check_labels)")
+
+    def _layers_repr(self) -> str:
+        return f"layers={self.layers}, heads={self.heads}, dim={self.dim}, dropout={self.dropout}"
+
+
+class TransformerPrior(_GridPrior, _TransformerLayers, PretrainedMixin):
     r"""A causal transformer prior over a grid of code indices, in raster order.
 
     A decoder-only transformer (Vaswani et al. 2017; the GPT-2 layout, pre-norm blocks)
@@ -174,51 +262,10 @@ class TransformerPrior(_GridPrior, PretrainedMixin):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(codebook_size, grid_shape, num_classes, label_dropout)
-        self.layers = check_positive_int("layers", layers)
-        self.heads = check_positive_int("heads", heads)
-        self.dim = check_positive_int("dim", dim)
-        if dim % heads:
-            raise ValueError(f"heads must divide dim, got dim={dim} and heads={heads}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise TypeError(f"dropout must be a float, got {type(dropout).__name__}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.dropout = float(dropout)
-        factory: dict[str, Any] = {"device": device, "dtype": dtype}
-        self.code_embedding = nn.Embedding(self.codebook_size, dim, **factory)
-        self.position_embedding = nn.Parameter(torch.empty(self.num_positions, dim, **factory))
-        self.start: nn.Parameter | None = None
-        self.class_embedding: nn.Embedding | None = None
-        if num_classes is None:
-            self.start = nn.Parameter(torch.empty(dim, **factory))
-        else:
-            self.class_embedding = nn.Embedding(self._embedded_classes, dim, **factory)
-        self.embedding_dropout = nn.Dropout(self.dropout)
-        self.blocks = nn.ModuleList(
-            _Block(dim, heads, self.dropout, device, dtype) for _ in range(layers)
-        )
-        self.final_norm = nn.LayerNorm(dim, **factory)
-        self.head = nn.Linear(dim, self.codebook_size, bias=False, **factory)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """N(0, 0.02) weights and zero biases, as GPT-2 (without its scaled residual init)."""
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
-        nn.init.normal_(self.position_embedding, std=0.02)
-        if self.start is not None:
-            nn.init.normal_(self.start, std=0.02)
-
-    def _start_token(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """The input at position 0, ``(B, 1, D)``."""
-        if self.class_embedding is not None and labels is not None:
-            return rearrange(self.class_embedding(labels), "b d -> b 1 d")
-        if self.start is not None and labels is None:
-            return self.start.expand(batch, 1, self.dim)
-        raise RuntimeError("labels must match num_classes (checked by _check_labels)")
+        self._build_layers(
+            self.codebook_size, layers=layers, heads=heads, dim=dim, dropout=dropout,
+            causal=True, device=device, dtype=dtype,
+        )  # fmt: skip
 
     def _run(self, inputs: torch.Tensor) -> torch.Tensor:
         """Blocks and head over a sequence ``(B, t, D)`` of inputs at positions ``0..t-1``."""
@@ -311,7 +358,4 @@ class TransformerPrior(_GridPrior, PretrainedMixin):
         )  # fmt: skip
 
     def extra_repr(self) -> str:
-        return (
-            f"{super().extra_repr()}, layers={self.layers}, heads={self.heads}, dim={self.dim}, "
-            f"dropout={self.dropout}"
-        )
+        return f"{super().extra_repr()}, {self._layers_repr()}"

@@ -1,6 +1,7 @@
 """The reference trainer: `fit` for any model that follows the protocol, `train` for presets.
 
-Needs the ``train`` extra for images (Pillow) and progress bars (tqdm).
+Needs the ``train`` extra for images (Pillow) and progress bars (tqdm); the ``tensorboard``
+and ``wandb`` extras for those trackers.
 """
 
 from genlatent.train.checkpoint import CheckpointError, load_checkpoint
@@ -21,6 +22,7 @@ from genlatent.train.runner import train
 from genlatent.train.runs import LoadedRun, evaluate_run, load_run
 from genlatent.train.sampling import sample_run
 from genlatent.train.schedule import LRSchedule
+from genlatent.train.trackers import TensorBoardTracker, Tracker, WandbTracker
 
 __all__ = [
     "CheckpointError",
@@ -31,8 +33,11 @@ __all__ = [
     "RunDirectory",
     "RunDirectoryError",
     "RunSummary",
+    "TensorBoardTracker",
+    "Tracker",
     "TrainConfig",
     "TrainerSettings",
+    "WandbTracker",
     "WeightEMA",
     "encode_codes",
     "evaluate_prior",

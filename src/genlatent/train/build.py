@@ -9,6 +9,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from genlatent.data.augment import Augment
 from genlatent.data.binarize import TEST_SEED, binarized
 from genlatent.data.collect import as_tensors
 from genlatent.data.dataset import ImageDataset
@@ -130,9 +131,12 @@ def load_training_sets(
 
 def _folders(config: TrainConfig) -> tuple[ImageFolder | FolderSplit, ImageFolder | FolderSplit]:
     fraction = 0.1 if config.test_fraction is None else config.test_fraction
+    augment = (
+        None if config.augment is None else Augment.from_names(config.augment, seed=config.seed)
+    )
     return folder_splits(
         str(config.data_dir), size=int(config.image_size or 0), test_fraction=fraction,
-        seed=config.seed,
+        seed=config.seed, augment=augment,
     )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from genlatent._validation import (
     check_positive_float,
     check_positive_int,
 )
+from genlatent.data.augment import Augment
 from genlatent.models.presets import PRESETS as PRESET_BUILDERS
 from genlatent.models.quantizers import QUANTIZERS, quantizer_options
 from genlatent.train.spec import absolute_spec
@@ -46,9 +47,13 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "custom": {"lr": 1e-3, "batch_size": 128, "epochs": 10},
 }
 
-RESUMABLE = ("epochs", "max_steps", "data_dir", "download", "device", "workers")
-"""What may change when a run is resumed: how long, where its data is, where it runs and
-how many processes read it."""
+RESUMABLE = ("epochs", "max_steps", "data_dir", "download", "device", "workers", "log")
+"""What may change when a run is resumed: how long, where its data is, where it runs, how
+many processes read it and where else its metrics go."""
+
+TRACKERS = ("tensorboard", "wandb")
+"""The built-in trackers ``log`` can name (see `genlatent.train.trackers`); each writes in
+the run directory's folder of its name."""
 
 
 def is_model_spec(model: object) -> bool:
@@ -80,6 +85,10 @@ class TrainerSettings:
     test_fraction: float | None = None
     """--dataset folder without train/ and test/: the share of images held out as the test
     set, drawn with --seed (default 0.1)."""
+    augment: str | None = None
+    """--dataset folder: train-time augmentation of the training images, flip and/or crop
+    (e.g. flip,crop): a mirror image half the time, a random window of the image resized
+    to 1.125x the size; drawn from --seed, the epoch and the image, so resumes repeat them."""
     download: bool = False
     """Fetch missing dataset files (verified by SHA-256) into the data folder."""
     epochs: int | None = None
@@ -131,9 +140,13 @@ class TrainerSettings:
     """Use only the first N training examples (quick runs and tests)."""
     test_limit: int | None = None
     """Use only the first N test examples."""
+    log: str | None = None
+    """Also send the metrics, pictures and config to tensorboard, wandb or both
+    (tensorboard,wandb), each an optional extra; metrics.jsonl is written all the same."""
 
     def __post_init__(self) -> None:
         check_choice("dataset", self.dataset, DATASETS)
+        tracker_names(self.log)
         check_choice("precision", self.precision, PRECISIONS)
         for name in ("epochs", "batch_size", "max_steps", "eval_every", "save_every"):
             if getattr(self, name) is not None:
@@ -169,7 +182,7 @@ class TrainerSettings:
         """--image-size and --test-fraction apply to --dataset folder only, which needs
         --data-dir and --image-size."""
         if self.dataset != "folder":
-            for name in ("image_size", "test_fraction"):
+            for name in ("image_size", "test_fraction", "augment"):
                 if getattr(self, name) is not None:
                     raise ValueError(
                         f"{name} applies only to dataset='folder', got dataset={self.dataset!r}"
@@ -185,6 +198,30 @@ class TrainerSettings:
             or not 0 < fraction < 1
         ):  # fmt: skip
             raise ValueError(f"test_fraction must lie in (0, 1), got {fraction!r}")
+        if self.augment is not None:
+            Augment.from_names(self.augment)  # raises on a name it does not know
+
+
+def tracker_names(log: str | None) -> tuple[str, ...]:
+    """The built-in trackers that a ``log`` setting names, in order.
+
+    Raises:
+        ValueError: on a name not in `TRACKERS`, a repeated or empty one.
+
+    Example:
+        >>> tracker_names("tensorboard,wandb"), tracker_names(None)
+        (('tensorboard', 'wandb'), ())
+    """
+    if log is None:
+        return ()
+    names = tuple(part.strip() for part in str(log).split(","))
+    if not isinstance(log, str) or not all(name in TRACKERS for name in names):
+        raise ValueError(
+            f"log must name trackers among {TRACKERS}, separated by commas, got {log!r}"
+        )
+    if len(set(names)) < len(names):
+        raise ValueError(f"log must name each tracker once, got {log!r}")
+    return names
 
 
 @dataclass(frozen=True)

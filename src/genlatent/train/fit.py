@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -27,7 +27,7 @@ from genlatent.pretrained import module_config
 from genlatent.train.build import resolve_device
 from genlatent.train.config import OBJECTIVE_OPTIONS, TrainConfig
 from genlatent.train.datacheck import check_examples_finite, check_model_takes
-from genlatent.train.distributed import ProcessGroup, setup_distributed
+from genlatent.train.distributed import ProcessGroup, leave_process_group, setup_distributed
 from genlatent.train.ema import WeightEMA
 from genlatent.train.loop import (
     EpochResult,
@@ -51,6 +51,7 @@ from genlatent.train.resume import prepare_run
 from genlatent.train.rundir import RunDirectory
 from genlatent.train.schedule import LRSchedule
 from genlatent.train.streamed import StreamedData
+from genlatent.train.trackers import RunTrackers, Tracker, split_trackers
 
 __all__ = ["RunData", "RunSummary", "fit"]
 
@@ -149,6 +150,7 @@ def fit(
     loss_options: Mapping[str, Any] | None = None,
     binarize: bool = False,
     num_workers: int = 0,
+    trackers: Sequence[str | Tracker] = (),
     resume: bool = False,
     overwrite: bool = False,
     show_progress: bool | None = None,
@@ -177,11 +179,13 @@ def fit(
     in the middle of an epoch holds how far the epoch got; the batches before are skipped
     without being read where the data allows): pass the same model constructor's fresh
     output and the same data; only ``epochs``, ``max_steps`` (either may grow, which
-    stretches a cosine schedule to the new end) and ``device`` may change. A ``run_dir``
+    stretches a cosine schedule to the new end), ``device``, ``num_workers`` and
+    ``trackers`` may change. A ``run_dir``
     whose run never wrote a checkpoint is started again; one with
     checkpoints is replaced only with ``overwrite=True``. Under
     ``torchrun`` it trains with DistributedDataParallel (gloo on CPU, NCCL on GPUs), each
-    process on its share of every batch; rank 0 writes the run directory.
+    process on its share of every batch; rank 0 writes the run directory and tells the
+    trackers.
 
     Args:
         model: an ``nn.Module`` with ``loss(x)`` (see `genlatent.Model`); one that
@@ -235,6 +239,10 @@ def fit(
             held in memory.
         num_workers: worker processes that read streamed data (0: this process), with
             pinned memory on CUDA; the in-memory path needs none.
+        trackers: where else the metrics, pictures and config go: ``"tensorboard"``,
+            ``"wandb"`` (`TensorBoardTracker`, `WandbTracker`; their names are recorded in
+            the run's config as ``log``) and objects of your own that follow `Tracker`.
+            ``metrics.jsonl`` is written all the same.
         resume: continue the run stored in ``run_dir``.
         overwrite: replace a run with checkpoints in ``run_dir``.
         show_progress: progress bars; ``None`` shows them on a terminal.
@@ -265,6 +273,7 @@ def fit(
             "fit needs epochs or max_steps (or both: the run ends at whichever comes first), "
             "got neither"
         )
+    names, own = split_trackers(trackers)
     config = TrainConfig(
         model="custom", dataset="custom", epochs=epochs, batch_size=batch_size, lr=lr,
         max_steps=max_steps, eval_every=eval_every, save_every=save_every,
@@ -272,7 +281,7 @@ def fit(
         grad_accumulation=grad_accumulation, ema_decay=ema_decay, seed=seed, device=device,
         precision=precision, grad_clip=grad_clip,
         skip_nonfinite=skip_nonfinite, compile=compile, binarize=binarize,
-        workers=num_workers, **_objective_fields(loss_options),
+        workers=num_workers, log=names, **_objective_fields(loss_options),
     )  # fmt: skip
     data = _run_data(train_data, test_data, binarize=binarize)
     LossModule(model, config.loss_options())  # check the protocol before anything is written
@@ -280,8 +289,9 @@ def fit(
         RunDirectory(run_dir), config, resume=resume, overwrite=overwrite, log=log
     )
     return run_training(
-        model, data, config, run_dir, fresh=fresh, show_progress=show_progress, log=log
-    )
+        model, data, config, run_dir, fresh=fresh, trackers=own, show_progress=show_progress,
+        log=log,
+    )  # fmt: skip
 
 
 def _run_data(train_data: object, test_data: object, *, binarize: bool) -> RunData | StreamedData:
@@ -314,21 +324,28 @@ def run_training(
     run_dir: str | os.PathLike[str],
     *,
     fresh: bool = True,
+    trackers: Sequence[Tracker] = (),
     show_progress: bool | None = None,
     log: Callable[[str], None] = print,
 ) -> RunSummary:
     """The trainer behind `fit` and `train`: ``config`` holds every setting of the run.
 
     ``fresh`` starts the run (writing ``config.json``); otherwise it continues from the
-    last good checkpoint (`prepare_run` decides which).
+    last good checkpoint (`prepare_run` decides which). ``trackers`` are told too, with the
+    built-in ones ``config.log`` names.
     """
+    tracking = RunTrackers(config.log, trackers)  # a missing package fails before any write
     joined = torch.distributed.is_available() and torch.distributed.is_initialized()
     try:
-        return _Run(model, data, config, RunDirectory(run_dir), fresh, log).train(show_progress)
-    finally:
-        # leave no process group behind that this call created (under torchrun)
-        if not joined and torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        run = _Run(model, data, config, RunDirectory(run_dir), fresh, log, tracking)
+        summary = run.train(show_progress)
+    except BaseException as error:
+        if not joined:  # leave no process group behind that this call created (torchrun)
+            leave_process_group(error, together=isinstance(error, NonFiniteLossError))
+        raise
+    if not joined:
+        leave_process_group()
+    return summary
 
 
 def _optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
@@ -347,6 +364,7 @@ class _Run:
         run: RunDirectory,
         fresh: bool,
         log: Callable[[str], None],
+        trackers: RunTrackers,
     ) -> None:
         self.loss_module = LossModule(model, config.loss_options())
         self.model, self.data, self.run, self.log, self.config = model, data, run, log, config
@@ -354,6 +372,7 @@ class _Run:
             self.data = data.binarized()
         device = resolve_device(self.config.device)
         self.group: ProcessGroup = setup_distributed(device.type)
+        self.trackers = trackers if self.group.is_main else RunTrackers(None)  # rank 0 tracks
         if device.type == "cuda" and self.group.world > 1:
             device = torch.device("cuda", self.group.local_rank)
         self.settings = StepSettings(
@@ -524,8 +543,12 @@ class _Run:
                 else f"{self.epoch} of {self.config.epochs} epochs"
             )
             self.log(f"nothing left to do: the run has {bound}")
-        with validate_args(False):  # once per run, never per step: the loop checks each term
-            record = self._train_steps(show_progress)
+        self.trackers.start(self.run, self.steps)
+        try:
+            with validate_args(False):  # once per run, never per step: the loop checks each term
+                record = self._train_steps(show_progress)
+        finally:
+            self.trackers.finish()
         epochs, _ = self._completed()
         if self.ema is not None:  # the run's result is the average, as load_run gives it
             self.model.load_state_dict(self.ema.state_dict())
@@ -617,10 +640,14 @@ class _Run:
         if self.group.is_main:  # last: a run that has its pictures has its checkpoint
             with self._averaged():
                 images, labels = self.data.shown_images
-                write_pictures(
+                pictures = write_pictures(
                     self.model, images, labels, self.run, seed=self.config.seed,
                     num_classes=self.data.num_classes,
                 )  # fmt: skip
+            self.trackers.log_pictures(pictures, self.steps)
+        # the summary last: once it is printed, the evaluation's files are all written
+        by_steps = self.config.eval_every is not None
+        self.log(_summary_line(record, loss_unit(self.model), show_step=by_steps))
         self.trainer.start_clock()
         return record
 
@@ -643,11 +670,10 @@ class _Run:
             self.run.append_steps(record)
 
     def _log_evaluation(self, record: dict[str, Any]) -> None:
-        """One evaluation: a line of ``metrics.jsonl`` (main process) and the summary line."""
+        """One evaluation: a line of ``metrics.jsonl`` (the main process writes it)."""
         if self.group.is_main:
             self.run.append_metrics(record)
-        by_steps = self.config.eval_every is not None
-        self.log(_summary_line(record, loss_unit(self.model), show_step=by_steps))
+            self.trackers.log_metrics(record, self.steps)
 
     def _save(self, epoch: int, *, improved: bool, checked: bool = False) -> None:
         """``last.pt`` (the previous one kept) and, if ``improved``, ``best.pt``; the

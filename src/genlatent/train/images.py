@@ -12,7 +12,7 @@ from einops import rearrange
 from genlatent._atomic import atomic_write
 from genlatent._validation import check_floating, check_ndim, check_positive_int
 
-__all__ = ["image_grid", "save_image_grid"]
+__all__ = ["image_grid", "save_grid", "save_image_grid"]
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
@@ -76,6 +76,17 @@ def save_image_grid(
 
     ``scale`` enlarges each pixel (nearest neighbour) so small images stay legible.
     """
+    return save_grid(image_grid(images, nrow=nrow, padding=padding), path, scale=scale)
+
+
+def save_grid(grid: torch.Tensor, path: str | os.PathLike[str], *, scale: int = 1) -> Path:
+    """Write a ``uint8`` image $(H, W, C)$ (an `image_grid`) to ``path``, each pixel enlarged
+    to ``scale`` x ``scale`` (nearest neighbour); the format follows the extension.
+
+    Raises:
+        ValueError: on an extension other than ``.png``, ``.jpg`` or ``.jpeg``.
+        ImportError: without Pillow (the ``train`` extra).
+    """
     image_format = _FORMATS.get(Path(path).suffix.lower())
     if image_format is None:
         raise ValueError(
@@ -86,7 +97,6 @@ def save_image_grid(
         from PIL import Image
     except ImportError as error:  # pragma: no cover - exercised only without the extra
         raise ImportError("writing images needs Pillow: pip install 'genlatent[train]'") from error
-    grid = image_grid(images, nrow=nrow, padding=padding)
     array = grid.squeeze(-1).numpy() if grid.shape[-1] == 1 else grid.numpy()
     picture = Image.fromarray(array)
     if scale > 1:

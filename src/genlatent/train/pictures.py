@@ -7,7 +7,7 @@ from torch import nn
 
 from genlatent._device import module_device, seeded_generator
 from genlatent._protocols import declared_keywords
-from genlatent.train.images import save_image_grid
+from genlatent.train.images import image_grid, save_grid
 from genlatent.train.rundir import RunDirectory
 
 __all__ = ["sample_images", "write_pictures"]
@@ -78,15 +78,20 @@ def write_pictures(
     *,
     seed: int,
     num_classes: int | None = None,
-) -> None:
+) -> dict[str, torch.Tensor]:
     """``reconstructions.png`` (inputs above reconstructions) and ``samples.png``, if it can.
 
     Pictures need image-shaped examples $(C, H, W)$ with 1 or 3 channels; a model without
     ``reconstruct`` or ``sample`` gets no such picture. A class-conditional model's samples
     show one row per class.
+
+    Returns:
+        Each picture written, by name (``"reconstructions"``, ``"samples"``): the `image_grid`,
+        ``uint8`` of shape $(H, W, C)$, that the file shows at a larger scale.
     """
+    pictures: dict[str, torch.Tensor] = {}
     if images.ndim != 4 or images.shape[1] not in (1, 3):
-        return
+        return pictures
     was_training = model.training
     model.eval()
     device = module_device(model)
@@ -99,11 +104,14 @@ def write_pictures(
         out = reconstruct(x, labels=y) if takes_labels else reconstruct(x)
         out = out.reshape(x.shape).float().clamp(0, 1)
         rows = [t for pair in zip(x.split(8), out.split(8), strict=True) for t in pair]
-        save_image_grid(torch.cat(rows), run.reconstructions_path, nrow=8, scale=_scale(shape))
+        pictures["reconstructions"] = image_grid(torch.cat(rows), nrow=8)
+        save_grid(pictures["reconstructions"], run.reconstructions_path, scale=_scale(shape))
     if callable(getattr(model, "sample", None)):
         generator = seeded_generator(device, seed)
         wanted = class_labels(model, num_classes, device)
         num = 64 if wanted is None else wanted.numel()
         samples = sample_images(model, num, example_shape=shape, generator=generator, labels=wanted)
-        save_image_grid(samples, run.samples_path, nrow=8, scale=_scale(shape))
+        pictures["samples"] = image_grid(samples, nrow=8)
+        save_grid(pictures["samples"], run.samples_path, scale=_scale(shape))
     model.train(was_training)
+    return pictures

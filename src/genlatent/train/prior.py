@@ -1,8 +1,8 @@
 """The second stage of a VQ-VAE: a prior over its code grids, fitted with the same trainer.
 
 `fit_prior` encodes a trained run's training and test sets with its model (in eval mode,
-under ``no_grad``: no quantizer state changes), fits a `TransformerPrior` or
-`PixelCNNPrior` to the code grids with `fit` in a run directory of its own
+under ``no_grad``: no quantizer state changes), fits a `TransformerPrior`,
+`PixelCNNPrior` or `MaskGITPrior` to the code grids with `fit` in a run directory of its own
 (``RUN_DIR/prior`` by default, resumable like any run), and draws its samples through the
 VQ-VAE's decoder. `load_prior` reads it back.
 """
@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from genlatent._atomic import atomic_write
-from genlatent._device import module_device
+from genlatent._device import module_device, seeded_generator
+from genlatent._protocols import declared_keywords
 from genlatent._validation import check_choice, require_methods
 from genlatent.data.batching import TensorBatches
-from genlatent.priors import PixelCNNPrior, TransformerPrior
+from genlatent.priors import MaskGITPrior, PixelCNNPrior, TransformerPrior
 from genlatent.train.build import load_datasets
 from genlatent.train.fit import RunData, RunSummary, fit
 from genlatent.train.images import save_image_grid
@@ -45,6 +46,7 @@ __all__ = [
 PRIOR_KINDS: dict[str, type[nn.Module]] = {
     "transformer": TransformerPrior,
     "pixelcnn": PixelCNNPrior,
+    "maskgit": MaskGITPrior,
 }
 """The priors `fit_prior` can fit, by name."""
 
@@ -194,7 +196,7 @@ def fit_prior(
 
     Args:
         run_dir: the VQ-VAE's run directory (its best checkpoint is used).
-        prior: ``"transformer"`` or ``"pixelcnn"``.
+        prior: ``"transformer"``, ``"pixelcnn"`` or ``"maskgit"``.
         conditional: condition the prior on the dataset's class labels.
         out: the prior's run directory; default ``run_dir/prior``.
         epochs: passes over the code grids, as for `fit`.
@@ -290,6 +292,10 @@ def load_prior(
     return load_run(folder, checkpoint=checkpoint, model=spec.build(), device=device, log=log)
 
 
+MASK_RATIOS = (0.25, 0.5, 0.75)
+"""The fixed mask ratios at which `evaluate_prior` scores a prior without a likelihood."""
+
+
 def evaluate_prior(
     run_dir: str | os.PathLike[str],
     prior_dir: str | os.PathLike[str] | None = None,
@@ -300,11 +306,19 @@ def evaluate_prior(
 ) -> dict[str, float]:
     """The prior's test negative log-likelihood in bits per code, beside the unigram baseline.
 
-    Returns ``prior_test_bits_per_code`` (exact, from `log_prob`) and
-    ``unigram_test_bits_per_code`` (`unigram_bits_per_code` of the training codes'
-    frequencies), both over the run's test set encoded by its model (its dataset's files
+    Returns ``unigram_test_bits_per_code`` (`unigram_bits_per_code` of the training codes'
+    frequencies) and, for a prior with an exact likelihood (``log_prob``),
+    ``prior_test_bits_per_code``. A prior without one whose ``loss`` takes a
+    ``mask_ratio`` (`MaskGITPrior`) gets instead
+    ``prior_test_masked_bits_per_code_at_25``, ``_at_50`` and ``_at_75``: the
+    cross-entropy of the masked codes with that percentage of every grid masked (seeded
+    masks), which is not a likelihood and not comparable with the bits per code of the
+    other priors. All over the run's test set encoded by its model (its dataset's files
     from ``data_dir`` if given, else where the run read them; or ``datasets``, as for
     `fit_prior`).
+
+    Raises:
+        TypeError: if the prior has neither ``log_prob`` nor a ``loss`` with ``mask_ratio``.
     """
     from genlatent.metrics import evaluate_model, unigram_bits_per_code
 
@@ -318,11 +332,46 @@ def evaluate_prior(
         (codes.test[i : i + 500], None if labels is None else labels[i : i + 500])
         for i in range(0, len(codes.test), 500)
     ]
-    result = evaluate_model(fitted.model, batches)
-    return {
-        "prior_test_bits_per_code": result.terms["bits_per_code"],
-        "unigram_test_bits_per_code": unigram_bits_per_code(codes.train, codes.test, size),
-    }
+    baseline = {"unigram_test_bits_per_code": unigram_bits_per_code(codes.train, codes.test, size)}
+    prior = fitted.model
+    if callable(getattr(prior, "log_prob", None)):
+        result = evaluate_model(prior, batches)
+        return {"prior_test_bits_per_code": result.terms["bits_per_code"], **baseline}
+    loss = getattr(prior, "loss", None)
+    if not callable(loss) or "mask_ratio" not in declared_keywords(loss, ("mask_ratio",)):
+        raise TypeError(
+            f"{type(prior).__name__} has neither log_prob (an exact likelihood) nor a loss "
+            "with mask_ratio (a masked prior): there is nothing to evaluate it on"
+        )
+    scores: dict[str, float] = {}
+    for ratio in MASK_RATIOS:
+        device = module_device(prior)
+        masked = _AtMaskRatio(prior, ratio)
+        result = evaluate_model(masked, batches, generator=seeded_generator(device, 0))
+        scores[f"prior_test_masked_bits_per_code_at_{round(100 * ratio)}"] = result.terms[
+            "bits_per_masked_code"
+        ]
+    return {**scores, **baseline}
+
+
+class _AtMaskRatio(nn.Module):
+    """A masked prior whose ``loss`` masks a fixed ratio of every grid."""
+
+    def __init__(self, prior: nn.Module, ratio: float) -> None:
+        super().__init__()
+        self.prior = prior
+        self.ratio = ratio
+
+    def loss(
+        self,
+        indices: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        return self.prior.loss(  # type: ignore[operator]
+            indices, labels, generator=generator, mask_ratio=self.ratio
+        )
 
 
 def write_prior_samples(source: LoadedRun, prior: nn.Module, path: Path, *, seed: int) -> Path:

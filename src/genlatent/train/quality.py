@@ -59,6 +59,7 @@ def sample_quality(
     data_dir: str | None = None,
     classifier_epochs: int = 2,
     guidance_scale: float = 1.0,
+    steps: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Fréchet distances (and class consistency) of ``num`` samples and reconstructions of a run.
@@ -74,14 +75,19 @@ def sample_quality(
     ``num`` real training images, the value of a perfect model at this sample size.
     ``class_consistency`` is the fraction of class-conditional samples that the
     classifier assigns to the class asked for. ``guidance_scale`` is passed to the
-    prior's draws (classifier-free guidance, see `TransformerPrior.sample`).
+    prior's draws (classifier-free guidance, see `TransformerPrior.sample`), and ``steps``
+    to a prior that samples in parallel steps (`MaskGITPrior.sample`).
 
     Raises:
         TypeError: if the run's model can neither sample, take a prior, nor reconstruct.
-        ValueError: if ``num`` < 2 or exceeds the test set.
+        ValueError: if ``num`` < 2 or exceeds the test set, or ``steps`` without a prior.
     """
     if isinstance(num, bool) or not isinstance(num, int) or num < 2:
         raise ValueError(f"num must be an int >= 2 (a covariance needs two samples), got {num!r}")
+    if steps is not None and prior is None:
+        raise ValueError(
+            f"steps applies to samples of a prior, and no prior is given, got steps={steps}"
+        )
     loaded = load_run(run_dir, log=log)
     samples = prior is not None or callable(getattr(loaded.model, "sample", None))
     reconstructs = callable(getattr(loaded.model, "reconstruct", None))
@@ -114,7 +120,13 @@ def sample_quality(
     labels = None if classes is None else torch.arange(num) % classes
     if prior is not None:
         images = prior_samples(
-            loaded, prior, num, labels=labels, seed=seed, guidance_scale=guidance_scale
+            loaded,
+            prior,
+            num,
+            labels=labels,
+            seed=seed,
+            guidance_scale=guidance_scale,
+            steps=steps,
         )
     else:
         sample = getattr(loaded.model, "sample", None)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from genlatent._atomic import atomic_write
 from genlatent.errors import RunDirectoryError
-from genlatent.train.config import TrainConfig
+from genlatent.train.config import TRACKERS, TrainConfig
 from genlatent.train.spec import SOURCE_DIR, save_source
 
 __all__ = ["RunDirectory", "RunDirectoryError"]
@@ -33,6 +34,8 @@ class RunDirectory:
       source/              copies of the user's files that --model/--quantizer name
       reconstructions.png  test inputs (odd rows) above their reconstructions
       samples.png          decoded from the prior (VAE) or random codes (VQ-VAE)
+      tensorboard/         with --log tensorboard: the event files
+      wandb/               with --log wandb: the W&B run's files and its id
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -46,6 +49,12 @@ class RunDirectory:
     reconstructions_path = property(lambda self: self.path / "reconstructions.png")
     samples_path = property(lambda self: self.path / "samples.png")
     source_dir = property(lambda self: self.path / SOURCE_DIR)
+
+    def tracker_dir(self, name: str) -> Path:
+        """The folder of the built-in tracker ``name`` (one of `TRACKERS`): ``RUN_DIR/name``."""
+        if name not in TRACKERS:
+            raise ValueError(f"name must be one of {TRACKERS}, got {name!r}")
+        return self.path / name
 
     def create(self, config: TrainConfig, built: dict[str, Any] | None = None) -> None:
         """Start a new run here (``built``: see `write_config`); refuses a folder that
@@ -87,7 +96,8 @@ class RunDirectory:
         return [folder / name for name in names if (folder / name).is_file()]
 
     def clear(self) -> list[Path]:
-        """Remove the files a run writes (config, metrics, checkpoints, pictures); return them.
+        """Remove the files a run writes (config, metrics, checkpoints, pictures, the built-in
+        trackers' folders); return them.
 
         Files genlatent did not write are left alone, and so is the folder.
         """
@@ -98,6 +108,10 @@ class RunDirectory:
         removed = [path for path in owned if path.is_file()]
         for path in removed:
             path.unlink()
+        folders = [self.tracker_dir(name) for name in TRACKERS]
+        for folder in (folder for folder in folders if folder.is_dir()):
+            shutil.rmtree(folder)
+            removed.append(folder)
         return removed
 
     def read_config(self) -> TrainConfig:
