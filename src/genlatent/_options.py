@@ -131,8 +131,8 @@ def dataclass_options(cls: type) -> dict[str, Option]:
 
     Example:
         >>> from genlatent.train.config import TrainerSettings
-        >>> dataclass_options(TrainerSettings)["epochs"].help
-        'Passes over the training set.'
+        >>> dataclass_options(TrainerSettings)["batch_size"].help
+        'Examples per batch (an optimizer step takes --grad-accumulation batches).'
     """
     hints = typing.get_type_hints(cls)
     docs = _field_docstrings(cls)

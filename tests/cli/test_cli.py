@@ -56,7 +56,7 @@ def test_entry_points_run_as_modules():
 
 
 def test_bad_input_is_one_clear_line(cli_error, capsys, tmp_path):
-    cli_error(["train", "--dataset", "digits"], "needs a model: vae, vqvae or --model")
+    cli_error(["train", "--dataset", "digits"], "needs a model: vae, vqvae, tokenizer or --model")
     cli_error([*SMALL_VAE, "--epochs", "0", "--out", str(tmp_path / "a")], "epochs", "got 0")
     cli_error([*SMALL_VAE, "--lr", "-1", "--out", str(tmp_path / "b")], "lr")
     cli_error(["eval", str(tmp_path / "missing")], str(tmp_path / "missing"))

@@ -681,7 +681,7 @@ def test_cli_bad_numbers_fail_in_one_line_naming_the_option(option, value, model
     text = f"{value}.5" if option in FLOAT_OPTIONS and value < 0 else str(value)
     err = io.StringIO()
     owner = option_owners().get(CLI_OPTIONS[option])  # the preset the option applies to
-    model = model if owner is None else owner.split()[0]
+    model = model if owner is None else owner.split()[0].rstrip(",")
     argv = ["train", model, option, text, "--device", "cpu", "--out", "/nonexistent/never"]
     with contextlib.redirect_stderr(err):
         status = main(argv)

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from genlatent import VAE, MLPDecoder, MLPEncoder, fit
+from genlatent.data import Augment, ImageFolder
 
 SHAPE = (1, 4, 4)
 MAX_STEPS, EVAL_EVERY, SAVE_EVERY, BATCH, TRAIN = 14, 4, 3, 8, 40  # 5 batches an epoch
@@ -30,14 +31,32 @@ class Items(Dataset):
         return torch.randint(0, 256, SHAPE, dtype=torch.uint8, generator=generator), index % 3
 
 
-def _model() -> VAE:
+def _model(shape: tuple[int, int, int] = SHAPE) -> VAE:
     torch.manual_seed(0)
-    return VAE(MLPEncoder(16, 8, 2), MLPDecoder(2, 8, 16, out_shape=SHAPE))
+    pixels = shape[0] * shape[1] * shape[2]
+    return VAE(MLPEncoder(pixels, 8, 2), MLPDecoder(2, 8, pixels, out_shape=shape))
+
+
+def _folder(root: Path, size: int) -> Path:
+    """``size`` grey 10x9 PNGs (item i from seed i) in two class folders, made once."""
+    from PIL import Image
+
+    if not root.is_dir():
+        for index in range(size):
+            generator = torch.Generator().manual_seed(index)
+            pixels = torch.randint(0, 256, (9, 10), dtype=torch.uint8, generator=generator)
+            folder = root / f"class{index % 2}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.frombytes("L", (10, 9), bytes(pixels.flatten().tolist())).save(
+                folder / f"{index:03d}.png"
+            )
+    return root
 
 
 def run(kind: str, run_dir: Path, *, resume: bool = False) -> None:
-    """The in-memory run with dynamic binarization, or the streamed one with two workers
-    and a cosine schedule; both by steps, evaluated and saved mid-epoch."""
+    """The in-memory run with dynamic binarization, the streamed one with two workers and a
+    cosine schedule, or the same on an image folder with random crops and flips; all by
+    steps, evaluated and saved mid-epoch."""
     common = {
         "batch_size": BATCH, "lr": 1e-2, "max_steps": MAX_STEPS, "eval_every": EVAL_EVERY,
         "save_every": SAVE_EVERY, "log_every": 1, "device": "cpu", "resume": resume,
@@ -47,6 +66,13 @@ def run(kind: str, run_dir: Path, *, resume: bool = False) -> None:
         train = torch.stack([Items(TRAIN)[i][0] for i in range(TRAIN)])
         test = torch.stack([Items(16, 1000)[i][0] for i in range(16)])
         fit(_model(), train, test, run_dir=run_dir, binarize=True, **common)
+    elif kind == "folder":  # random crops and flips, drawn per (seed, epoch, item)
+        root = _folder(run_dir.parent / "images", TRAIN)
+        augment = Augment(flip=True, crop=True, seed=0)
+        train = ImageFolder(root, size=8, channels=1, augment=augment)
+        test = ImageFolder(root, size=8, channels=1)
+        fit(_model((1, 8, 8)), train, test, run_dir=run_dir, num_workers=2,
+            lr_schedule="cosine", lr_warmup_steps=3, **common)  # fmt: skip
     else:
         fit(_model(), Items(TRAIN), Items(16, 1000), run_dir=run_dir, num_workers=2,
             lr_schedule="cosine", lr_warmup_steps=3, **common)  # fmt: skip

@@ -168,8 +168,8 @@ def _assert_same_run(run: Path, reference: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "kill_at"), [("memory", 8), ("stream", 12)],
-    ids=["in-memory-binarized", "streamed-workers-cosine"],
+    ("kind", "kill_at"), [("memory", 8), ("stream", 12), ("folder", 8)],
+    ids=["in-memory-binarized", "streamed-workers-cosine", "folder-workers-augmented-cosine"],
 )  # fmt: skip
 def test_sigkill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path, kind, kill_at):
     worker = _worker()

@@ -29,7 +29,8 @@ def test_round_trip_and_replace():
     [
         (
             {"model": "gan"},
-            r"model must be one of \('vae', 'vqvae'\), 'custom' or a spec .*, got 'gan'",
+            r"model must be one of \('vae', 'vqvae', 'tokenizer'\), 'custom' or a spec .*, "
+            r"got 'gan'",
         ),
         ({"dataset": "imagenet"}, "dataset must be one of"),
         ({"precision": "fp8"}, "precision must be one of"),
@@ -49,8 +50,8 @@ def test_round_trip_and_replace():
         ({"model": "vae", "ema": True}, r"options that do not apply to model 'vae': ema \(vqvae"),
         (
             {"model": "custom", "latent_dim": 8, "codebook_size": 16},
-            r"not apply to model 'custom': latent_dim \(vae only\), codebook_size \(vqvae with "
-            r"--quantizer vq, lfq, rvq, simvq, bsq only\)",
+            r"not apply to model 'custom': latent_dim \(vae only\), codebook_size \(vqvae, "
+            r"tokenizer with --quantizer vq, lfq, rvq, simvq, bsq only\)",
         ),
         ({"device": ""}, "device must be a device string"),
     ],

@@ -115,7 +115,7 @@ class TrainerSettings:
     """Keep an exponential moving average of the weights with this decay (e.g. 0.999):
     evaluation, pictures, best.pt and the loaded run use it."""
     batch_size: int | None = None
-    """Examples per optimizer step."""
+    """Examples per batch (an optimizer step takes --grad-accumulation batches)."""
     lr: float | None = None
     """Adam learning rate."""
     seed: int = 0
