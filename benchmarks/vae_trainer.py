@@ -45,8 +45,8 @@ from benchmarks._common import (
 from benchmarks._tutorial_vae import tutorial_decoder, tutorial_hidden
 from genlatent.data import ImageDataset, TensorBatches, load_mnist
 from genlatent.models import mnist_vae
-from genlatent.train.fit import _optimizer
 from genlatent.train.loop import LossModule, StepSettings, train_epoch
+from genlatent.train.optimizers import adam
 
 MNIST_DIR = Path(os.environ.get("GENLATENT_MNIST", "/work/shared/data/mnist"))
 BATCH_SIZE = 100
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     torch.manual_seed(0)
     ours = mnist_vae()
-    ours_opt = _optimizer(ours, 1e-3, device)
+    ours_opt = adam(ours.parameters(), 1e-3, device)
     ours_module, settings = LossModule(ours), StepSettings(device)
     batches = TensorBatches(
         dataset, batch_size=BATCH_SIZE, shuffle=True, generator=torch.Generator().manual_seed(0)

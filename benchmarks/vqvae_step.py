@@ -32,8 +32,8 @@ from benchmarks._common import (
     write_json,
 )
 from genlatent.models import cifar10_vqvae
-from genlatent.train.fit import _optimizer
 from genlatent.train.loop import LossModule, StepSettings, train_epoch
+from genlatent.train.optimizers import adam
 
 MATMUL_SIZE = 2048
 
@@ -46,7 +46,7 @@ def _step(hidden: int, batch: int, channels_last: bool) -> tuple[Any, float]:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    optimizer = _optimizer(model, 2e-4, torch.device("cpu"))
+    optimizer = adam(model.parameters(), 2e-4, torch.device("cpu"))
     batches = [(x,)]
     module, settings = LossModule(model), StepSettings(x.device)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from pathlib import Path
 
@@ -10,8 +9,7 @@ import pytest
 import torch
 
 from genlatent import VAE, MLPDecoder, MLPEncoder, fit, load_run
-
-fit_module = importlib.import_module("genlatent.train.fit")  # the module, not fit()
+from genlatent.train.optimizers import adam
 
 
 def _build() -> VAE:
@@ -51,8 +49,8 @@ def test_no_warning_when_the_asked_checkpoint_reads(run_without_best: Path) -> N
 
 def test_fused_adam_on_cpu_and_cuda_and_the_default_elsewhere() -> None:
     model = torch.nn.Linear(2, 2)
-    assert fit_module._optimizer(model, 1e-3, torch.device("cpu")).defaults["fused"] is True
-    other = fit_module._optimizer(model, 1e-3, torch.device("meta"))
+    assert adam(model.parameters(), 1e-3, torch.device("cpu")).defaults["fused"] is True
+    other = adam(model.parameters(), 1e-3, torch.device("meta"))
     assert not other.defaults["fused"]
 
 
@@ -68,5 +66,5 @@ def test_a_refused_fused_adam_is_announced_with_the_reason(
 
     monkeypatch.setattr(torch.optim, "Adam", picky_adam)
     with pytest.warns(UserWarning, match=r"fused Adam is not available .*floating point"):
-        optimizer = fit_module._optimizer(torch.nn.Linear(2, 2), 1e-3, torch.device("cpu"))
+        optimizer = adam(torch.nn.Linear(2, 2).parameters(), 1e-3, torch.device("cpu"))
     assert not optimizer.defaults["fused"]

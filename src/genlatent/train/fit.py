@@ -38,7 +38,6 @@ from genlatent.train.loop import (
     evaluate_epoch,
 )
 from genlatent.train.optimizers import (
-    adam,
     build_optimizers,
     load_optimizer_state,
     optimizer_state,
@@ -346,11 +345,6 @@ def run_training(
     if not joined:
         leave_process_group()
     return summary
-
-
-def _optimizer(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
-    """Adam over every parameter of ``model``, fused where it can be (see `adam`)."""
-    return adam(model.parameters(), lr, device)
 
 
 class _Run:

@@ -2,15 +2,14 @@
 
 The rate of step $s$ (the optimizer's $s$-th step, counted from 1) depends on $s$ alone,
 so a resumed run takes up the schedule from its checkpoint's step count, with nothing else
-to save; a run with several optimizers gives each its own `LRSchedule`.
+to save; a run with several optimizers sets each to this rate times its group's
+``lr_factor`` (`genlatent.train.optimizers.set_learning_rates`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
 
 from genlatent._validation import check_choice, check_positive_float
 
@@ -82,13 +81,3 @@ class LRSchedule:
         total = self.total_steps if self.total_steps is not None else step
         progress = min((step - self.warmup_steps) / (total - self.warmup_steps), 1.0)
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
-        """Set every parameter group of ``optimizer`` to the rate of ``step``; return it.
-
-        A Python float: no device work and no host synchronisation.
-        """
-        lr = self.lr_at(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        return lr
