@@ -16,6 +16,7 @@ from genlatent._options import Option
 from genlatent.cli.export import add_export, run_export
 from genlatent.train.config import (
     PRESETS,
+    RESUMABLE,
     TrainConfig,
     describe_inapplicable,
     inapplicable_options,
@@ -87,10 +88,11 @@ def _add_train(commands: Any) -> None:
     train = commands.add_parser(
         "train",
         help="train a reference model or your own",
-        description="Train the reference VAE or VQ-VAE, or a model from your own code "
-        "(--model FILE.py:FUNCTION). Unset options take the reference experiment's values "
-        "(VAE: Adam 1e-3, batch 100, 30 epochs; VQ-VAE: Adam 2e-4, batch 128, 50 epochs; "
-        "your own model: Adam 1e-3, batch 128, 10 epochs).",
+        description="Train the reference VAE, VQ-VAE or image tokenizer, or a model from your "
+        "own code (--model FILE.py:FUNCTION). Unset options take the reference experiment's "
+        "values (VAE: Adam 1e-3, batch 100, 30 epochs; VQ-VAE: Adam 2e-4, batch 128, 50 "
+        "epochs; tokenizer: Adam 2e-4, batch 128, 20 epochs; your own model: Adam 1e-3, "
+        "batch 128, 10 epochs).",
     )
     train.add_argument(
         "preset",
@@ -101,21 +103,7 @@ def _add_train(commands: Any) -> None:
     train.add_argument(
         "source", nargs="?", metavar="RUN_DIR", help="with 'prior': the trained VQ-VAE's run"
     )
-    train.add_argument(
-        "--prior",
-        choices=("transformer", "pixelcnn", "maskgit"),
-        default=None,
-        help="with 'prior': the architecture (default transformer; maskgit: a masked "
-        "parallel prior, sampled in --steps steps)",
-    )
-    train.add_argument(
-        "--conditional", action="store_true", help="with 'prior': condition on the class labels"
-    )
-    train.add_argument(
-        "--label-dropout", type=float, default=None, metavar="P",
-        help="with 'prior --conditional': replace each training label by a null class with "
-        "probability P, so that sample --guidance-scale can steer it (default 0: no null class)",
-    )  # fmt: skip
+    _add_prior_training(train)
     train.add_argument(
         "--model",
         metavar="SPEC",
@@ -138,8 +126,8 @@ def _add_train(commands: Any) -> None:
     train.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue the run in RUN_DIR; --epochs, --data-dir, --download, --device, "
-        "--workers and --log may change, other options must match the run's",
+        help=f"continue the run in RUN_DIR; {_resumable_flags()} may change, other options "
+        "must match the run's",
     )
     train.add_argument(
         "--overwrite",
@@ -150,7 +138,40 @@ def _add_train(commands: Any) -> None:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_prior_training(train: argparse.ArgumentParser) -> None:
+    """The options of ``train prior``: the architecture, the conditioning, label dropout."""
+    train.add_argument(
+        "--prior",
+        choices=("transformer", "pixelcnn", "maskgit"),
+        default=None,
+        help="with 'prior': the architecture (default transformer; maskgit: a masked "
+        "parallel prior, sampled in --steps steps)",
+    )
+    train.add_argument(
+        "--conditional", action="store_true", help="with 'prior': condition on the class labels"
+    )
+    train.add_argument(
+        "--label-dropout", type=float, default=None, metavar="P",
+        help="with 'prior --conditional': replace each training label by a null class with "
+        "probability P, so that sample --guidance-scale can steer it (default 0: no null class)",
+    )  # fmt: skip
+
+
+def _resumable_flags() -> str:
+    """The options ``--resume`` may change (`RESUMABLE`), as flags: "--a, --b and --c"."""
+    flags = [f"--{name.replace('_', '-')}" for name in RESUMABLE]
+    return ", ".join(flags[:-1]) + f" and {flags[-1]}"
+
+
 def _add_inspection(commands: Any) -> None:
+    _add_eval(commands)
+    _add_sample(commands)
+    plot = commands.add_parser("plot", help="loss curves, latent map, interpolation, code usage")
+    plot.add_argument("run_dir", help="a run directory")
+    plot.add_argument("--data-dir", help="override the dataset folder stored in the run")
+
+
+def _add_eval(commands: Any) -> None:
     evaluate = commands.add_parser("eval", help="evaluate a run on its test set")
     evaluate.add_argument("run_dir", help="a run directory")
     evaluate.add_argument(
@@ -176,6 +197,8 @@ def _add_inspection(commands: Any) -> None:
     _add_steps(evaluate, "with --samples: ")
     _add_prior_choice(evaluate)
 
+
+def _add_sample(commands: Any) -> None:
     sample = commands.add_parser(
         "sample", help="decode samples of a run into an image grid or a folder of images"
     )
@@ -214,10 +237,6 @@ def _add_inspection(commands: Any) -> None:
     _add_steps(sample, "")
     sample.add_argument("--checkpoint", default="best", choices=["best", "last"])
     _add_prior_choice(sample)
-
-    plot = commands.add_parser("plot", help="loss curves, latent map, interpolation, code usage")
-    plot.add_argument("run_dir", help="a run directory")
-    plot.add_argument("--data-dir", help="override the dataset folder stored in the run")
 
 
 def _add_steps(parser: argparse.ArgumentParser, prefix: str) -> None:
