@@ -62,7 +62,11 @@ def test_residual_quantizer_over_vector_quantizers_equals_residual_vq(seed, ema,
     torch.testing.assert_close(generic.quantized, fused.quantized, rtol=0, atol=0)
     torch.testing.assert_close(generic.loss, fused.loss)
     assert generic.terms.keys() == fused.terms.keys()
-    torch.testing.assert_close(grads[1], grads[0])
+    # the fused path is one straight-through over the sum (dz_q/dz = I); the composition
+    # sums its stages' own estimators (3 I for three straight-through stages): the input
+    # gradients differ by exactly 2 w, w the weights of the quantized output above
+    weights = torch.arange(4.0).view(-1 if channel_last else 4, *([1] if not channel_last else []))
+    torch.testing.assert_close(grads[1], grads[0] + 2 * weights.expand_as(x))
     for name, value in rvq.state_dict().items():  # EMA statistics after the step
         torch.testing.assert_close(composed.state_dict()[name], value, msg=name)
     if not ema:
@@ -99,6 +103,25 @@ def test_residual_stages_quantize_what_the_stages_before_left():
         assert torch.equal(out.indices[:, s], chosen)
         left, total = left - codebook[chosen], total + codebook[chosen]
     torch.testing.assert_close(out.quantized.double(), total)
+
+
+def test_residual_input_gradient_is_the_sum_of_the_stages_estimators():
+    # dz_q/dz = sum_s J_s, each J_s the stage's own gradient at its residual, computed
+    # here stage by stage with torch.autograd.functional.vjp (projected FSQ stages, whose
+    # J_s = W_out D W_in is far from I: the stack must not get -(S-1) I)
+    torch.manual_seed(0)
+    stages = [FSQ([5, 3], dim=4) for _ in range(3)]
+    residual = ResidualQuantizer(stages)
+    x = torch.randn(6, 4, 2, generator=_gen(8))
+    v = torch.randn(6, 4, 2, generator=_gen(9))
+    inputs = x.clone().requires_grad_()
+    (residual(inputs).quantized * v).sum().backward()
+    expected, left = torch.zeros_like(x), x.clone()
+    for stage in stages:
+        _, vjp = torch.autograd.functional.vjp(lambda r, q=stage: q(r).quantized, left, v)
+        expected += vjp
+        left = left - stage(left).quantized.detach()
+    torch.testing.assert_close(inputs.grad, expected)
 
 
 def test_residual_gradient_reaches_every_stage_projection():

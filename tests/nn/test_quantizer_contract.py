@@ -197,19 +197,27 @@ def _sphere_surrogate(quantizer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return rows if quantizer.channel_last else rows.movedim(-1, 1)
 
 
-def _residual_fsq_surrogate(quantizer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """z + sum_s (smooth_s(r_s) - r_s): gradient I + sum_s (J_s - I), the residual's rule.
+def _residual(
+    stage_surrogate: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+    """sum_s smooth_s(r_s): gradient sum_s J_s, the residual's rule (S I for S
+    straight-through stages).
 
     The residuals r_s = z - sg[codes of the stages before] come from the stages' own
-    encode and decode; each stage's smooth function is FSQ without its round.
+    encode and decode; each stage's smooth function is ``stage_surrogate`` (FSQ without its
+    round, the identity for a straight-through stage).
     """
-    out, residual = x, x
-    for stage in quantizer.stages:
-        out = out + _fsq_surrogate(stage, residual) - residual
-        with torch.no_grad():
-            codes = stage.decode(stage.encode(residual))
-        residual = residual - codes
-    return out
+
+    def surrogate(quantizer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        out, residual = torch.zeros_like(x), x
+        for stage in quantizer.stages:
+            out = out + stage_surrogate(stage, residual)
+            with torch.no_grad():
+                codes = stage.decode(stage.encode(residual))
+            residual = residual - codes
+        return out
+
+    return surrogate
 
 
 @dataclass(frozen=True)
@@ -268,6 +276,7 @@ CASES = {
         ),
         3,
         3,
+        surrogate=_residual(_identity),
     ),
     "residual_fsq_dim": Case(
         lambda s, cl: _seeded(
@@ -275,15 +284,19 @@ CASES = {
         ),
         4,
         2,
-        surrogate=_residual_fsq_surrogate,
+        surrogate=_residual(_fsq_surrogate),
     ),
     "residual_lfq": Case(
-        lambda s, cl: ResidualQuantizer([LFQ(8, channel_last=cl) for _ in range(3)]), 3, 3
+        lambda s, cl: ResidualQuantizer([LFQ(8, channel_last=cl) for _ in range(3)]),
+        3,
+        3,
+        surrogate=_residual(_identity),
     ),
     "residual_user": Case(
         lambda s, cl: ResidualQuantizer([RoundToGrid(3, 4, channel_last=cl) for _ in range(2)]),
         3,
         2,
+        surrogate=_residual(_identity),
     ),
     "grouped_lfq": Case(
         lambda s, cl: GroupedQuantizer([LFQ(8, channel_last=cl) for _ in range(2)]),

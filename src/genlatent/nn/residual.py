@@ -89,16 +89,19 @@ class ResidualVQ(ResidualQuantizer):
     (``stages``, built from ``options``), each quantizing what the ones before it left
     over; its `encode`, `decode` and quantize dropout are the composition's, and its
     forward a fused path over the stages' codebooks (one compiled graph, float32
-    residuals) that gives the composition's result for straight-through stages (tested)
-    and adds what the contract alone cannot: one shared codebook with one EMA step, and
-    the rotation trick over the whole sum:
+    residuals) that gives the composition's codes, indices, losses and EMA steps for
+    straight-through stages (tested) and adds what the contract alone cannot: one shared
+    codebook with one EMA step, and the rotation trick over the whole sum:
 
     $$r_0 = z, \qquad k_s = \operatorname*{arg\,min}_i \lVert r_s - e^{(s)}_i \rVert^2,
       \qquad r_{s+1} = r_s - e^{(s)}_{k_s}, \qquad
       z_q = \sum_{s=0}^{S-1} e^{(s)}_{k_s},$$
 
-    with one straight-through gradient from $z_q$ to $z$ ($\partial z_q/\partial z = I$;
-    with the option ``gradient="rotation"``, the rotation trick from $z$ to $z_q$ instead).
+    with one straight-through gradient from $z_q$ to $z$ ($\partial z_q/\partial z = I$, as
+    SoundStream and EnCodec train it; with the option ``gradient="rotation"``, the
+    rotation trick from $z$ to $z_q$ instead). `ResidualQuantizer` over the same stages
+    sums the stages' own estimators instead, $S \cdot I$ here: the two differ in the
+    gradient of the output only.
     Each stage adds its own loss on its own residual (codebook and commitment terms, or
     commitment only with ``ema``); ``loss`` is their sum, ``terms`` their sums by name.
     The stage inputs $r_s$ carry the gradient to $z$ (the codes subtracted from them do

@@ -53,16 +53,23 @@ class ResidualQuantizer(nn.Module, PretrainedMixin):
     codes summed in stage order, as `decode` sums them, so ``decode(encode(x))`` equals
     ``forward(x).quantized`` exactly in eval mode (when each stage's does).
 
-    **Gradient.** With $J_s = \partial q_s / \partial r_s$ each stage's own estimator,
+    **Gradient.** With $J_s = \partial q_s / \partial r_s$ each stage's own estimator and
+    the residuals handed on without gradient through the codes ($r_{s+1} = r_s -
+    \operatorname{sg}[q_s]$, so $\partial r_s / \partial z = I$),
 
-    $$\frac{\partial z_q}{\partial z} = I + \sum_s (J_s - I),$$
+    $$\frac{\partial z_q}{\partial z} = \sum_s J_s ,$$
 
-    computed as $\operatorname{sg}[z_q] + \sum_s (q_s - \operatorname{sg}[q_s]) - (S-1)(z -
-    \operatorname{sg}[z])$: straight-through stages ($J_s = I$: `VectorQuantizer`, `LFQ`)
-    give the identity of one straight-through estimator over the sum (as `ResidualVQ`),
-    one stage gives exactly that stage's gradient, and each stage's parameters (an FSQ
-    projection) get the gradient of its own $q_s$. The stage inputs $r_s$ carry the
-    gradient to $z$, so every stage's own loss (a commitment term) trains the encoder.
+    the plain chain rule of the sum, as vector-quantize-pytorch's residual quantizers
+    compute it: $S \cdot I$ for straight-through stages (`VectorQuantizer`, `LFQ`), one stage
+    gives exactly that stage's gradient, and each stage's parameters (an FSQ projection)
+    get the gradient of its own $q_s$. A stage with learned projections has $J_s =
+    W_{out} D_s W_{in}$, far from $I$ at the start: an estimator built around $I$ (one
+    straight-through over the sum plus each stage's deviation $J_s - I$, as a development
+    version of this class had it) gives such a stack $\sum_s J_s - (S-1) I$, close to
+    $-(S-1) I$ at the start, and a 4-stage residual FSQ VQ-VAE then diverged on MNIST
+    (test MSE 0.082 after 3 epochs, against 0.0045 for one stage). The stage inputs
+    $r_s$ carry the gradient to $z$, so every stage's own loss (a commitment term) trains
+    the encoder.
 
     ``loss`` is the sum of the stages' losses, ``terms`` their sums by name; indices are
     $(B, *, S)$ and counts $(S, K)$, one row per stage (every stage must have the same
@@ -194,14 +201,9 @@ class ResidualQuantizer(nn.Module, PretrainedMixin):
             outputs.append(out._replace(quantized=codes))
             if index + 1 < active:
                 residual = residual - codes.detach()
-        total = outputs[0].quantized.detach()
+        quantized = outputs[0].quantized
         for out in outputs[1:]:  # in stage order, as decode sums them
-            total = total + out.quantized.detach()
-        quantized = total
-        for out in outputs:
-            quantized = quantized + (out.quantized - out.quantized.detach())
-        if active > 1:
-            quantized = quantized - (active - 1) * (z - z.detach())
+            quantized = quantized + out.quantized
         loss, terms = sum_losses(outputs)
         for index in range(active, self.num_quantizers):
             loss = loss + self._untouched(index)
