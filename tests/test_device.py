@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -27,3 +30,23 @@ def test_parameters_come_before_buffers() -> None:
     module = torch.nn.BatchNorm1d(2, device="meta")
     module.register_buffer("extra", torch.zeros(1))  # on the CPU, after the meta parameters
     assert module_device(module) == torch.device("meta")
+
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "genlatent"
+
+
+def test_float64_is_made_on_the_cpu_only() -> None:
+    # MPS has no float64: a tensor turned float64 must be on (or moved to) the CPU first,
+    # and one made float64 must not be made on another device
+    casts = re.compile(r"\.double\(\)|\.to\(torch\.float64\)")
+    made = re.compile(r"dtype=torch\.float64")
+    offending = []
+    for path in sorted(SRC.rglob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#")[0]
+            found = casts.search(code)
+            cast = found and "cpu" not in code[: found.start()]  # moved before the cast
+            elsewhere = made.search(code) and "device=" in code and "cpu" not in code
+            if cast or elsewhere:
+                offending.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
+    assert offending == [], "float64 off the CPU:\n" + "\n".join(offending)

@@ -65,7 +65,7 @@ def feature_statistics(features: torch.Tensor, *, name: str = "features") -> Fea
             f"{name} must have shape (N, D) with N >= 2 (a covariance needs two vectors), "
             f"got shape {tuple(features.shape)}"
         )
-    features = features.double()
+    features = features.detach().cpu().double()  # float64 on the CPU (no float64 on MPS)
     if not bool(torch.isfinite(features).all()):
         raise ValueError(f"{name} must be finite (no NaN or infinity)")
     mean = features.mean(dim=0)
@@ -153,8 +153,9 @@ def frechet_distance_from_statistics(
                 f"{name} must have shape {'(D,)' if len(expected) == 1 else '(D, D)'} with "
                 f"D = mean_a's length, got {tuple(value.shape)} (mean_a {tuple(mean_a.shape)})"
             )
-    mean_a, mean_b = mean_a.double(), mean_b.double()
-    covariance_a, covariance_b = covariance_a.double(), covariance_b.double()
+    # in float64 on the CPU, wherever the statistics were made (no float64 on MPS)
+    mean_a, mean_b = mean_a.cpu().double(), mean_b.cpu().double()
+    covariance_a, covariance_b = covariance_a.cpu().double(), covariance_b.cpu().double()
     # tr sqrt(S_a^1/2 S_b S_a^1/2): the nuclear norm of S_a^1/2 S_b^1/2
     trace_root = torch.linalg.svdvals(_psd_sqrt(covariance_a) @ _psd_sqrt(covariance_b)).sum()
     distance = (

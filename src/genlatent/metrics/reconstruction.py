@@ -167,7 +167,7 @@ def classifier_features(
     """
     device = module_device(classifier)
     parts = [
-        classifier.features(batch.images).double().cpu()  # type: ignore[operator]
+        classifier.features(batch.images).cpu().double()  # type: ignore[operator]
         for batch in TensorBatches(images, batch_size=batch_size, device=device)
     ]
     return torch.cat(parts)

@@ -94,8 +94,8 @@ def code_usage(counts: torch.Tensor) -> tuple[float, float]:
         raise ValueError(
             f"counts must have shape (K,) or (S, K) with K >= 1, got {tuple(counts.shape)}"
         )
-    rows = counts.detach().to(torch.float64).reshape(-1, counts.shape[-1])
-    used = float((rows > 0).double().mean())
+    rows = counts.detach().cpu().to(torch.float64).reshape(-1, counts.shape[-1])  # not on MPS
+    used = int((rows > 0).sum()) / rows.numel()
     perplexity = sum(float(counts_perplexity(row)) for row in rows) / rows.shape[0]
     return used, perplexity
 
@@ -162,6 +162,7 @@ def unigram_bits_per_code(
         2.0
     """
     check_positive_int("codebook_size", codebook_size)
-    counts = torch.bincount(train_codes.reshape(-1).long(), minlength=codebook_size).double()
+    counts = torch.bincount(train_codes.reshape(-1).long(), minlength=codebook_size)
+    counts = counts.cpu().double()  # float64 on the CPU: not on MPS
     log_probs = torch.log2(counts + 1) - math.log2(counts.sum().item() + codebook_size)
-    return float(-log_probs[test_codes.reshape(-1).long()].mean())
+    return float(-log_probs[test_codes.reshape(-1).long().cpu()].mean())

@@ -72,12 +72,12 @@ def pca_2d(x: torch.Tensor) -> PCA2D:
     if x.shape[0] < 2:
         raise ValueError(f"x must hold at least 2 points, got shape {tuple(x.shape)}")
     out_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-    data = x.detach().to(torch.float64)
+    data = x.detach().to("cpu", torch.float64)  # float64 on the CPU: not on MPS
     mean = data.mean(dim=0)
     centred = data - mean
     _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
-    components = torch.zeros(2, x.shape[1], dtype=torch.float64, device=x.device)
-    variance = torch.zeros(2, dtype=torch.float64, device=x.device)
+    components = torch.zeros(2, x.shape[1], dtype=torch.float64)
+    variance = torch.zeros(2, dtype=torch.float64)
     k = min(2, vh.shape[0])
     components[:k] = vh[:k]
     variance[:k] = singular[:k] ** 2
@@ -87,10 +87,10 @@ def pca_2d(x: torch.Tensor) -> PCA2D:
     total = (singular**2).sum()
     ratio = variance / total if total > 0 else torch.zeros_like(variance)
     return PCA2D(
-        (centred @ components.T).to(out_dtype),
-        components.to(out_dtype),
-        mean.to(out_dtype),
-        ratio.to(out_dtype),
+        (centred @ components.T).to(x.device, out_dtype),
+        components.to(x.device, out_dtype),
+        mean.to(x.device, out_dtype),
+        ratio.to(x.device, out_dtype),
     )
 
 
@@ -114,7 +114,7 @@ def _tsne(x: torch.Tensor, seed: int) -> torch.Tensor:
     # perplexity must stay below the number of points; 30 is sklearn's default
     perplexity = min(30.0, max(1.0, (n - 1) / 3))
     tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
-    embedded = tsne.fit_transform(x.detach().to(torch.float64).cpu().numpy())
+    embedded = tsne.fit_transform(x.detach().cpu().to(torch.float64).numpy())
     return torch.from_numpy(embedded).float()
 
 

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from genlatent._sums import accumulator_dtype
+
 __all__ = ["check_sampling_args", "draw", "filter_logits"]
 
 
@@ -108,17 +110,16 @@ def draw(
 
     By inversion of the cumulative distribution: with $u \sim U[0, 1)$ (one
     ``torch.rand`` per row, from ``generator``) and $C_k = \sum_{j \le k} p_j$ in
-    float64, the code is the first $k$ with $C_k > u\, C_{K-1}$, so a code of
-    probability 0 is never drawn. On a CPU this costs a fraction of ``torch.multinomial``,
-    which draws $K$ exponentials per row.
+    float64 on the CPU, the code is the first $k$ with $C_k > u\, C_{K-1}$, so a code of
+    probability 0 is never drawn (float32 on other devices: MPS has no float64, and a
+    code of probability 0 still adds nothing to $C$). On a CPU this costs a fraction of
+    ``torch.multinomial``, which draws $K$ exponentials per row.
     """
     filtered = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p)
-    cumulative = torch.softmax(filtered.double(), dim=-1).cumsum(dim=-1)
+    exact = accumulator_dtype(filtered.device)  # float64 on the CPU; MPS has none
+    cumulative = torch.softmax(filtered.to(exact), dim=-1).cumsum(dim=-1)
     uniform = torch.rand(
-        (*cumulative.shape[:-1], 1),
-        generator=generator,
-        dtype=torch.float64,
-        device=cumulative.device,
+        (*cumulative.shape[:-1], 1), generator=generator, dtype=exact, device=cumulative.device
     )
     codes = torch.searchsorted(cumulative, uniform * cumulative[..., -1:], right=True)
     return codes.squeeze(-1).clamp_(max=cumulative.shape[-1] - 1)
