@@ -120,3 +120,24 @@ def test_augment_reaches_the_training_images_only(tmp_path, cli_error):
     assert torch.equal(test.images, torch.stack([plain[j][0] for j in folder_splits(
         images, size=8, test_fraction=0.2)[1].indices]))  # fmt: skip
     cli_error(["train", "vae", "--augment", "flip", *QUIET], "augment applies only")
+
+
+def test_a_perceptual_tokenizer_on_a_folder_is_refused_and_leaves_no_run(
+    tmp_path, cli_error, monkeypatch
+):
+    # its classifier trains on data held in memory: refused before anything is written
+    monkeypatch.setenv("GENLATENT_DATA", str(tmp_path / "home"))
+    images = tmp_path / "images"
+    _jpegs(images, {"a": 6, "b": 6})
+    run = tmp_path / "run"
+    argv = [
+        "train", "tokenizer", "--dataset", "folder", "--data-dir", str(images), "--image-size",
+        "8", "--test-fraction", "0.25", "--max-steps", "2", "--batch-size", "4",
+        "--hidden-channels", "8", "--codebook-size", "8", "--embedding-dim", "4",
+        "--disc-channels", "8", "--disc-layers", "1", "--perceptual-weight", "1", *QUIET,
+        "--out", str(run),
+    ]  # fmt: skip
+    cli_error(argv, "perceptual features", "got a streamed dataset",
+              "ClassifierFeatureMaps.from_classifier")  # fmt: skip
+    assert not (run / "checkpoints").exists()
+    assert not (run / "config.json").exists()

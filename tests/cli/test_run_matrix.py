@@ -52,6 +52,7 @@ VALUES: dict[str, object] = {
     "disc_weight": 0.5,
     "disc_channels": 8,
     "disc_layers": 1,
+    "perceptual_weight": 0.5,
 }
 PRESET_RUNS = [
     ("vae", None),

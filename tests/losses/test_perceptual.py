@@ -76,12 +76,12 @@ def test_the_classifiers_feature_maps_are_its_relu_activations():
     torch.manual_seed(0)
     classifier = Classifier(1, 10, image_size=28)
     x = torch.rand(2, 1, 28, 28)
-    maps = ClassifierFeatureMaps(classifier)(x)
+    maps = ClassifierFeatureMaps.from_classifier(classifier)(x)
     assert [tuple(m.shape) for m in maps] == [(2, 6, 28, 28), (2, 16, 10, 10), (2, 128, 1, 1)]
     body = classifier.body
     torch.testing.assert_close(maps[0], body[1](body[0](x)))
     torch.testing.assert_close(maps[2].flatten(1), classifier.features(x))
-    loss = PerceptualLoss(ClassifierFeatureMaps(classifier))
+    loss = PerceptualLoss(ClassifierFeatureMaps.from_classifier(classifier))
     assert float(loss(x, x.flip(0))) > 0
 
 

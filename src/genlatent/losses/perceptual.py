@@ -7,9 +7,9 @@ Two sources of features, and what each is worth:
   perceptual loss of VQGAN and its successors. Optional: ``pip install lpips``; its
   backbone weights are downloaded by torchvision on first use.
 - Offline, with no download: the feature maps of a network trained in genlatent on the
-  user's own data, e.g. ``ClassifierFeatureMaps`` of the classifier that
-  `genlatent.metrics` trains for its Fréchet distance. Such features know the classes of
-  that dataset and nothing else: they reward reconstructions the classifier cannot tell
+  user's own data, e.g. ``ClassifierFeatureMaps`` of a classifier that `genlatent.metrics`
+  trains (the network of its Fréchet distance, with another seed). Such features know the
+  classes of that dataset and nothing else: they reward reconstructions the classifier cannot tell
   from the originals, which sharpens digits' strokes on MNIST, but they are not a model
   of human perception, and a loss and a metric that share one network reward each other.
 """
@@ -25,6 +25,7 @@ from torch import nn
 
 from genlatent._validation import check_floating, check_reduction, check_same_shape
 from genlatent.functional._reduce import reduce_batch
+from genlatent.pretrained import PretrainedMixin
 
 __all__ = ["PerceptualLoss"]
 
@@ -36,7 +37,7 @@ def _unit_channels(features: torch.Tensor) -> torch.Tensor:
     return features / (features.square().sum(dim=1, keepdim=True).sqrt() + _EPS)
 
 
-class PerceptualLoss(nn.Module):
+class PerceptualLoss(nn.Module, PretrainedMixin):
     r"""LPIPS-style distance between images in the feature maps of a frozen network.
 
     With $f_l(x)$ the $l$-th feature map $(B, C_l, H_l, W_l)$ of ``features`` and

@@ -23,6 +23,13 @@ from genlatent._checkpoint import atomic_save, load_checkpoint
 from genlatent._validation import check_positive_int, check_tensor
 from genlatent.data.batching import TensorBatches
 from genlatent.data.dataset import ImageDataset
+from genlatent.nn.lenet import (
+    ClassifierFeatureMaps,
+    lenet_body,
+    relu_maps,
+    to_working_size,
+    working_size,
+)
 
 __all__ = [
     "Classifier",
@@ -89,39 +96,13 @@ class Classifier(nn.Module):
         self.num_classes = check_positive_int("num_classes", num_classes)
         self.image_size = check_positive_int("image_size", image_size)
         self.hidden_features = check_positive_int("hidden_features", hidden_features)
-        self.working_size = max(12, -(-image_size // 4) * 4)
+        self.working_size = working_size(image_size)
         factory: dict[str, Any] = {"device": device, "dtype": dtype}
-        side = (self.working_size // 2 - 4) // 2  # after pad-2 conv, pool, valid conv, pool
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, 6, 5, padding=2, **factory),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5, **factory),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(16 * side * side, hidden_features, **factory),
-            nn.ReLU(),
-        )
+        self.body = lenet_body(in_channels, image_size, hidden_features, **factory)
         self.head = nn.Linear(hidden_features, num_classes, **factory)
 
-    def _check(self, x: torch.Tensor) -> torch.Tensor:
-        x = check_tensor("x", x)
-        if not x.is_floating_point():
-            raise TypeError(f"x must have a floating-point dtype (images in [0, 1]), got {x.dtype}")
-        expected = (self.in_channels, self.image_size, self.image_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(
-                f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
-            )
-        return x
-
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._check(x)
-        if self.working_size != self.image_size:
-            size = (self.working_size, self.working_size)
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        return x
+        return to_working_size(x, self.in_channels, self.image_size)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate layer's activations $(B, \\text{hidden\\_features})$.
@@ -137,13 +118,7 @@ class Classifier(nn.Module):
         $S'$ the working size (28 for MNIST): the two convolutions' before pooling, then
         `features` as a $1 \\times 1$ map.
         """
-        maps = []
-        hidden = self._prepare(x)
-        for layer in self.body:
-            hidden = layer(hidden)
-            if isinstance(layer, nn.ReLU):
-                maps.append(hidden if hidden.ndim == 4 else hidden[:, :, None, None])
-        return maps
+        return relu_maps(self.body, self._prepare(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The class logits $(B, \\text{num\\_classes})$."""
@@ -159,36 +134,6 @@ class Classifier(nn.Module):
             f"in_channels={self.in_channels}, num_classes={self.num_classes}, "
             f"image_size={self.image_size}, hidden_features={self.hidden_features}"
         )
-
-
-class ClassifierFeatureMaps(nn.Module):
-    """A `Classifier`'s `Classifier.feature_maps` as a module: features for `PerceptualLoss`.
-
-    The offline perceptual loss: no download, features learnt from the user's own
-    labelled data. They know that dataset's classes and nothing else, so they are no model
-    of human perception; and a reconstruction trained against them is then scored by the
-    same network's Fréchet distance, which favours it (report both with that caveat, or
-    train the loss's classifier with another ``seed``).
-
-    Args:
-        classifier: a trained `Classifier` (it is frozen by `PerceptualLoss`).
-
-    Example:
-        >>> import torch
-        >>> from genlatent.losses import PerceptualLoss
-        >>> loss = PerceptualLoss(ClassifierFeatureMaps(Classifier()))
-        >>> x = torch.rand(4, 1, 28, 28)
-        >>> loss(x, x, reduction="none").tolist()
-        [0.0, 0.0, 0.0, 0.0]
-    """
-
-    def __init__(self, classifier: Classifier) -> None:
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The classifier's feature maps of ``x`` $(B, C, S, S)$ in $[0, 1]$."""
-        return self.classifier.feature_maps(x)
 
 
 def train_classifier(

@@ -1,6 +1,7 @@
 """VAE, VQ-VAE and tokenizer compositions and the presets of the reference experiments."""
 
 from genlatent.models.cvae import ConditionalVAE
+from genlatent.models.kl_autoencoder import KLAutoencoder, KLAutoencoderOutput
 from genlatent.models.presets import (
     cifar10_vqvae,
     conditional_vae,
@@ -23,6 +24,8 @@ __all__ = [
     "VQVAE",
     "ConditionalVAE",
     "DiscriminatorLoss",
+    "KLAutoencoder",
+    "KLAutoencoderOutput",
     "Tokenizer",
     "TokenizerLoss",
     "VAEOutput",

@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from genlatent._options import parameter_options
+from genlatent._validation import check_non_negative_float
 from genlatent.functional.likelihood import decoder_channels
+from genlatent.losses.perceptual import PerceptualLoss
 from genlatent.models.cvae import ConditionalVAE
 from genlatent.models.quantizers import build_quantizer, quantizer_stages
 from genlatent.models.tokenizer import Tokenizer
@@ -19,6 +21,7 @@ from genlatent.models.vae import VAE, VampPrior
 from genlatent.models.vqvae import VQVAE
 from genlatent.nn.conv import ConvDecoder, ConvEncoder
 from genlatent.nn.discriminator import PatchDiscriminator
+from genlatent.nn.lenet import ClassifierFeatureMaps
 from genlatent.nn.mlp import MLPDecoder, MLPEncoder
 from genlatent.pretrained import PretrainedMixin
 
@@ -354,15 +357,19 @@ def tokenizer_preset(
     disc_weight: float = 0.8,
     disc_channels: int = 64,
     disc_layers: int = 2,
+    perceptual_weight: float = 0.0,
     **quantizer_options: Any,
 ) -> Tokenizer:
     """An image tokenizer sized for ``image_shape``: the ``tokenizer`` of ``genlatent train``.
 
     The autoencoder of `vqvae_preset` (same options, same quantizers) trained against a
     `PatchDiscriminator` with GroupNorm (no statistics shared across a batch, so a batch
-    split over processes trains as a whole one) and hinge losses, as a `Tokenizer`. It
-    has no perceptual loss: build a `Tokenizer` with ``perceptual=PerceptualLoss(...)``
-    and pass it to `fit` for one.
+    split over processes trains as a whole one) and hinge losses, as a `Tokenizer`. With
+    ``perceptual_weight`` > 0 it has the offline perceptual loss: a `PerceptualLoss` over
+    fresh `ClassifierFeatureMaps`, whose weights `fit` learns on a new run from the run's
+    labelled training data (a classifier trained with seed 1, where the Fréchet distances
+    of ``genlatent eval`` use seed 0; see `init_feature_maps`). For LPIPS's network build a
+    `Tokenizer` with ``perceptual=PerceptualLoss.from_lpips()`` and pass it to `fit`.
 
     Args:
         image_shape: one example's shape $(C, H, W)$, $H$ and $W$ multiples of 4.
@@ -375,10 +382,14 @@ def tokenizer_preset(
         disc_channels: the discriminator's first width.
         disc_layers: the discriminator's stride-2 convolutions (its side shrinks by
             2^layers: 2 for 28x28 or 32x32 images).
+        perceptual_weight: the weight of the perceptual distance in the generator's loss,
+            over the feature maps of a classifier of the run's data (square images,
+            labelled, in memory); 0 for none.
         quantizer_options: options of that quantizer; one it does not take is refused.
 
     Raises:
-        ValueError: as `vqvae_preset`; images too small for ``disc_layers``.
+        ValueError: as `vqvae_preset`; images too small for ``disc_layers``; a negative
+            ``perceptual_weight``, or one > 0 for images that are not square.
 
     Example:
         >>> model = tokenizer_preset((1, 28, 28), quantizer="fsq", levels=(8, 5, 5))
@@ -397,7 +408,19 @@ def tokenizer_preset(
             f"disc_layers={disc_layers} needs images of side >= {3 * 2**disc_layers}, got "
             f"image_shape {tuple(image_shape)}"
         )
-    return Tokenizer(autoencoder, discriminator, disc_start=disc_start, disc_weight=disc_weight)
+    perceptual: dict[str, Any] = {}  # none by default: the Tokenizer's own defaults
+    if check_non_negative_float("perceptual_weight", perceptual_weight) > 0:
+        if height != width:
+            raise ValueError(
+                "perceptual_weight > 0 needs square images (the classifier behind the "
+                f"perceptual loss takes S x S images), got image_shape {tuple(image_shape)}"
+            )
+        features = ClassifierFeatureMaps(channels, image_size=height)
+        perceptual = {"perceptual": PerceptualLoss(features)}
+        perceptual["perceptual_weight"] = perceptual_weight
+    return Tokenizer(
+        autoencoder, discriminator, disc_start=disc_start, disc_weight=disc_weight, **perceptual
+    )
 
 
 PRESETS: dict[str, Callable[..., nn.Module]] = {

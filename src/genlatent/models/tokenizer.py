@@ -111,9 +111,10 @@ class Tokenizer(nn.Module, PretrainedMixin):
     plain ``loss(x)`` score the generator's loss without the adversarial term.
 
     Args:
-        autoencoder: the quantized autoencoder, a `VQVAE` (or any module whose call returns
+        autoencoder: the quantized autoencoder, a `VQVAE`; or latent diffusion's
+            continuous one, a `KLAutoencoder` (any module whose call returns
             ``reconstruction``, ``quantizer_loss``, ``terms`` and ``counts``, with
-            ``encode``/``decode`` of codes and a ``decoder`` attribute).
+            ``encode``/``decode`` and a ``decoder`` attribute).
         discriminator: maps images $(B, C, H, W)$ to logits, such as `PatchDiscriminator`.
         perceptual: a perceptual distance ``perceptual(x, y)`` returning a scalar, such as
             `PerceptualLoss`; ``None``: none (the default).
@@ -276,7 +277,8 @@ class Tokenizer(nn.Module, PretrainedMixin):
         return self.autoencoder(x).reconstruction
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The code indices of ``x``, $(B, h, w)$; no quantizer state changes."""
+        """The code indices of ``x``, $(B, h, w)$ (a `KLAutoencoder`'s latent means, $(B, D,
+        h, w)$); no quantizer state changes."""
         return self._method("encode")(x)
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:

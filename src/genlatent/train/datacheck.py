@@ -50,7 +50,7 @@ def check_examples_finite(name: str, images: torch.Tensor | None) -> None:
     )
 
 
-@torch.no_grad()
+@torch.enable_grad()  # as in training: a loss may take gradients itself (VQGAN's adaptive weight)
 def check_model_takes(
     loss_module: nn.Module,
     images: torch.Tensor,

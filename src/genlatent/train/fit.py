@@ -43,7 +43,7 @@ from genlatent.train.optimizers import (
     optimizer_state,
     set_learning_rates,
 )
-from genlatent.train.outputbias import init_from_data
+from genlatent.train.outputbias import init_feature_maps, init_from_data
 from genlatent.train.pictures import write_pictures
 from genlatent.train.progress import progress
 from genlatent.train.resume import prepare_run
@@ -402,6 +402,11 @@ class _Run:
             averaged = self._restore()
         else:  # a new run starts from its data where the model asks (same on every rank)
             init_from_data(model, self.data.train_images)
+            main_log = self.log if self.group.is_main else None
+            init_feature_maps(
+                model, self.data.train_images, self.data.train_labels,
+                in_memory=isinstance(self.data, RunData), log=main_log,
+            )  # fmt: skip
             if self.group.is_main:  # prepare_run allowed it: replace a failed start or overwrite
                 run.clear()
                 run.create(self.config, module_config(model))  # the model as constructed
