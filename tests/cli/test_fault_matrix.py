@@ -109,7 +109,7 @@ def test_train_nan_divergence_then_retry_without_deleting_anything(fail, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == ["config.json"]  # no checkpoint
     # the error's own advice can be followed: the failed start is replaced, said in a line
     assert main(["train", "vae", *SMALL, "--lr", "1e-3", "--out", str(out)]) == 0
-    assert "never finished an epoch: replacing its config" in capsys.readouterr().out
+    assert "never wrote a checkpoint: replacing its config" in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["trainer"]["lr"] == 1e-3
 
 
@@ -228,7 +228,7 @@ def test_resume_torn_checkpoint_falls_back_and_keeps_the_torn_file(run, capsys):
 def test_resume_missing_checkpoint_starts_again(run, capsys):
     shutil.rmtree(run / "checkpoints")
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
-    assert "never finished an epoch: starting it again" in capsys.readouterr().out
+    assert "never wrote a checkpoint: starting it again" in capsys.readouterr().out
     assert [
         json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()
     ] == [1, 2]

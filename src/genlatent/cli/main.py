@@ -133,7 +133,7 @@ def _add_train(commands: Any) -> None:
         "--overwrite",
         action="store_true",
         help="replace a run that already has checkpoints in --out (a run that never "
-        "finished an epoch is replaced without it)",
+        "wrote a checkpoint is replaced without it)",
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 

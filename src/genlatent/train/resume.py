@@ -28,7 +28,7 @@ def prepare_run(
     (missing data, say) leaves the folder as it was.
 
     - A new run in an empty folder starts afresh.
-    - A folder whose run never finished an epoch (a config but no checkpoint: a failed
+    - A folder whose run never wrote a checkpoint (a config but no checkpoint: a failed
       start) is started again with the options given, and the log says so; with
       ``resume`` the stored options are the starting point and any given value applies.
     - A folder with a checkpoint is continued with ``resume`` (only `RESUMABLE` options
@@ -66,7 +66,7 @@ def prepare_run(
     stored = run.read_config()  # raises when there is no run to resume
     if not run.checkpoints():
         restart = stored.replace(**values)
-        log(f"{run.path} never finished an epoch: starting it again with the options given")
+        log(f"{run.path} never wrote a checkpoint: starting it again with the options given")
         return restart, True
     merged, changes = merge_on_resume(stored, values, flag=flag)
     if changes:
@@ -83,4 +83,4 @@ def _check_replaceable(run: RunDirectory, overwrite: bool, log: Callable[[str], 
     if run.checkpoints():
         log(f"overwriting the run in {run.path} (--overwrite)")
     else:
-        log(f"{run.path} holds a run that never finished an epoch: replacing its config")
+        log(f"{run.path} holds a run that never wrote a checkpoint: replacing its config")

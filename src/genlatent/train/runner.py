@@ -37,7 +37,7 @@ def train(
     last good checkpoint, so the result equals an uninterrupted run on CPU; the values of
     ``config`` (or only those in ``given``) must equal the stored ones, except ``epochs``,
     ``data_dir``, ``download`` and ``device``, which may change (see `prepare_run`). A
-    ``run_dir`` whose run never finished an epoch is started again; one with checkpoints
+    ``run_dir`` whose run never wrote a checkpoint is started again; one with checkpoints
     is replaced only with ``overwrite``. Under ``torchrun`` it trains with
     DistributedDataParallel.
 

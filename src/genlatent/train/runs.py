@@ -161,7 +161,7 @@ def _first_readable(
     if not present:
         raise RunDirectoryError(
             f"{run.path} has no checkpoint yet (no checkpoints/best.pt or last.pt): "
-            "it has not finished an epoch"
+            "it has not reached its first evaluation or --save-every step"
         )
     return load_first_readable(present, map_location=device)
 
