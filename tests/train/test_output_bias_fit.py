@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from genlatent import fit
-from genlatent.train.outputbias import data_mean
+from genlatent.train.data_init import data_mean
 
 QUIET = {"log": lambda line: None, "show_progress": False, "device": "cpu"}
 

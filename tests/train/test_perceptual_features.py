@@ -16,7 +16,7 @@ from genlatent.losses import PerceptualLoss
 from genlatent.metrics import Classifier, ClassifierFeatureMaps, train_classifier
 from genlatent.models import tokenizer_preset
 from genlatent.train.build import load_datasets
-from genlatent.train.outputbias import PERCEPTUAL_SEED, init_feature_maps
+from genlatent.train.data_init import PERCEPTUAL_SEED, init_feature_maps
 from genlatent.train.runs import load_run
 
 RUN = ["--dataset", "digits", "--train-limit", "96", "--test-limit", "32", "--batch-size", "32",
@@ -59,7 +59,7 @@ def test_a_resumed_run_takes_the_network_from_its_checkpoint(tmp_path, monkeypat
     assert main(["train", "tokenizer", *RUN, "--perceptual-weight", "1", "--max-steps", "2",
                  "--out", str(run)]) == 0  # fmt: skip
     calls = []
-    monkeypatch.setattr("genlatent.train.outputbias.load_or_train_classifier",
+    monkeypatch.setattr("genlatent.train.data_init.load_or_train_classifier",
                         lambda *a, **k: calls.append(a))  # fmt: skip
     assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0
     assert calls == []  # nothing retrained on resume: the weights come with the checkpoint

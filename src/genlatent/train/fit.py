@@ -43,7 +43,7 @@ from genlatent.train.optimizers import (
     optimizer_state,
     set_learning_rates,
 )
-from genlatent.train.outputbias import init_feature_maps, init_from_data
+from genlatent.train.data_init import init_feature_maps, init_from_data
 from genlatent.train.pictures import write_pictures
 from genlatent.train.progress import progress
 from genlatent.train.resume import prepare_run
