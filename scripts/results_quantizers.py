@@ -50,11 +50,13 @@ VARIANTS: dict[str, Callable[[], nn.Module]] = {
     "vq-kmeans": lambda: VectorQuantizer(512, DIM, init="kmeans", **VQ),
     "fsq-512": lambda: FSQ([8, 8, 8], dim=DIM),
     "fsq-1000": lambda: FSQ([8, 5, 5, 5], dim=DIM),
-    "lfq-512": lambda: LFQ(512, dim=DIM),
+    "lfq-512": lambda: LFQ(512, dim=DIM, temperature=0.01),  # the default until the sweep
     "rvq-2x512": lambda: ResidualVQ(2, 512, DIM, **VQ),
     "rvq-4x512": lambda: ResidualVQ(4, 512, DIM, **VQ),
     "rfsq-4x1000": lambda: ResidualQuantizer([FSQ([8, 5, 5, 5], dim=DIM) for _ in range(4)]),
-    "rlfq-4x512": lambda: ResidualQuantizer([LFQ(512, dim=DIM) for _ in range(4)]),
+    "rlfq-4x512": lambda: ResidualQuantizer(
+        [LFQ(512, dim=DIM, temperature=0.01) for _ in range(4)]  # run before the new default
+    ),
     "grouped-lfq-2x512": lambda: GroupedQuantizer([LFQ(512, dim=DIM // 2) for _ in range(2)]),
     "simvq-512": lambda: SimVQ(512, DIM),
     "bsq-512": lambda: LFQ(512, dim=DIM, spherical=True),
@@ -62,10 +64,18 @@ VARIANTS: dict[str, Callable[[], nn.Module]] = {
 
 
 def run(name: str, data: str, runs: Path, epochs: int = 3) -> dict[str, object]:
+    """Train and evaluate the variant ``name``; its JSON goes to ``OUT``."""
+    label = name if epochs == 3 else f"{name}-e{epochs}"
+    return train_and_evaluate(VARIANTS[name], label, data, runs, epochs, OUT)
+
+
+def train_and_evaluate(
+    quantizer: Callable[[], nn.Module], label: str, data: str, runs: Path, epochs: int, out: Path
+) -> dict[str, object]:
+    """The reduced VQ-VAE with ``quantizer()``, trained by `fit`; ``out/label.json`` its record."""
     train, test = load_mnist(data, split="train"), load_mnist(data, split="test")
     torch.manual_seed(0)
-    model = VQVAE(ConvEncoder(1, 64, DIM), VARIANTS[name](), ConvDecoder(DIM, 64, 1))
-    label = name if epochs == 3 else f"{name}-e{epochs}"
+    model = VQVAE(ConvEncoder(1, 64, DIM), quantizer(), ConvDecoder(DIM, 64, 1))
     start = time.perf_counter()
     summary = fit(
         model, train, test, run_dir=runs / f"quantizer-{label}", epochs=epochs,
@@ -87,8 +97,12 @@ def run(name: str, data: str, runs: Path, epochs: int = 3) -> dict[str, object]:
         "last_epoch_seconds": summary.last_metrics["epoch_seconds"],
         **result.as_dict(),
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{label}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    if result.counts is not None and result.counts.dim() == 2:  # stages or groups: one row each
+        record["fraction_used_by_stage"] = [
+            float((row > 0).float().mean()) for row in result.counts
+        ]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{label}.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
 
 
