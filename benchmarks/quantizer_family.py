@@ -1,4 +1,4 @@
-"""`FSQ`, `LFQ` and `ResidualVQ` training steps against vector-quantize-pytorch's.
+"""The quantizer family's training steps against vector-quantize-pytorch's classes.
 
 Each pair quantizes channel-last inputs ``(B, N, D)`` and runs one training step: forward
 (with the state update where there is one) and backward of
@@ -9,7 +9,14 @@ configured alike:
 - LFQ: ``2**10`` codes, projections ``D -> 10 -> D``, entropy weight 0.1, diversity
   gamma 1, commitment weight 0.25, temperature 0.01 (the peer's ``inv_temperature=100``);
 - ResidualVQ: 4 stages of 512 EMA codes (decay 0.99, eps 1e-5, commitment 0.25), the
-  peer without k-means init, dead-code expiry or rotation trick.
+  peer without k-means init, dead-code expiry or rotation trick;
+- SimVQ: 512 codes, commitment 0.25 (the peer's ``input_to_quantize_commit_loss_weight``),
+  straight-through (the peer's ``rotation_trick=False``);
+- BSQ: LFQ's settings with ``spherical=True`` (codes on the unit sphere);
+- ResidualFSQ and ResidualLFQ: 4 stages of FSQ ``[8, 5, 5, 5]`` or LFQ ``2**10``. Here the
+  structures differ: ours is `ResidualQuantizer` over stages that each project
+  ``D -> d -> D`` (the composition users write), the peer projects once around the stack
+  and scales each stage's input (``levels**-s``, ``2**-s``).
 
 Time is the median of interleaved repeats (`benchmarks._common.interleave`); peak memory
 is the peak-RSS growth of one step in a fresh subprocess per contender and shape, as in
@@ -48,16 +55,17 @@ from benchmarks._common import (
     span,
     write_json,
 )
-from genlatent import FSQ, LFQ, ResidualVQ
+from genlatent import FSQ, LFQ, ResidualQuantizer, ResidualVQ, SimVQ
 from genlatent._validation import validate_args
 
 LEVELS = [8, 5, 5, 5]
 LFQ_SIZE = 2**10
 RVQ_STAGES, RVQ_SIZE = 4, 512
+SIMVQ_SIZE = 512
 DECAY, EPS, BETA = 0.99, 1e-5, 0.25
 SHAPES = [(128, 64, 16), (128, 1024, 64)]
 QUICK_SHAPES = [(8, 16, 8)]
-FAMILIES = ("FSQ", "LFQ", "ResidualVQ")
+FAMILIES = ("FSQ", "LFQ", "ResidualVQ", "SimVQ", "BSQ", "ResidualFSQ", "ResidualLFQ")
 
 Step = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -66,8 +74,20 @@ def _ours(family: str, dim: int) -> tuple[nn.Module, Step]:
     module: nn.Module
     if family == "FSQ":
         module = FSQ(LEVELS, dim=dim, channel_last=True)
-    elif family == "LFQ":
-        module = LFQ(LFQ_SIZE, dim=dim, commitment_weight=BETA, channel_last=True)
+    elif family in ("LFQ", "BSQ"):
+        module = LFQ(LFQ_SIZE, dim=dim, commitment_weight=BETA, spherical=family == "BSQ",
+                     temperature=0.01, channel_last=True)  # the peer's  # fmt: skip
+    elif family == "SimVQ":
+        module = SimVQ(SIMVQ_SIZE, dim, commitment_weight=BETA, channel_last=True)
+    elif family == "ResidualFSQ":
+        module = ResidualQuantizer(
+            [FSQ(LEVELS, dim=dim, channel_last=True) for _ in range(RVQ_STAGES)]
+        )
+    elif family == "ResidualLFQ":
+        module = ResidualQuantizer(
+            [LFQ(LFQ_SIZE, dim=dim, commitment_weight=BETA, temperature=0.01, channel_last=True)
+             for _ in range(RVQ_STAGES)]
+        )  # fmt: skip
     else:
         module = ResidualVQ(
             RVQ_STAGES, RVQ_SIZE, dim, ema=True, decay=DECAY, eps=EPS, channel_last=True
@@ -92,13 +112,14 @@ def _peer(family: str, dim: int) -> tuple[nn.Module, Step]:
             return quantized, quantized.new_zeros(())
 
         return fsq, run_fsq
-    if family == "LFQ":
+    if family in ("LFQ", "BSQ"):
         lfq = vqp.LFQ(
             dim=dim,
             codebook_size=LFQ_SIZE,
             entropy_loss_weight=0.1,
             diversity_gamma=1.0,
             commitment_loss_weight=BETA,
+            spherical=family == "BSQ",
         )
 
         def run_lfq(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,6 +127,38 @@ def _peer(family: str, dim: int) -> tuple[nn.Module, Step]:
             return quantized, loss
 
         return lfq, run_lfq
+    if family == "SimVQ":
+        simvq = vqp.SimVQ(dim=dim, codebook_size=SIMVQ_SIZE, rotation_trick=False,
+                          input_to_quantize_commit_loss_weight=BETA)  # fmt: skip
+
+        def run_simvq(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            quantized, _, loss = simvq(x)
+            return quantized, loss
+
+        return simvq, run_simvq
+    if family == "ResidualFSQ":
+        rfsq = vqp.ResidualFSQ(dim=dim, levels=LEVELS, num_quantizers=RVQ_STAGES)
+
+        def run_rfsq(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            quantized, _ = rfsq(x)
+            return quantized, quantized.new_zeros(())
+
+        return rfsq, run_rfsq
+    if family == "ResidualLFQ":
+        rlfq = vqp.ResidualLFQ(
+            dim=dim,
+            codebook_size=LFQ_SIZE,
+            num_quantizers=RVQ_STAGES,
+            entropy_loss_weight=0.1,
+            diversity_gamma=1.0,
+            commitment_loss_weight=BETA,
+        )
+
+        def run_rlfq(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            quantized, _, losses = rlfq(x)
+            return quantized, losses.sum()
+
+        return rlfq, run_rlfq
     rvq = vqp.ResidualVQ(
         dim=dim,
         num_quantizers=RVQ_STAGES,

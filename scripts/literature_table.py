@@ -40,8 +40,8 @@ def objective(config: dict[str, Any]) -> str:
 def rows() -> list[dict[str, Any]]:
     found = []
     for folder in sorted((DATA / "cli").glob("*/")):
-        if not (folder / "eval.json").is_file():
-            continue  # a row still running
+        if not (folder / "config.json").is_file():
+            continue  # a row still running: the script copies the run's files last
         config = json.loads((folder / "config.json").read_text())
         metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
         found.append(

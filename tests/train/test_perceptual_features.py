@@ -19,9 +19,10 @@ from genlatent.train.build import load_datasets
 from genlatent.train.data_init import PERCEPTUAL_SEED, init_feature_maps
 from genlatent.train.runs import load_run
 
-RUN = ["--dataset", "digits", "--train-limit", "96", "--test-limit", "32", "--batch-size", "32",
-       "--hidden-channels", "8", "--embedding-dim", "4", "--codebook-size", "16",
-       "--disc-channels", "8", "--disc-layers", "1", "--no-progress", "--device", "cpu"]  # fmt: skip
+RUN = ["--dataset", "digits", "--train-limit", "96", "--test-limit", "32",
+       "--batch-size", "32", "--hidden-channels", "8", "--embedding-dim", "4",
+       "--codebook-size", "16", "--disc-channels", "8", "--disc-layers", "1",
+       "--no-progress", "--device", "cpu"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

@@ -85,6 +85,8 @@ class KLAutoencoder(nn.Module, PretrainedMixin):
         True
     """
 
+    latent_shape: torch.Tensor
+
     def __init__(
         self,
         encoder: nn.Module,

@@ -26,6 +26,7 @@ from genlatent.metrics.stats import code_usage
 from genlatent.pretrained import module_config
 from genlatent.train.build import resolve_device
 from genlatent.train.config import OBJECTIVE_OPTIONS, TrainConfig
+from genlatent.train.data_init import init_feature_maps, init_from_data
 from genlatent.train.datacheck import check_examples_finite, check_model_takes
 from genlatent.train.distributed import ProcessGroup, leave_process_group, setup_distributed
 from genlatent.train.ema import WeightEMA
@@ -43,7 +44,6 @@ from genlatent.train.optimizers import (
     optimizer_state,
     set_learning_rates,
 )
-from genlatent.train.data_init import init_feature_maps, init_from_data
 from genlatent.train.pictures import write_pictures
 from genlatent.train.progress import progress
 from genlatent.train.resume import prepare_run
