@@ -101,19 +101,28 @@ def _ours(family: str, dim: int) -> tuple[nn.Module, Step]:
     return module, run
 
 
+def _peer_step(module: nn.Module) -> Step:
+    """The peer's call as ``(quantized, loss)``: its outputs are ``(quantized, indices)``
+    (FSQ's, no loss), ``(quantized, indices, loss)`` or, for the residual ones, a loss per
+    stage, which are summed."""
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        quantized, *rest = module(x)
+        if len(rest) == 1:  # (quantized, indices): FSQ has no auxiliary loss
+            return quantized, quantized.new_zeros(())
+        return quantized, rest[1].sum()
+
+    return run
+
+
 def _peer(family: str, dim: int) -> tuple[nn.Module, Step]:
     import vector_quantize_pytorch as vqp
 
+    module: nn.Module
     if family == "FSQ":
-        fsq = vqp.FSQ(levels=LEVELS, dim=dim)
-
-        def run_fsq(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            quantized, _ = fsq(x)
-            return quantized, quantized.new_zeros(())
-
-        return fsq, run_fsq
-    if family in ("LFQ", "BSQ"):
-        lfq = vqp.LFQ(
+        module = vqp.FSQ(levels=LEVELS, dim=dim)
+    elif family in ("LFQ", "BSQ"):
+        module = vqp.LFQ(
             dim=dim,
             codebook_size=LFQ_SIZE,
             entropy_loss_weight=0.1,
@@ -121,31 +130,13 @@ def _peer(family: str, dim: int) -> tuple[nn.Module, Step]:
             commitment_loss_weight=BETA,
             spherical=family == "BSQ",
         )
-
-        def run_lfq(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            quantized, _, loss = lfq(x)
-            return quantized, loss
-
-        return lfq, run_lfq
-    if family == "SimVQ":
-        simvq = vqp.SimVQ(dim=dim, codebook_size=SIMVQ_SIZE, rotation_trick=False,
-                          input_to_quantize_commit_loss_weight=BETA)  # fmt: skip
-
-        def run_simvq(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            quantized, _, loss = simvq(x)
-            return quantized, loss
-
-        return simvq, run_simvq
-    if family == "ResidualFSQ":
-        rfsq = vqp.ResidualFSQ(dim=dim, levels=LEVELS, num_quantizers=RVQ_STAGES)
-
-        def run_rfsq(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            quantized, _ = rfsq(x)
-            return quantized, quantized.new_zeros(())
-
-        return rfsq, run_rfsq
-    if family == "ResidualLFQ":
-        rlfq = vqp.ResidualLFQ(
+    elif family == "SimVQ":
+        module = vqp.SimVQ(dim=dim, codebook_size=SIMVQ_SIZE, rotation_trick=False,
+                           input_to_quantize_commit_loss_weight=BETA)  # fmt: skip
+    elif family == "ResidualFSQ":
+        module = vqp.ResidualFSQ(dim=dim, levels=LEVELS, num_quantizers=RVQ_STAGES)
+    elif family == "ResidualLFQ":
+        module = vqp.ResidualLFQ(
             dim=dim,
             codebook_size=LFQ_SIZE,
             num_quantizers=RVQ_STAGES,
@@ -153,29 +144,19 @@ def _peer(family: str, dim: int) -> tuple[nn.Module, Step]:
             diversity_gamma=1.0,
             commitment_loss_weight=BETA,
         )
-
-        def run_rlfq(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            quantized, _, losses = rlfq(x)
-            return quantized, losses.sum()
-
-        return rlfq, run_rlfq
-    rvq = vqp.ResidualVQ(
-        dim=dim,
-        num_quantizers=RVQ_STAGES,
-        codebook_size=RVQ_SIZE,
-        decay=DECAY,
-        eps=EPS,
-        commitment_weight=BETA,
-        kmeans_init=False,
-        threshold_ema_dead_code=0,
-        rotation_trick=False,
-    )
-
-    def run_rvq(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        quantized, _, losses = rvq(x)
-        return quantized, losses.sum()
-
-    return rvq, run_rvq
+    else:
+        module = vqp.ResidualVQ(
+            dim=dim,
+            num_quantizers=RVQ_STAGES,
+            codebook_size=RVQ_SIZE,
+            decay=DECAY,
+            eps=EPS,
+            commitment_weight=BETA,
+            kmeans_init=False,
+            threshold_ema_dead_code=0,
+            rotation_trick=False,
+        )
+    return module, _peer_step(module)
 
 
 class _PlainFSQ(nn.Module):
