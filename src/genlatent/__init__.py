@@ -5,7 +5,8 @@ The layers, each importing only those before it:
 - `genlatent.functional`: pure maths (reparameterization, KL, likelihoods, quantization)
 - `genlatent.nn`: encoders, decoders, the quantizers and the `PatchDiscriminator`
 - `genlatent.losses`: the ELBO, the VQ-VAE objective, adversarial and perceptual losses
-- `genlatent.models`: `VAE`, `ConditionalVAE`, `VQVAE` and the reference presets
+- `genlatent.models`: `VAE`, `ConditionalVAE`, `VQVAE`, the image `Tokenizer` and its
+  continuous `KLAutoencoder`, and the reference presets
 - `genlatent.train`: `fit` (any model that follows the protocol), `load_run`, `train`,
   and the `Tracker`s a run reports to (TensorBoard, W&B, your own)
 
@@ -32,6 +33,8 @@ from genlatent.models import (
     VAE,
     VQVAE,
     ConditionalVAE,
+    KLAutoencoder,
+    Tokenizer,
     VAEOutput,
     VQVAEOutput,
     cifar10_vqvae,
@@ -71,6 +74,7 @@ __all__ = [
     "GaussianParams",
     "GenlatentError",
     "GroupedQuantizer",
+    "KLAutoencoder",
     "MLPDecoder",
     "MLPEncoder",
     "MaskGITPrior",
@@ -87,6 +91,7 @@ __all__ = [
     "ResidualQuantizer",
     "ResidualVQ",
     "SimVQ",
+    "Tokenizer",
     "Tracker",
     "TransformerPrior",
     "VAELoss",

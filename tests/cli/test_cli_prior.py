@@ -170,6 +170,9 @@ def test_guided_sampling_from_the_command_line(vq_run, tmp_path, capsys, cli_err
         assert main(["eval", str(vq_run), "--prior-dir", str(out), "--samples", "20",
                      "--guidance-scale", scale, "--json"]) == 0  # fmt: skip
         scores[scale] = json.loads(capsys.readouterr().out)
+        assert scores[scale]["guidance_scale"] == float(scale)  # the result says how it was drawn
+        assert scores[scale]["sampling_seconds"] > 0
+        assert "steps" not in scores[scale]
     assert scores["1"]["class_consistency"] != scores["3"]["class_consistency"] or (
         scores["1"]["frechet_distance"] != scores["3"]["frechet_distance"]
     )  # the scale reaches the samples eval scores
@@ -206,6 +209,8 @@ def test_a_maskgit_prior_trains_samples_in_steps_and_reports_no_likelihood(
     masked = [results[f"prior_test_masked_bits_per_code_at_{p}"] for p in (25, 50, 75)]
     assert all(0 < bits < 8 for bits in masked)  # finite, near log2(16) = 4 after 3 epochs
     assert results["frechet_distance"] >= 0
+    assert (results["steps"], results["guidance_scale"]) == (3.0, 1.0)
+    assert results["sampling_seconds"] > 0
     # the same seeded masks: eval reports the same numbers twice
     assert main(["eval", str(out), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)

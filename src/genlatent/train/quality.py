@@ -9,6 +9,7 @@ numbers compare genlatent models with each other, not with published FID values.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 import torch
@@ -76,7 +77,9 @@ def sample_quality(
     ``class_consistency`` is the fraction of class-conditional samples that the
     classifier assigns to the class asked for. ``guidance_scale`` is passed to the
     prior's draws (classifier-free guidance, see `TransformerPrior.sample`), and ``steps``
-    to a prior that samples in parallel steps (`MaskGITPrior.sample`).
+    to a prior that samples in parallel steps (`MaskGITPrior.sample`); with a prior the
+    result also records both and ``sampling_seconds``, the wall time of drawing and
+    decoding the ``num`` grids.
 
     Raises:
         TypeError: if the run's model can neither sample, take a prior, nor reconstruct.
@@ -119,6 +122,7 @@ def sample_quality(
     classes = getattr(prior, "num_classes", None) if prior is not None else loaded.num_classes
     labels = None if classes is None else torch.arange(num) % classes
     if prior is not None:
+        started = time.perf_counter()
         images = prior_samples(
             loaded,
             prior,
@@ -127,7 +131,11 @@ def sample_quality(
             seed=seed,
             guidance_scale=guidance_scale,
             steps=steps,
-        )
+        ).cpu()  # waits for the device, so that the time is the draws' own
+        result["sampling_seconds"] = time.perf_counter() - started
+        result["guidance_scale"] = float(guidance_scale)
+        if steps is not None:
+            result["steps"] = float(steps)
     else:
         sample = getattr(loaded.model, "sample", None)
         if not callable(sample) or "labels" not in declared_keywords(sample):

@@ -25,10 +25,12 @@ METRIC_UNITS: dict[str, str] = {
     "reconstruction_frechet_distance": "classifier features",
     "images_per_second": "img/s",
     "epoch_seconds": "s",
+    "sampling_seconds": "s",
+    "guidance_scale": "",
 }
 """Units of the metrics whose unit does not depend on the model."""
 
-COUNTS = ("epoch", "samples", "num_examples", "active_units")
+COUNTS = ("epoch", "samples", "num_examples", "active_units", "steps")
 """Entries that are counts: printed without decimals and without a unit."""
 
 
