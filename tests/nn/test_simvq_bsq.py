@@ -104,13 +104,19 @@ def test_bsq_codes_have_unit_norm_and_the_signs_of_the_inputs(seed, bits, scale)
     torch.testing.assert_close(decoded.norm(dim=1), torch.ones(2**bits))
 
 
+def _sphere_softmax(u: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The codes {+-1/sqrt n}^n and the softmax of -||u - c||^2 / tau over all of them."""
+    bits = u.shape[1]
+    codes = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=bits)), dtype=u.dtype)
+    codes = codes / math.sqrt(bits)
+    return codes, (-torch.cdist(u, codes).square() / temperature).softmax(dim=1)
+
+
 def _brute_bsq_entropy(u: torch.Tensor, temperature: float, gamma: float):
     """Softmax of -||u - c||^2 / tau over all 2**n codes c in {+-1/sqrt n}^n (float64);
     the codebook entropy as the sum of the entropies of its batch mean's bit marginals."""
     bits = u.shape[1]
-    codes = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=bits)), dtype=u.dtype)
-    codes = codes / math.sqrt(bits)
-    probs = (-torch.cdist(u, codes).square() / temperature).softmax(dim=1)
+    codes, probs = _sphere_softmax(u, temperature)
     per_sample = -(probs * probs.clamp_min(1e-300).log()).sum(dim=1).mean()
     mean = probs.mean(dim=0)
     marginals = torch.stack([mean[codes[:, b] > 0].sum() for b in range(bits)])
@@ -157,6 +163,59 @@ def test_bsq_entropy_is_zero_at_its_optimum_and_never_negative():
         out = bsq_entropy(u.bfloat16(), temperature=0.01)
         assert float(out.loss) >= 0.0
         assert 0.0 <= float(out.codebook_entropy) <= 6 * math.log(2) + 1e-5
+
+
+@SETTINGS
+@given(
+    seed=SEEDS,
+    bits=st.integers(1, 6),
+    rows=st.integers(1, 8),
+    temperature=st.floats(0.05, 5.0),
+    gamma=st.floats(0.0, 2.0),
+)
+def test_bsq_exact_entropy_is_the_entropy_of_the_batch_mean_code_distribution(
+    seed, bits, rows, temperature, gamma
+):
+    z = torch.randn(rows, bits, generator=_gen(seed), dtype=torch.float64)
+    _, probs = _sphere_softmax(to_sphere(z), temperature)
+    per_sample = -(probs * probs.clamp_min(1e-300).log()).sum(dim=1).mean()
+    mean = probs.mean(dim=0)
+    joint = -(mean * mean.clamp_min(1e-300).log()).sum()  # H(p-bar) over all 2^n codes
+    expected = per_sample + gamma * (bits * math.log(2) - joint)
+    bsq = LFQ(2**bits, spherical=True, factorized_entropy=False, temperature=temperature,
+              diversity_gamma=gamma)  # fmt: skip
+    out = bsq(z.float().T.unsqueeze(0))
+    torch.testing.assert_close(out.terms["entropy"], expected.float(), rtol=1e-4, atol=1e-5)
+    # the factorized estimate is an upper bound of the joint entropy (subadditivity), so
+    # its loss is never above the exact one's
+    factorized = LFQ(2**bits, spherical=True, temperature=temperature, diversity_gamma=gamma)
+    assert (
+        float(factorized(z.float().T.unsqueeze(0)).terms["entropy"])
+        <= float(out.terms["entropy"]) + 1e-5
+    )
+    # quantization itself does not depend on the estimate
+    assert torch.equal(out.quantized, factorized(z.float().T.unsqueeze(0)).quantized)
+
+
+def test_the_factorized_estimate_cannot_see_correlated_bits():
+    # two bits always equal, each balanced over the batch: the factorized codebook
+    # entropy is at its optimum (2 log 2), the exact one says half the codes are unused
+    u = torch.tensor([[1.0, 1.0], [-1.0, -1.0]]).repeat(8, 1) / math.sqrt(2)
+    exact = LFQ(4, spherical=True, factorized_entropy=False, temperature=1e-3)
+    factorized = LFQ(4, spherical=True, temperature=1e-3)
+    inputs = u.T.unsqueeze(0)
+    assert float(factorized(inputs).terms["entropy"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(exact(inputs).terms["entropy"]) == pytest.approx(math.log(2), abs=1e-5)
+
+
+def test_factorized_entropy_is_bsqs_option():
+    assert LFQ(8, spherical=True).factorized_entropy is True  # the paper's estimate
+    assert LFQ(8).factorized_entropy is False
+    assert "factorized_entropy=False" in repr(LFQ(8, spherical=True, factorized_entropy=False))
+    with pytest.raises(ValueError, match=r"factorized_entropy=True applies only with spherical"):
+        LFQ(8, factorized_entropy=True)
+    with pytest.raises(TypeError, match=r"factorized_entropy must be a bool or None, got str"):
+        LFQ(8, spherical=True, factorized_entropy="yes")
 
 
 def test_spherical_lfq_refuses_a_codebook_scale():
