@@ -59,7 +59,8 @@ VARIANTS: dict[str, Callable[[], nn.Module]] = {
     ),
     "grouped-lfq-2x512": lambda: GroupedQuantizer([LFQ(512, dim=DIM // 2) for _ in range(2)]),
     "simvq-512": lambda: SimVQ(512, DIM),
-    "bsq-512": lambda: LFQ(512, dim=DIM, spherical=True),
+    # made with the BSQ paper's factorized entropy, the default before the sweep
+    "bsq-512": lambda: LFQ(512, dim=DIM, spherical=True, factorized_entropy=True),
 }
 
 

@@ -7,7 +7,7 @@
 # a MaskGIT prior over the VQ-VAE sampled in 4, 8 and 12 steps. Raw outputs go to
 # docs/data/tokenizer/; run from the repository root:
 #   bash scripts/results_tokenizer.sh [STAGE...]
-# with STAGE among vqvae, tokenizer, tokenizer-p1, prior-vqvae, prior-tokenizer, maskgit
+# with STAGE among vqvae, tokenizer, prior-vqvae, prior-tokenizer, maskgit
 # (default: all, in that order; the prior stages need their autoencoder's stage first).
 # MNIST_DIR and RUNS_DIR may be set in the environment.
 set -euo pipefail
@@ -52,14 +52,13 @@ evaluate() {  # RUN_NAME KIND LABEL [EVAL OPTIONS...]: 1,000 samples and reconst
 }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(vqvae tokenizer tokenizer-p1 prior-vqvae prior-tokenizer maskgit)
+[ ${#stages[@]} -gt 0 ] || stages=(vqvae tokenizer prior-vqvae prior-tokenizer maskgit)
 for stage in "${stages[@]}"; do
   case $stage in
     vqvae) autoencoder vqvae vqvae ;;
     # the discriminator joins after the first epoch (469 steps), as VQGAN starts it late
     tokenizer) autoencoder tokenizer tokenizer --perceptual-weight 0.1 --disc-start 469 ;;
-    tokenizer-p1) autoencoder tokenizer-p1 tokenizer --perceptual-weight 1 --disc-start 469 ;;
-    prior-vqvae|prior-tokenizer|prior-tokenizer-p1)
+    prior-vqvae|prior-tokenizer)
       name=${stage#prior-}
       prior "$name" transformer
       for scale in 1 2 3; do

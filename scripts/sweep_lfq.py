@@ -7,11 +7,12 @@ scored on the 10,000 test images: code usage, perplexity and MSE. One JSON per p
 ``docs/data/quantizers/sweep/``::
 
     python scripts/sweep_lfq.py DATA/mnist runs/sweep [--epochs 1] [--spherical] \\
-        [--exact-entropy] [--temperature 0.01 0.1 1] [--entropy-weight 0.1 1] \\
+        [--factorized-entropy] [--temperature 0.01 0.1 1] [--entropy-weight 0.1 1] \\
         [--commitment-weight 0.25]
 
-``--exact-entropy`` gives BSQ the exact codebook entropy (``factorized_entropy=False``)
-instead of the paper's sum over bits.
+BSQ's points take its default, the exact codebook entropy (labelled ``bsq-exact``), or
+with ``--factorized-entropy`` the BSQ paper's sum of the bits' entropies (``bsq``, the
+default when the first points were run).
 """
 
 from __future__ import annotations
@@ -34,22 +35,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("runs", type=Path)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--spherical", action="store_true", help="BSQ instead of LFQ")
-    p.add_argument("--exact-entropy", action="store_true", help="BSQ's exact codebook entropy")
+    p.add_argument("--factorized-entropy", action="store_true",
+                   help="BSQ with the paper's factorized codebook entropy")  # fmt: skip
     p.add_argument("--temperature", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     p.add_argument("--entropy-weight", type=float, nargs="+", default=[0.1, 1.0])
     p.add_argument("--commitment-weight", type=float, nargs="+", default=[0.25])
     args = p.parse_args(argv)
-    if args.exact_entropy and not args.spherical:
-        p.error("--exact-entropy applies to BSQ (--spherical) only: LFQ's entropy is exact")
-    kind = ("bsq-exact" if args.exact_entropy else "bsq") if args.spherical else "lfq"
-    factorized = False if args.exact_entropy else None  # None: the quantizer's default
+    if args.factorized_entropy and not args.spherical:
+        p.error("--factorized-entropy applies to BSQ (--spherical) only: LFQ's is exact")
+    kind = ("bsq" if args.factorized_entropy else "bsq-exact") if args.spherical else "lfq"
     grid = itertools.product(args.temperature, args.entropy_weight, args.commitment_weight)
     for temperature, entropy, commitment in grid:
         label = f"{kind}-t{temperature:g}-h{entropy:g}-c{commitment:g}-e{args.epochs}"
 
         def quantizer(t: float = temperature, h: float = entropy, c: float = commitment) -> LFQ:
             return LFQ(512, dim=DIM, temperature=t, entropy_weight=h, commitment_weight=c,
-                       spherical=args.spherical, factorized_entropy=factorized)  # fmt: skip
+                       spherical=args.spherical,
+                       factorized_entropy=args.factorized_entropy)  # fmt: skip
 
         record = train_and_evaluate(quantizer, label, args.data, args.runs, args.epochs, SWEEP)
         print(

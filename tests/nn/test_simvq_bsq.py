@@ -147,7 +147,8 @@ def test_bsq_entropy_equals_the_papers_estimate_from_the_full_softmax(
     torch.testing.assert_close(got.codebook_entropy, codebook)
     torch.testing.assert_close(got.loss, loss)
     # the module's entropy term is the same number on the sphere
-    bsq = LFQ(2**bits, spherical=True, temperature=temperature, diversity_gamma=gamma)
+    bsq = LFQ(2**bits, spherical=True, factorized_entropy=True, temperature=temperature,
+              diversity_gamma=gamma)  # fmt: skip
     out = bsq(z.float().T.unsqueeze(0))  # (1, bits, rows): channel-first
     torch.testing.assert_close(out.terms["entropy"], loss.float(), rtol=1e-4, atol=1e-5)
     commitment = (u - torch.where(z > 0, 1.0, -1.0) / math.sqrt(bits)).square().mean()
@@ -182,13 +183,13 @@ def test_bsq_exact_entropy_is_the_entropy_of_the_batch_mean_code_distribution(
     mean = probs.mean(dim=0)
     joint = -(mean * mean.clamp_min(1e-300).log()).sum()  # H(p-bar) over all 2^n codes
     expected = per_sample + gamma * (bits * math.log(2) - joint)
-    bsq = LFQ(2**bits, spherical=True, factorized_entropy=False, temperature=temperature,
-              diversity_gamma=gamma)  # fmt: skip
+    bsq = LFQ(2**bits, spherical=True, temperature=temperature, diversity_gamma=gamma)
     out = bsq(z.float().T.unsqueeze(0))
     torch.testing.assert_close(out.terms["entropy"], expected.float(), rtol=1e-4, atol=1e-5)
     # the factorized estimate is an upper bound of the joint entropy (subadditivity), so
     # its loss is never above the exact one's
-    factorized = LFQ(2**bits, spherical=True, temperature=temperature, diversity_gamma=gamma)
+    factorized = LFQ(2**bits, spherical=True, factorized_entropy=True, temperature=temperature,
+                     diversity_gamma=gamma)  # fmt: skip
     assert (
         float(factorized(z.float().T.unsqueeze(0)).terms["entropy"])
         <= float(out.terms["entropy"]) + 1e-5
@@ -201,20 +202,19 @@ def test_the_factorized_estimate_cannot_see_correlated_bits():
     # two bits always equal, each balanced over the batch: the factorized codebook
     # entropy is at its optimum (2 log 2), the exact one says half the codes are unused
     u = torch.tensor([[1.0, 1.0], [-1.0, -1.0]]).repeat(8, 1) / math.sqrt(2)
-    exact = LFQ(4, spherical=True, factorized_entropy=False, temperature=1e-3)
-    factorized = LFQ(4, spherical=True, temperature=1e-3)
+    exact = LFQ(4, spherical=True, temperature=1e-3)
+    factorized = LFQ(4, spherical=True, factorized_entropy=True, temperature=1e-3)
     inputs = u.T.unsqueeze(0)
     assert float(factorized(inputs).terms["entropy"]) == pytest.approx(0.0, abs=1e-6)
     assert float(exact(inputs).terms["entropy"]) == pytest.approx(math.log(2), abs=1e-5)
 
 
 def test_factorized_entropy_is_bsqs_option():
-    assert LFQ(8, spherical=True).factorized_entropy is True  # the paper's estimate
-    assert LFQ(8).factorized_entropy is False
-    assert "factorized_entropy=False" in repr(LFQ(8, spherical=True, factorized_entropy=False))
+    assert LFQ(8, spherical=True).factorized_entropy is False  # exact, as LFQ's
+    assert "factorized_entropy=True" in repr(LFQ(8, spherical=True, factorized_entropy=True))
     with pytest.raises(ValueError, match=r"factorized_entropy=True applies only with spherical"):
         LFQ(8, factorized_entropy=True)
-    with pytest.raises(TypeError, match=r"factorized_entropy must be a bool or None, got str"):
+    with pytest.raises(TypeError, match=r"factorized_entropy must be a bool, got str"):
         LFQ(8, spherical=True, factorized_entropy="yes")
 
 
