@@ -132,7 +132,9 @@ def test_iwae_quick(tmp_path: Path) -> None:
 def test_discriminator_share_quick(tmp_path: Path) -> None:
     _, doc = _run("discriminator_share", tmp_path)
     results = doc["results"]
-    names = ("generator (pixel loss)", "generator (+ adversarial)", "discriminator")
+    plain, through_fit = "tokenizer step, written plainly", "tokenizer step, fit's loop"
+    names = ("generator (pixel loss)", "generator (+ adversarial)", "discriminator", plain,
+             through_fit)  # fmt: skip
     assert set(results) == set(names)
     for name in names:
         _check_timing(results[name])
@@ -142,6 +144,9 @@ def test_discriminator_share_quick(tmp_path: Path) -> None:
     assert 0 < doc["discriminator_share"] < 1
     assert doc["adversarial_generator_overhead"] == (
         generator / results["generator (pixel loss)"]["median_s"]
+    )
+    assert doc["fit_step_overhead"] == (
+        results[through_fit]["median_s"] / results[plain]["median_s"]
     )
 
 
