@@ -125,6 +125,20 @@ def test_cache_trains_once_then_loads(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("classifier-*.pt"))) == 3
 
 
+def test_training_and_loading_leave_the_global_random_state_alone(tmp_path):
+    # a run that needs a classifier (fit's perceptual features, eval's distances) must
+    # draw the same numbers afterwards whether the classifier was trained or cached
+    data = _toy()
+    draws = []
+    for _ in range(2):  # the first call trains and saves, the second loads
+        torch.manual_seed(123)
+        load_or_train_classifier(data, tmp_path, epochs=1)
+        draws.append(torch.rand(4))
+    torch.manual_seed(123)
+    assert torch.equal(draws[0], torch.rand(4))
+    assert torch.equal(draws[1], draws[0])
+
+
 def test_corrupt_cache_file_is_an_error_naming_it(tmp_path):
     data = _toy()
     load_or_train_classifier(data, tmp_path, epochs=1)

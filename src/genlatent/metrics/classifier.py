@@ -308,7 +308,9 @@ def load_or_train_classifier(
     the labels, ``epochs``, ``seed`` and the architecture's version: another dataset or
     recipe gets another file, never stale weights. Weights are written atomically and read
     with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain
-    data.
+    data. Neither path changes the global random state (`train_classifier` works under
+    a fork of it, and so does building a cached one), so a run that needs a classifier
+    draws the same numbers whether or not it was cached.
 
     Args:
         dataset: the training data, as for `train_classifier`.
@@ -332,7 +334,10 @@ def load_or_train_classifier(
     if path.is_file():
         state = load_checkpoint(path, map_location="cpu")
         channels, size, _ = dataset.image_shape
-        classifier = Classifier(channels, int(state["num_classes"]), image_size=size)
+        # built under a fork of the random state, which its initialisation would advance:
+        # a cached classifier must leave a training run's draws as a fresh one does
+        with torch.random.fork_rng(devices=[]):
+            classifier = Classifier(channels, int(state["num_classes"]), image_size=size)
         classifier.load_state_dict(state["weights"])
         return classifier.to(device).eval()
     classifier = train_classifier(dataset, epochs=epochs, seed=seed, device=device)
