@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,13 @@ import torch
 from PIL import Image
 
 from genlatent.cli import main
-from genlatent.metrics import unigram_bits_per_code
+from genlatent.data import data_home
+from genlatent.metrics import (
+    load_or_train_classifier,
+    reconstruction_frechet_distance,
+    unigram_bits_per_code,
+)
+from genlatent.train.build import load_datasets
 from genlatent.train.prior import encode_codes, load_prior
 from genlatent.train.runs import load_run
 
@@ -224,3 +231,35 @@ def test_a_maskgit_prior_trains_samples_in_steps_and_reports_no_likelihood(
     cli_error(["eval", str(out), "--steps", "4"], "--steps applies to eval --samples only")
     cli_error(["sample", str(out), "--steps", "0", "--out", str(tmp_path / "t.png")],
               "steps must be >= 1, got 0")  # fmt: skip
+
+
+def test_eval_measures_every_number_with_the_checkpoint_asked_for(vq_run, tmp_path, capsys):
+    # a run whose last checkpoint differs from its best: the decoder's weights moved
+    run = tmp_path / "moved"
+    shutil.copytree(vq_run, run)
+    last = run / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    for name, value in state["model"].items():
+        if name.startswith("decoder.") and value.is_floating_point():
+            value.add_(0.05 * torch.randn(value.shape, generator=torch.Generator().manual_seed(0)))
+    torch.save(state, last)
+    scores = {}
+    for checkpoint in ("best", "last"):
+        capsys.readouterr()
+        argv = ["eval", str(run), "--checkpoint", checkpoint, "--samples", "20", "--json"]
+        assert main(argv) == 0
+        scores[checkpoint] = json.loads(capsys.readouterr().out)
+    # the Fréchet distance of the reconstructions is that of the checkpoint's own model
+    train_set, test_set = load_datasets(load_run(run).config)
+    classifier = load_or_train_classifier(train_set, data_home() / "classifiers", epochs=2)
+    x = test_set.images[:20]
+    for checkpoint, results in scores.items():
+        model = load_run(run, checkpoint=checkpoint).model.eval()
+        with torch.no_grad():
+            reconstructions = model.reconstruct(x.float() / 255).clamp(0, 1)
+        expected = reconstruction_frechet_distance(classifier, x, reconstructions)
+        assert results["reconstruction_frechet_distance"] == pytest.approx(expected, rel=1e-5)
+    assert (
+        scores["best"]["reconstruction_frechet_distance"]
+        != scores["last"]["reconstruction_frechet_distance"]
+    )

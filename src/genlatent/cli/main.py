@@ -177,7 +177,11 @@ def _add_eval(commands: Any) -> None:
     evaluate.add_argument(
         "--iwae-k", type=int, default=0, help="also the importance-weighted bound with K samples"
     )
-    evaluate.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    evaluate.add_argument(
+        "--checkpoint", default="best", choices=["best", "last"],
+        help="the run's checkpoint every number is measured with: best (the lowest test "
+        "loss, the default) or last",
+    )  # fmt: skip
     evaluate.add_argument("--data-dir", help="override the dataset folder stored in the run")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.add_argument(
@@ -479,13 +483,17 @@ def _eval(args: argparse.Namespace) -> int:
     if prior is not None:
         from genlatent.train.prior import evaluate_prior
 
-        results |= evaluate_prior(args.run_dir, args.prior_dir, log=log)
+        results |= evaluate_prior(
+            args.run_dir, args.prior_dir, data_dir=args.data_dir, checkpoint=args.checkpoint,
+            log=log,
+        )  # fmt: skip
     if args.samples:
         from genlatent.train.quality import sample_quality
 
         results |= sample_quality(
             args.run_dir, args.samples, prior=prior, data_dir=args.data_dir,
-            guidance_scale=args.guidance_scale, steps=args.steps, log=log,
+            guidance_scale=args.guidance_scale, steps=args.steps, checkpoint=args.checkpoint,
+            log=log,
         )  # fmt: skip
     elif args.steps is not None:
         raise ValueError("--steps applies to eval --samples only")

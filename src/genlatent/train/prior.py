@@ -302,6 +302,7 @@ def evaluate_prior(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     datasets: tuple[object, object] | None = None,
+    checkpoint: str = "best",
     log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """The prior's test negative log-likelihood in bits per code, beside the unigram baseline.
@@ -313,16 +314,16 @@ def evaluate_prior(
     ``prior_test_masked_bits_per_code_at_25``, ``_at_50`` and ``_at_75``: the
     cross-entropy of the masked codes with that percentage of every grid masked (seeded
     masks), which is not a likelihood and not comparable with the bits per code of the
-    other priors. All over the run's test set encoded by its model (its dataset's files
-    from ``data_dir`` if given, else where the run read them; or ``datasets``, as for
-    `fit_prior`).
+    other priors. All over the run's test set encoded by its model at ``checkpoint``
+    (``"best"`` or ``"last"``; its dataset's files from ``data_dir`` if given, else where
+    the run read them; or ``datasets``, as for `fit_prior`).
 
     Raises:
         TypeError: if the prior has neither ``log_prob`` nor a ``loss`` with ``mask_ratio``.
     """
     from genlatent.metrics import evaluate_model, unigram_bits_per_code
 
-    source = load_run(run_dir, log=log)
+    source = load_run(run_dir, checkpoint=checkpoint, log=log)
     folder = Path(prior_dir) if prior_dir is not None else Path(run_dir) / "prior"
     fitted = load_prior(folder, device=str(module_device(source.model)), log=log)
     codes = _encoded_splits(source, datasets, data_dir)

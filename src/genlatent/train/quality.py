@@ -61,6 +61,7 @@ def sample_quality(
     classifier_epochs: int = 2,
     guidance_scale: float = 1.0,
     steps: int | None = None,
+    checkpoint: str = "best",
     log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Fréchet distances (and class consistency) of ``num`` samples and reconstructions of a run.
@@ -79,7 +80,8 @@ def sample_quality(
     prior's draws (classifier-free guidance, see `TransformerPrior.sample`), and ``steps``
     to a prior that samples in parallel steps (`MaskGITPrior.sample`); with a prior the
     result also records both and ``sampling_seconds``, the wall time of drawing and
-    decoding the ``num`` grids.
+    decoding the ``num`` grids. The run's model is its ``checkpoint``, ``"best"`` or
+    ``"last"``.
 
     Raises:
         TypeError: if the run's model can neither sample, take a prior, nor reconstruct.
@@ -91,7 +93,7 @@ def sample_quality(
         raise ValueError(
             f"steps applies to samples of a prior, and no prior is given, got steps={steps}"
         )
-    loaded = load_run(run_dir, log=log)
+    loaded = load_run(run_dir, checkpoint=checkpoint, log=log)
     samples = prior is not None or callable(getattr(loaded.model, "sample", None))
     reconstructs = callable(getattr(loaded.model, "reconstruct", None))
     if not (samples or reconstructs):
