@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -185,3 +186,39 @@ def test_bf16_with_clipping_and_skipping_trains_both_groups(tmp_path):
     assert all(torch.isfinite(torch.tensor(v)) for k, v in record.items() if "loss" in k)
     now = summary.model.discriminator.state_dict()
     assert any(not torch.equal(now[n], v) for n, v in built.discriminator.state_dict().items())
+
+
+class _Loss(NamedTuple):
+    loss: torch.Tensor
+
+
+class _RisingTestLoss(torch.nn.Module):
+    """A model whose test loss grows at every evaluation (the count of evaluated batches)."""
+
+    def __init__(self, best_by_test_loss: bool) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.best_by_test_loss = best_by_test_loss
+        self.register_buffer("evaluated", torch.zeros(()))
+
+    def loss(self, x: torch.Tensor) -> _Loss:
+        if self.training:
+            return _Loss((self.weight - x.mean()).square())
+        self.evaluated += 1
+        return _Loss(self.weight.detach() * 0 + self.evaluated)
+
+
+def test_best_pt_is_the_last_evaluation_for_a_model_not_ranked_by_its_test_loss(tmp_path):
+    data = torch.rand(64, 4)
+    best_epochs = {}
+    for ranked in (True, False):
+        run = tmp_path / str(ranked)
+        fit(_RisingTestLoss(ranked), data[:48], data[48:], run_dir=run, epochs=3, batch_size=16,
+            lr=1e-2, device="cpu", show_progress=False, log=lambda line: None)  # fmt: skip
+        losses = [record["test_loss"] for record in _records(run)]
+        assert losses == sorted(losses)  # the test loss rose
+        assert losses[0] < losses[-1]
+        best_epochs[ranked] = load_checkpoint(run / "checkpoints" / "best.pt")["epoch"]
+    assert best_epochs == {True: 1, False: 3}
+    # the tokenizer declares it: its test loss leaves out the adversarial game it trains for
+    assert _groups_worker.build().best_by_test_loss is False

@@ -146,6 +146,12 @@ class Tokenizer(nn.Module, PretrainedMixin):
         torch.Size([])
     """
 
+    best_by_test_loss = False
+    """`fit` keeps the last evaluation as ``best.pt``: the test loss (pixel, perceptual and
+    quantizer terms, no adversarial one) is not what the generator minimises once the
+    discriminator plays, and the weights with the lowest one tend to be those from before
+    the game has done its work (see the results page's tokenizer section)."""
+
     loss_unit = "MSE"
     """What the loss terms are measured in: mean squared errors per pixel (the quantizer's
     per latent element; the adversarial terms are logits)."""

@@ -166,7 +166,8 @@ def fit(
     ``metrics.jsonl`` (``epoch``, ``step``, the training terms' means since the previous
     evaluation, the test terms, code usage if reported), writes ``checkpoints/last.pt``
     atomically (the previous one kept as ``last.prev.pt``) and ``best.pt`` when the test
-    loss improves (the training loss without test data), and draws
+    loss improves (the training loss without test data; at every evaluation for a model
+    whose ``best_by_test_loss`` is ``False``, such as `Tokenizer`), and draws
     ``reconstructions.png`` and ``samples.png`` where the model can make them
     (``reconstruct``, ``sample``; one row per class when ``sample`` takes ``labels``);
     ``save_every`` writes ``last.pt`` between evaluations too.
@@ -629,7 +630,10 @@ class _Run:
         # a surrogate objective (beta, warm-up, free bits) is compared by its true bound
         keys = ("test_elbo_loss", "test_loss", "train_elbo_loss", "train_loss")
         key = next(k for k in keys if k in record)
-        improved = record[key] < self.best
+        # a model whose test loss is not what it trains for (an adversarial game) keeps
+        # its last evaluation as the best
+        ranked = getattr(self.model, "best_by_test_loss", True)
+        improved = record[key] < self.best or not ranked
         self.best = min(self.best, record[key])
         self.evaluated_step = self.steps
         # metrics first: a crash between the two leaves a line for steps that resume
