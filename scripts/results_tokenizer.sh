@@ -7,8 +7,10 @@
 # a MaskGIT prior over the VQ-VAE sampled in 4, 8 and 12 steps. Raw outputs go to
 # docs/data/tokenizer/; run from the repository root:
 #   bash scripts/results_tokenizer.sh [STAGE...]
-# with STAGE among vqvae, tokenizer, prior-vqvae, prior-tokenizer, maskgit
-# (default: all, in that order; the prior stages need their autoencoder's stage first).
+# with STAGE among vqvae, tokenizer, tokenizer-perceptual, prior-vqvae, prior-tokenizer,
+# maskgit
+# (default: all, in that order; the prior stages need their autoencoder's stage first;
+# maskgit's outputs are not on the results page yet).
 # MNIST_DIR and RUNS_DIR may be set in the environment.
 set -euo pipefail
 data=${MNIST_DIR:-../shared/data/mnist}
@@ -28,6 +30,7 @@ autoencoder() {  # NAME MODEL [OPTIONS...]: train, copy its metrics, evaluate re
   "${g[@]}" train "$model" "${common[@]}" "$@" --out "$runs/$name"
   cp "$runs/$name/metrics.jsonl" "$out/metrics-$name.jsonl"
   cp "$runs/$name/reconstructions.png" "$out/reconstructions-$name.png"
+  "${g[@]}" eval "$runs/$name" --no-prior --samples 1000 --json > "$out/eval-$name.json"
 }
 
 prior() {  # RUN_NAME KIND [SCALE...]: a conditional prior with label dropout, then eval per scale
@@ -52,12 +55,16 @@ evaluate() {  # RUN_NAME KIND LABEL [EVAL OPTIONS...]: 1,000 samples and reconst
 }
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(vqvae tokenizer prior-vqvae prior-tokenizer maskgit)
+[ ${#stages[@]} -gt 0 ] || stages=(vqvae tokenizer tokenizer-perceptual prior-vqvae prior-tokenizer
+  maskgit)
 for stage in "${stages[@]}"; do
   case $stage in
     vqvae) autoencoder vqvae vqvae ;;
     # the discriminator joins after the first epoch (469 steps), as VQGAN starts it late
     tokenizer) autoencoder tokenizer tokenizer --perceptual-weight 0.1 --disc-start 469 ;;
+    # the perceptual term alone: the discriminator's start lies beyond the run
+    tokenizer-perceptual) autoencoder tokenizer-perceptual tokenizer --perceptual-weight 0.1 \
+      --disc-start 1000000 ;;
     prior-vqvae|prior-tokenizer)
       name=${stage#prior-}
       prior "$name" transformer
