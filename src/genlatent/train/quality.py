@@ -24,7 +24,7 @@ from genlatent.metrics.frechet import frechet_distance
 from genlatent.metrics.reconstruction import classifier_features, reconstruction_frechet_distance
 from genlatent.train.build import load_datasets
 from genlatent.train.pictures import sample_images
-from genlatent.train.runs import load_run
+from genlatent.train.runs import LoadedRun, load_run
 from genlatent.train.sampling import prior_samples
 
 __all__ = ["sample_quality"]
@@ -49,6 +49,49 @@ def _reconstructions(
     finally:
         model.train(training)
     return torch.cat(parts)
+
+
+def _draw(
+    loaded: LoadedRun,
+    prior: nn.Module | None,
+    num: int,
+    seed: int,
+    guidance_scale: float,
+    steps: int | None,
+) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, float]]:
+    """``num`` samples of the run (decoded from ``prior``'s grids when given), balanced over
+    the classes where the sampler takes labels; their labels (``None``: unconditional); and
+    how they were drawn, for a prior: ``sampling_seconds``, ``guidance_scale``, ``steps``."""
+    classes = getattr(prior, "num_classes", None) if prior is not None else loaded.num_classes
+    labels = None if classes is None else torch.arange(num) % classes
+    if prior is None:
+        sample = getattr(loaded.model, "sample", None)
+        if not callable(sample) or "labels" not in declared_keywords(sample):
+            labels = None
+        device = module_device(loaded.model)
+        images = sample_images(
+            loaded.model, num, example_shape=loaded.example_shape,
+            generator=seeded_generator(device, seed),
+            labels=None if labels is None else labels.to(device),
+        )  # fmt: skip
+        return images, labels, {}
+    started = time.perf_counter()
+    images = prior_samples(
+        loaded,
+        prior,
+        num,
+        labels=labels,
+        seed=seed,
+        guidance_scale=guidance_scale,
+        steps=steps,
+    ).cpu()  # waits for the device, so that the time is the draws' own
+    drawn = {
+        "sampling_seconds": time.perf_counter() - started,
+        "guidance_scale": float(guidance_scale),
+    }
+    if steps is not None:
+        drawn["steps"] = float(steps)
+    return images, labels, drawn
 
 
 def sample_quality(
@@ -110,7 +153,6 @@ def sample_quality(
     classifier = load_or_train_classifier(
         train_set, data_home() / "classifiers", epochs=classifier_epochs
     )
-    real = classifier_features(classifier, test_set.images[:num])
     result: dict[str, float] = {"samples": float(num)}
     if reconstructs:
         reconstructions = _reconstructions(
@@ -121,33 +163,9 @@ def sample_quality(
         )
     if not samples:
         return result
-    classes = getattr(prior, "num_classes", None) if prior is not None else loaded.num_classes
-    labels = None if classes is None else torch.arange(num) % classes
-    if prior is not None:
-        started = time.perf_counter()
-        images = prior_samples(
-            loaded,
-            prior,
-            num,
-            labels=labels,
-            seed=seed,
-            guidance_scale=guidance_scale,
-            steps=steps,
-        ).cpu()  # waits for the device, so that the time is the draws' own
-        result["sampling_seconds"] = time.perf_counter() - started
-        result["guidance_scale"] = float(guidance_scale)
-        if steps is not None:
-            result["steps"] = float(steps)
-    else:
-        sample = getattr(loaded.model, "sample", None)
-        if not callable(sample) or "labels" not in declared_keywords(sample):
-            labels = None
-        device = module_device(loaded.model)
-        generator = seeded_generator(device, seed)
-        images = sample_images(
-            loaded.model, num, example_shape=loaded.example_shape, generator=generator,
-            labels=None if labels is None else labels.to(device),
-        )  # fmt: skip
+    images, labels, drawn = _draw(loaded, prior, num, seed, guidance_scale, steps)
+    result |= drawn
+    real = classifier_features(classifier, test_set.images[:num])
     result["frechet_distance"] = frechet_distance(real, classifier_features(classifier, images))
     result["frechet_distance_floor"] = frechet_distance(
         real, classifier_features(classifier, train_set.images[:num])
